@@ -1,0 +1,85 @@
+//! The audit trail: one JSON line per API request (CONTRACT §7), written with
+//! a single append before the answer leaves, and never holding a secret.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// One audit record. Identifiers only: no token, header or body.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditRecord {
+    pub ts: String,
+    pub request_id: String,
+    /// `allow` when the policy allowed the call (whatever Connect then said), else `deny`.
+    pub decision: &'static str,
+    /// The deny reason (a policy reason, or the envelope code in lower case);
+    /// the grant's name on allow.
+    pub reason: Option<String>,
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    pub instance_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub user_id: Option<String>,
+    pub capabilities: Option<Vec<&'static str>>,
+    pub client_token: Option<String>,
+    pub status: u16,
+    pub code: &'static str,
+    pub upstream_status: Option<u16>,
+    pub aws_request_id: Option<String>,
+    pub attempts: u32,
+    pub duration_ms: f64,
+}
+
+/// Where audit lines go.
+pub enum AuditSink {
+    Stdout,
+    File(Mutex<File>),
+    /// Kept in memory (tests and the demo's self-check).
+    Memory(Mutex<Vec<String>>),
+}
+
+impl AuditSink {
+    /// `-` is stdout; anything else a file opened for appending.
+    pub fn open(target: &str) -> std::io::Result<AuditSink> {
+        if target == "-" {
+            return Ok(AuditSink::Stdout);
+        }
+        let file = OpenOptions::new().create(true).append(true).open(Path::new(target))?;
+        Ok(AuditSink::File(Mutex::new(file)))
+    }
+
+    /// Writes one record as one line in one write, so concurrent writers and
+    /// a kill mid-way never leave a half line interleaved with another.
+    pub fn write(&self, record: &AuditRecord) {
+        let mut line = serde_json::to_vec(record).expect("audit records serialize");
+        line.push(b'\n');
+        let result = match self {
+            AuditSink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&line).and_then(|_| out.flush())
+            }
+            AuditSink::File(file) => file.lock().expect("audit file lock").write_all(&line),
+            AuditSink::Memory(lines) => {
+                lines
+                    .lock()
+                    .expect("audit memory lock")
+                    .push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, request_id = %record.request_id, "audit record could not be written");
+        }
+    }
+
+    /// The lines kept in memory (empty for other sinks).
+    pub fn memory_lines(&self) -> Vec<String> {
+        match self {
+            AuditSink::Memory(lines) => lines.lock().expect("audit memory lock").clone(),
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! Authentication: the bearer token, checked against the configured issuers'
+//! JWKS with the algorithms the config allows — never what the token asks for.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::HeaderMap;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use crate::jwks::{IssuerKeys, VerificationKey};
+
+/// Who the caller is, once its token checked out.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub claims: Value,
+}
+
+/// Why a token was refused. Messages never quote the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("more than one Authorization header")]
+    Duplicate,
+    #[error("Authorization scheme is not Bearer")]
+    NotBearer,
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("token algorithm not allowed")]
+    Algorithm,
+    #[error("token header uses an unsupported extension")]
+    Unsupported,
+    #[error("token issuer not accepted")]
+    Issuer,
+    #[error("no key of the issuer verifies this token")]
+    NoKey,
+    #[error("token signature invalid")]
+    Signature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token audience not accepted")]
+    Audience,
+    #[error("token claim {0} missing or invalid")]
+    Claim(&'static str),
+}
+
+/// Authentication was not possible at all (no keys yet): answered 503, not 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the keys of issuer {0} are not available yet")]
+pub struct KeysUnavailable(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    #[error(transparent)]
+    Rejected(#[from] AuthError),
+    #[error(transparent)]
+    Unavailable(#[from] KeysUnavailable),
+}
+
+/// Takes the token from the one `Authorization: Bearer …` header.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::Duplicate);
+    }
+    let value = value.to_str().map_err(|_| AuthError::Malformed("header is not visible ASCII"))?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+/// Strict base64url without padding: only `A-Z a-z 0-9 - _`, canonical tail bits.
+fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
+    if segment.is_empty() {
+        return Err(AuthError::Malformed("empty segment"));
+    }
+    if !segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(AuthError::Malformed("segment is not base64url"));
+    }
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| AuthError::Malformed("segment is not base64url"))
+}
+
+/// Parses a JSON object, refusing duplicate member names at any depth: two
+/// parsers that pick different duplicates are how tokens get smuggled.
+pub fn parse_strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<StrictValue>(bytes).ok()?.0 {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// A JSON value whose objects have no duplicate keys.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrictValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(StrictValue(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(StrictValue(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+                let mut out = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    let StrictValue(v) = map.next_value()?;
+                    out.insert(key, v);
+                }
+                Ok(StrictValue(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The header members the gateway understands; a `crit` naming anything
+/// (we implement no critical extension) is refused.
+fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
+    if header.contains_key("crit") {
+        return Err(AuthError::Unsupported);
+    }
+    if let Some(b64) = header.get("b64") {
+        if b64 != &Value::Bool(true) {
+            return Err(AuthError::Unsupported);
+        }
+    }
+    if let Some(kid) = header.get("kid") {
+        if !kid.is_string() {
+            return Err(AuthError::Malformed("kid is not a string"));
+        }
+    }
+    let alg = header.get("alg").and_then(Value::as_str).ok_or(AuthError::Algorithm)?;
+    // Exact, case-sensitive names; "none" in any spelling is not among them.
+    crate::config::parse_algorithm(alg).ok_or(AuthError::Algorithm)
+}
+
+/// Whether a key may verify `alg`: the key type fits, and the JWK's own
+/// `alg`, `use` and `key_ops` (when given) agree.
+fn key_fits(key: &VerificationKey, alg: Algorithm) -> bool {
+    let type_fits = match (&key.jwk.algorithm, alg) {
+        (
+            AlgorithmParameters::RSA(_),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+        ) => true,
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        _ => false,
+    };
+    let alg_fits = match key.jwk.common.key_algorithm {
+        None => true,
+        Some(k) => key_algorithm_name(k) == Some(alg),
+    };
+    type_fits && alg_fits && key.may_verify()
+}
+
+fn key_algorithm_name(k: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match k {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// Checks tokens against every configured issuer.
+pub struct Authenticator {
+    issuers: Vec<Arc<IssuerKeys>>,
+    leeway: Duration,
+}
+
+/// The parts of a token that passed the shape checks.
+struct Parsed<'a> {
+    signing_input_and_signature: &'a str,
+    alg: Algorithm,
+    kid: Option<String>,
+    claims: Map<String, Value>,
+}
+
+impl Authenticator {
+    pub fn new(issuers: Vec<Arc<IssuerKeys>>, leeway: Duration) -> Self {
+        Authenticator { issuers, leeway }
+    }
+
+    pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
+        &self.issuers
+    }
+
+    fn parse(token: &str) -> Result<Parsed<'_>, AuthError> {
+        let segments: Vec<&str> = token.split('.').collect();
+        if segments.len() != 3 {
+            return Err(AuthError::Malformed("a JWT has three segments"));
+        }
+        let header = parse_strict_object(&decode_segment(segments[0])?)
+            .ok_or(AuthError::Malformed("header is not a JSON object"))?;
+        let claims = parse_strict_object(&decode_segment(segments[1])?)
+            .ok_or(AuthError::Malformed("payload is not a JSON object"))?;
+        // The signature must be present and canonical base64url too.
+        decode_segment(segments[2]).map_err(|_| AuthError::Signature)?;
+        let alg = check_header(&header)?;
+        let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+        Ok(Parsed {
+            signing_input_and_signature: token,
+            alg,
+            kid,
+            claims,
+        })
+    }
+
+    /// Authenticates a token: shape, issuer, algorithm, key, signature, claims.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthFailure> {
+        let parsed = Self::parse(token)?;
+        // The issuer chooses which keys to try; it is checked again, exactly,
+        // once the signature has been verified.
+        let iss = parsed.claims.get("iss").and_then(Value::as_str).ok_or(AuthError::Claim("iss"))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer.issuer == iss)
+            .ok_or(AuthError::Issuer)?;
+        if !issuer.issuer.algorithms.contains(&parsed.alg) {
+            return Err(AuthError::Algorithm.into());
+        }
+        match self.verify_with(issuer, &parsed) {
+            Err(AuthError::NoKey) => {
+                // A key we have never seen, or no keys yet: the issuer may have
+                // rotated. Ask it again (rate-limited), then look once more.
+                issuer.refetch_for_unknown_key().await;
+                if !issuer.has_keys() {
+                    return Err(KeysUnavailable(issuer.issuer.issuer.clone()).into());
+                }
+                Ok(self.verify_with(issuer, &parsed)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn verify_with(&self, issuer: &IssuerKeys, parsed: &Parsed<'_>) -> Result<Identity, AuthError> {
+        let keys = issuer.keys();
+        let candidates: Vec<&VerificationKey> = keys
+            .keys
+            .iter()
+            .filter(|k| match &parsed.kid {
+                Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
+                None => true,
+            })
+            .filter(|k| key_fits(k, parsed.alg))
+            .collect();
+        if candidates.is_empty() {
+            return Err(AuthError::NoKey);
+        }
+        let mut validation = Validation::new(parsed.alg);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&issuer.issuer.issuer]);
+        validation.set_audience(&issuer.issuer.audiences);
+        let mut last = AuthError::Signature;
+        for key in candidates {
+            match jsonwebtoken::decode::<Value>(parsed.signing_input_and_signature, &key.key, &validation) {
+                Ok(_) => return self.check_claims(issuer, &parsed.claims),
+                Err(e) => {
+                    use jsonwebtoken::errors::ErrorKind as K;
+                    last = match e.kind() {
+                        K::ExpiredSignature => AuthError::Expired,
+                        K::ImmatureSignature => AuthError::NotYetValid,
+                        K::InvalidAudience => AuthError::Audience,
+                        K::InvalidIssuer => AuthError::Issuer,
+                        K::MissingRequiredClaim(c) => match c.as_str() {
+                            "exp" => AuthError::Claim("exp"),
+                            "aud" => AuthError::Claim("aud"),
+                            "sub" => AuthError::Claim("sub"),
+                            _ => AuthError::Claim("iss"),
+                        },
+                        K::InvalidClaimFormat(_) => AuthError::Claim("exp"),
+                        _ => AuthError::Signature,
+                    };
+                    // Claim errors come after a good signature: no other key will do better.
+                    if last != AuthError::Signature {
+                        return Err(last);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The claim rules we enforce ourselves, on the claims as we parsed them
+    /// (duplicate-free), so nothing depends on another parser's leniency.
+    fn check_claims(&self, issuer: &IssuerKeys, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+        let leeway = self.leeway.as_secs() as i64;
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer.issuer.issuer.as_str()) {
+            return Err(AuthError::Issuer);
+        }
+        let exp = numeric_date(claims.get("exp")).ok_or(AuthError::Claim("exp"))?;
+        if exp + leeway < now {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            if numeric_date(Some(nbf)).ok_or(AuthError::Claim("nbf"))? > now + leeway {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        if let Some(iat) = claims.get("iat") {
+            if numeric_date(Some(iat)).ok_or(AuthError::Claim("iat"))? > now + leeway {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        let audiences: HashSet<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => HashSet::from([a.as_str()]),
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => return Err(AuthError::Claim("aud")),
+        };
+        if !issuer.issuer.audiences.iter().any(|a| audiences.contains(a.as_str())) {
+            return Err(AuthError::Audience);
+        }
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::Claim("sub"))?;
+        Ok(Identity {
+            issuer: issuer.issuer.issuer.clone(),
+            subject: subject.to_owned(),
+            claims: Value::Object(claims.clone()),
+        })
+    }
+}
+
+/// A NumericDate: a JSON integer (or a whole float) of seconds, within reason.
+fn numeric_date(v: Option<&Value>) -> Option<i64> {
+    let n = v?.as_number()?;
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let f = n.as_f64()?;
+    (f.is_finite() && f.abs() < 1e15).then_some(f.floor() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(http::header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(&headers(&["bEaReR a.b.c"])), Ok("a.b.c"));
+    }
+
+    #[test]
+    fn missing_duplicate_and_other_schemes_are_refused() {
+        assert_eq!(bearer_token(&headers(&[])), Err(AuthError::Missing));
+        assert_eq!(bearer_token(&headers(&["Bearer a.b.c", "Bearer a.b.c"])), Err(AuthError::Duplicate));
+        assert_eq!(bearer_token(&headers(&["Basic dXNlcjpwYXNz"])), Err(AuthError::NotBearer));
+        assert_eq!(bearer_token(&headers(&["Bearer"])), Err(AuthError::NotBearer));
+        assert_eq!(bearer_token(&headers(&["Bearer "])), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn segments_must_be_strict_base64url() {
+        assert!(decode_segment("eyJhIjoxfQ").is_ok());
+        assert!(decode_segment("eyJhIjoxfQ==").is_err());
+        assert!(decode_segment("ab+/").is_err());
+        assert!(decode_segment("").is_err());
+    }
+
+    #[test]
+    fn duplicate_json_members_are_refused_at_any_depth() {
+        assert!(parse_strict_object(br#"{"a":1,"a":2}"#).is_none());
+        assert!(parse_strict_object(br#"{"a":{"b":1,"b":1}}"#).is_none());
+        assert!(parse_strict_object(br#"[1]"#).is_none());
+        assert!(parse_strict_object(br#"{"a":[{"b":1}]}"#).is_some());
+    }
+
+    #[test]
+    fn header_checks() {
+        let h = |s: &str| parse_strict_object(s.as_bytes()).unwrap();
+        assert_eq!(check_header(&h(r#"{"alg":"ES256"}"#)), Ok(Algorithm::ES256));
+        assert_eq!(check_header(&h(r#"{"alg":"none"}"#)), Err(AuthError::Algorithm));
+        assert_eq!(check_header(&h(r#"{"alg":"es256"}"#)), Err(AuthError::Algorithm));
+        assert_eq!(check_header(&h(r#"{"alg":"HS256"}"#)), Err(AuthError::Algorithm));
+        assert_eq!(check_header(&h(r#"{}"#)), Err(AuthError::Algorithm));
+        assert_eq!(check_header(&h(r#"{"alg":"ES256","crit":["exp"]}"#)), Err(AuthError::Unsupported));
+        assert_eq!(check_header(&h(r#"{"alg":"ES256","b64":false}"#)), Err(AuthError::Unsupported));
+        assert!(check_header(&h(r#"{"alg":"ES256","kid":7}"#)).is_err());
+    }
+
+    #[test]
+    fn numeric_dates() {
+        assert_eq!(numeric_date(Some(&serde_json::json!(5))), Some(5));
+        assert_eq!(numeric_date(Some(&serde_json::json!(5.5))), Some(5));
+        assert_eq!(numeric_date(Some(&serde_json::json!("5"))), None);
+        assert_eq!(numeric_date(Some(&serde_json::json!(1e300))), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! The command line of CONTRACT §2: `serve`, `check`, `explain`, `demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::config::{config_path, Settings};
+use crate::endpoint::{RouteError, Router};
+use crate::monitor_request::MonitorRequest;
+use crate::policy::{Decision, DenyReason};
+use crate::server::{self, Dependencies};
+
+/// Exit code for bad input or an invalid configuration.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "connect-monitor-gateway", version, about = "Authorizing SigV4 gateway for Amazon Connect MonitorContact")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (default: $CMG_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config, the policy and key files, then exit (0 ok, 2 problems).
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the policy decision for given claims and request (0 allow, 1 deny, 2 bad input).
+    Explain {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The caller's token claims, as a JSON object.
+        #[arg(long)]
+        claims: String,
+        /// The MonitorContact request body, as JSON.
+        #[arg(long)]
+        request: String,
+    },
+    /// Run on the embedded default: in-process issuer and Connect stand-in.
+    Demo {
+        /// Send the sample requests, print the outcomes, exit 0 only if all are as expected.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// Logs: JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
+    Settings::load(&config_path(config)).map_err(|problems| {
+        for p in &problems.0 {
+            eprintln!("{p}");
+        }
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+pub fn check(config: Option<PathBuf>) -> ExitCode {
+    match load(config) {
+        Ok(s) => {
+            println!(
+                "{}: ok ({} issuer(s), {} grant(s))",
+                s.config_file.display(),
+                s.issuers.len(),
+                s.policy.grants.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let claims: Value = match serde_json::from_str(claims) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            eprintln!("--claims: not a JSON object");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let request = match MonitorRequest::parse(request.as_bytes()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("--request: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // The instance allow-list decides before the grants, as in the gateway.
+    let routable = Router::new(&settings, |_| None).map(|r| r.route(&request.instance_id));
+    let decision = match routable {
+        Ok(Err(RouteError::UnknownInstance)) => Decision::Deny(DenyReason::InstanceNotAllowed),
+        _ => settings.policy.evaluate(&claims, &request, &settings.user_id_claim),
+    };
+    match decision {
+        Decision::Allow { grant } => {
+            println!("{}", json!({"decision": "allow", "grant": grant}));
+            ExitCode::SUCCESS
+        }
+        Decision::Deny(reason) => {
+            println!("{}", json!({"decision": "deny", "reason": reason.as_str()}));
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let running = match server::start(&settings, Dependencies::default()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    server::shutdown_signal().await;
+    tracing::info!(grace = ?settings.server.shutdown_grace.0, "shutting down: draining in-flight requests");
+    running.shutdown(settings.server.shutdown_grace.0).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+pub async fn demo(once: bool) -> ExitCode {
+    match crate::demo::run(once).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The gateway's own AWS credentials: asked of the provider once, cached, and
+//! renewed ahead of expiry — never fetched per request.
+
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+
+/// Renew this long before the credentials expire.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("AWS credentials are not available: {0}")]
+pub struct CredentialsUnavailable(pub String);
+
+/// A cache in front of a credentials provider (the default chain in production).
+pub struct CredentialsCache {
+    provider: SharedCredentialsProvider,
+    current: RwLock<Option<Credentials>>,
+    /// One refresh at a time: many requests waiting on expiry make one call.
+    refreshing: tokio::sync::Mutex<()>,
+    margin: Duration,
+}
+
+impl CredentialsCache {
+    pub fn new(provider: SharedCredentialsProvider, margin: Duration) -> Self {
+        CredentialsCache {
+            provider,
+            current: RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+            margin,
+        }
+    }
+
+    fn fresh(&self) -> Option<Credentials> {
+        let current = self.current.read().expect("credentials lock");
+        current.as_ref().filter(|c| !self.near_expiry(c)).cloned()
+    }
+
+    fn near_expiry(&self, creds: &Credentials) -> bool {
+        creds
+            .expiry()
+            .is_some_and(|expiry| SystemTime::now() + self.margin >= expiry)
+    }
+
+    fn unexpired(&self) -> Option<Credentials> {
+        let current = self.current.read().expect("credentials lock");
+        current
+            .as_ref()
+            .filter(|c| c.expiry().is_none_or(|e| SystemTime::now() < e))
+            .cloned()
+    }
+
+    /// Whether usable credentials are held now (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.unexpired().is_some()
+    }
+
+    /// Credentials for signing one request.
+    pub async fn get(&self) -> Result<Credentials, CredentialsUnavailable> {
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        match self.refresh_locked().await {
+            Ok(c) => Ok(c),
+            // A provider hiccup must not fail requests while what we hold is still valid.
+            Err(e) => self.unexpired().ok_or(e),
+        }
+    }
+
+    async fn refresh_locked(&self) -> Result<Credentials, CredentialsUnavailable> {
+        let asked = tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials()).await;
+        let creds = match asked {
+            Err(_) => return Err(CredentialsUnavailable("the credentials provider timed out".into())),
+            // The provider's error text names the chain link that failed; it carries no secret.
+            Ok(Err(e)) => return Err(CredentialsUnavailable(crate::http_client::error_chain(&e))),
+            Ok(Ok(c)) => c,
+        };
+        if creds.expiry().is_some_and(|e| e <= SystemTime::now()) {
+            return Err(CredentialsUnavailable("the provider returned expired credentials".into()));
+        }
+        *self.current.write().expect("credentials lock") = Some(creds.clone());
+        tracing::info!(expires = ?creds.expiry().map(humantime::format_rfc3339_seconds), "AWS credentials resolved");
+        Ok(creds)
+    }
+
+    /// Refreshes now, unless another caller is already doing so.
+    pub async fn refresh(&self) -> Result<Credentials, CredentialsUnavailable> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        self.refresh_locked().await
+    }
+
+    /// Keeps credentials fresh in the background so no request waits on the
+    /// provider: resolve at start, then again `margin` before each expiry.
+    pub async fn refresh_loop(self: std::sync::Arc<Self>) {
+        loop {
+            let wait = match self.refresh().await {
+                Ok(c) => match c.expiry() {
+                    // Static credentials never expire: nothing more to do.
+                    None => return,
+                    Some(expiry) => expiry
+                        .duration_since(SystemTime::now() + self.margin)
+                        .unwrap_or(Duration::ZERO)
+                        .max(Duration::from_secs(1)),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "AWS credentials not refreshed; will retry");
+                    RETRY_AFTER_FAILURE
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        lifetime: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let expiry = SystemTime::now() + self.lifetime;
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                "AKIDTEST", "secret", None, Some(expiry), "test",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_provider_call() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(CredentialsCache::new(
+            SharedCredentialsProvider::new(Counting {
+                calls: calls.clone(),
+                lifetime: Duration::from_secs(3600),
+            }),
+            DEFAULT_REFRESH_MARGIN,
+        ));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let c = cache.clone();
+                tokio::spawn(async move { c.get().await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn credentials_inside_the_margin_are_renewed() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache = CredentialsCache::new(
+            SharedCredentialsProvider::new(Counting {
+                calls: calls.clone(),
+                lifetime: Duration::from_secs(60),
+            }),
+            DEFAULT_REFRESH_MARGIN,
+        );
+        cache.get().await.unwrap();
+        cache.get().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "60 s left is inside the 5 min margin");
+    }
+}
