@@ -101,7 +101,11 @@ impl CredentialsCache {
     /// provider: resolve at start, then again `margin` before each expiry.
     pub async fn refresh_loop(self: std::sync::Arc<Self>) {
         loop {
-            let wait = match self.refresh().await {
+            let held = match self.fresh() {
+                Some(c) => Ok(c),
+                None => self.refresh().await,
+            };
+            let wait = match held {
                 Ok(c) => match c.expiry() {
                     // Static credentials never expire: nothing more to do.
                     None => return,

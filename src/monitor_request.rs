@@ -89,6 +89,11 @@ fn required(member: &str, value: Option<String>) -> Result<String, InvalidReques
 impl MonitorRequest {
     /// Parses and validates a body. Never echoes the caller's values back.
     pub fn parse(body: &[u8]) -> Result<MonitorRequest, InvalidRequest> {
+        // serde would also take a struct from a JSON array (`["i","c","u"]`);
+        // the model only has the object form, so nothing else gets that far.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(InvalidRequest("body must be a JSON object".into()));
+        }
         let wire: WireRequest = serde_json::from_slice(body).map_err(|e| {
             // serde's message names the member ("unknown field `X`", "duplicate
             // field `UserId`", "invalid type: …"); its position helps too.
@@ -181,6 +186,14 @@ mod tests {
         assert_eq!(
             body,
             r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":["SILENT_MONITOR"],"ClientToken":"t"}"#
+        );
+    }
+
+    #[test]
+    fn array_form_of_the_struct_is_refused() {
+        assert_eq!(
+            parse(r#"["i","c","u",null,null]"#),
+            Err(InvalidRequest("body must be a JSON object".into()))
         );
     }
 

@@ -1,0 +1,69 @@
+//! Issuer keys over time: a rotated-in key is picked up by an unknown-kid
+//! refetch (at most one per 30 s), and cached keys keep working while the
+//! issuer is down.
+
+mod support;
+
+use connect_monitor_gateway::issuer_standin::jwks_of;
+use support::{Harness, Options, BODY};
+
+#[tokio::test]
+async fn token_signed_by_a_newly_published_key_is_accepted_after_refetch() {
+    let h = Harness::start().await;
+    let fetches_at_start = h.issuer.fetches();
+    let claims = h.claims("sup-1", "supervisors", "user-1");
+    let rotated_token = h.keys.rotated.mint(&claims);
+    // Not yet published: refused, after one early refetch.
+    let a = h.monitor(Some(&rotated_token), BODY).await;
+    assert_eq!((a.status, a.code()), (401, "UNAUTHENTICATED"));
+    assert_eq!(h.issuer.fetches(), fetches_at_start + 1);
+
+    // A second unknown-kid token within 30 s makes no new fetch.
+    let a = h.monitor(Some(&rotated_token), BODY).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(h.issuer.fetches(), fetches_at_start + 1, "at most one early refetch per 30 s");
+}
+
+#[tokio::test]
+async fn rotation_is_picked_up_by_unknown_kid_refetch() {
+    let h = Harness::start().await;
+    let fetches_at_start = h.issuer.fetches();
+    // The issuer publishes the new key; the gateway has not refreshed yet.
+    h.issuer.publish(jwks_of(&[&h.keys.ed, &h.keys.rotated]));
+    let claims = h.claims("sup-1", "supervisors", "user-1");
+    let a = h.monitor(Some(&h.keys.rotated.mint(&claims)), BODY).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(h.issuer.fetches(), fetches_at_start + 1);
+    // The old key is still published and still works.
+    assert_eq!(h.monitor(Some(&h.keys.ed.mint(&claims)), BODY).await.status, 200);
+    // Keys dropped from the JWKS stop working after the refresh: RS256 was removed.
+    assert_eq!(h.monitor(Some(&h.keys.rsa.mint(&claims)), BODY).await.status, 401);
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_the_issuer_is_down() {
+    let h = Harness::with(Options {
+        jwks_refresh: "1s",
+        ..Default::default()
+    })
+    .await;
+    h.issuer.set_up(false);
+    let before = h.issuer.fetches();
+    // Wait (bounded) for at least one failed background refresh.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while h.issuer.fetches() == before {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the gateway retried the issuer within 5 s");
+    let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
+    assert_eq!(a.status, 200, "cached keys still verify: {:?}", a.body);
+    let (_, metrics) = h.admin("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("cmg_jwks_refresh_total{") && l.contains("result=\"error\"")),
+        "{metrics}"
+    );
+    let (status, _) = h.admin("/readyz").await;
+    assert_eq!(status, 200, "still ready on cached keys");
+}
