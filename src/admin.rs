@@ -31,11 +31,19 @@ pub fn readiness(gateway: &Gateway) -> (bool, Value) {
     (ready, Value::Object(checks))
 }
 
-pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let id = uuid::Uuid::new_v4().to_string();
     if req.method() != Method::GET {
-        let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"status": "method not allowed"}), &id);
-        r.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET"));
+        let mut r = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"status": "method not allowed"}),
+            &id,
+        );
+        r.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("GET"));
         return Ok(r);
     }
     Ok(match req.uri().path() {
@@ -43,7 +51,11 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Res
         "/readyz" => {
             let (ready, checks) = readiness(&gateway);
             if ready {
-                json_response(StatusCode::OK, &json!({"status": "ready", "checks": checks}), &id)
+                json_response(
+                    StatusCode::OK,
+                    &json!({"status": "ready", "checks": checks}),
+                    &id,
+                )
             } else {
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -56,7 +68,9 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Res
             let mut r = Response::new(Body::from(gateway.metrics.render()));
             r.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             r
         }

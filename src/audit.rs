@@ -47,7 +47,10 @@ impl AuditSink {
         if target == "-" {
             return Ok(AuditSink::Stdout);
         }
-        let file = OpenOptions::new().create(true).append(true).open(Path::new(target))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(target))?;
         Ok(AuditSink::File(Mutex::new(file)))
     }
 

@@ -73,7 +73,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     if values.next().is_some() {
         return Err(AuthError::Duplicate);
     }
-    let value = value.to_str().map_err(|_| AuthError::Malformed("header is not visible ASCII"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Malformed("header is not visible ASCII"))?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::NotBearer);
@@ -90,10 +92,15 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
     if segment.is_empty() {
         return Err(AuthError::Malformed("empty segment"));
     }
-    if !segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(AuthError::Malformed("segment is not base64url"));
     }
-    URL_SAFE_NO_PAD.decode(segment).map_err(|_| AuthError::Malformed("segment is not base64url"))
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::Malformed("segment is not base64url"))
 }
 
 /// Parses a JSON object, refusing duplicate member names at any depth: two
@@ -137,14 +144,20 @@ impl<'de> serde::Deserialize<'de> for StrictValue {
             fn visit_unit<E>(self) -> Result<StrictValue, E> {
                 Ok(StrictValue(Value::Null))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StrictValue, A::Error> {
                 let mut items = Vec::new();
                 while let Some(StrictValue(v)) = seq.next_element()? {
                     items.push(v);
                 }
                 Ok(StrictValue(Value::Array(items)))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StrictValue, A::Error> {
                 let mut out = Map::new();
                 while let Some(key) = map.next_key::<String>()? {
                     if out.contains_key(&key) {
@@ -176,7 +189,10 @@ fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
             return Err(AuthError::Malformed("kid is not a string"));
         }
     }
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(AuthError::Algorithm)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(AuthError::Algorithm)?;
     // Exact, case-sensitive names; "none" in any spelling is not among them.
     crate::config::parse_algorithm(alg).ok_or(AuthError::Algorithm)
 }
@@ -196,7 +212,9 @@ fn key_fits(key: &VerificationKey, alg: Algorithm) -> bool {
         ) => true,
         (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
         (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
-        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
+            p.curve == EllipticCurve::Ed25519
+        }
         _ => false,
     };
     let alg_fits = match key.jwk.common.key_algorithm {
@@ -270,7 +288,11 @@ impl Authenticator {
         let parsed = Self::parse(token)?;
         // The issuer chooses which keys to try; it is checked again, exactly,
         // once the signature has been verified.
-        let iss = parsed.claims.get("iss").and_then(Value::as_str).ok_or(AuthError::Claim("iss"))?;
+        let iss = parsed
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(AuthError::Claim("iss"))?;
         let issuer = self
             .issuers
             .iter()
@@ -315,7 +337,11 @@ impl Authenticator {
         validation.set_audience(&issuer.issuer.audiences);
         let mut last = AuthError::Signature;
         for key in candidates {
-            match jsonwebtoken::decode::<Value>(parsed.signing_input_and_signature, &key.key, &validation) {
+            match jsonwebtoken::decode::<Value>(
+                parsed.signing_input_and_signature,
+                &key.key,
+                &validation,
+            ) {
                 Ok(_) => return self.check_claims(issuer, &parsed.claims),
                 Err(e) => {
                     use jsonwebtoken::errors::ErrorKind as K;
@@ -345,8 +371,14 @@ impl Authenticator {
 
     /// The claim rules we enforce ourselves, on the claims as we parsed them
     /// (duplicate-free), so nothing depends on another parser's leniency.
-    fn check_claims(&self, issuer: &IssuerKeys, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    fn check_claims(
+        &self,
+        issuer: &IssuerKeys,
+        claims: &Map<String, Value>,
+    ) -> Result<Identity, AuthError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()) as i64;
         let leeway = self.leeway.as_secs() as i64;
         if claims.get("iss").and_then(Value::as_str) != Some(issuer.issuer.issuer.as_str()) {
             return Err(AuthError::Issuer);
@@ -370,7 +402,12 @@ impl Authenticator {
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
             _ => return Err(AuthError::Claim("aud")),
         };
-        if !issuer.issuer.audiences.iter().any(|a| audiences.contains(a.as_str())) {
+        if !issuer
+            .issuer
+            .audiences
+            .iter()
+            .any(|a| audiences.contains(a.as_str()))
+        {
             return Err(AuthError::Audience);
         }
         let subject = claims
@@ -404,7 +441,10 @@ mod tests {
     fn headers(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
-            h.append(http::header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            h.append(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -417,10 +457,22 @@ mod tests {
     #[test]
     fn missing_duplicate_and_other_schemes_are_refused() {
         assert_eq!(bearer_token(&headers(&[])), Err(AuthError::Missing));
-        assert_eq!(bearer_token(&headers(&["Bearer a.b.c", "Bearer a.b.c"])), Err(AuthError::Duplicate));
-        assert_eq!(bearer_token(&headers(&["Basic dXNlcjpwYXNz"])), Err(AuthError::NotBearer));
-        assert_eq!(bearer_token(&headers(&["Bearer"])), Err(AuthError::NotBearer));
-        assert_eq!(bearer_token(&headers(&["Bearer "])), Err(AuthError::Missing));
+        assert_eq!(
+            bearer_token(&headers(&["Bearer a.b.c", "Bearer a.b.c"])),
+            Err(AuthError::Duplicate)
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Basic dXNlcjpwYXNz"])),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer"])),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer "])),
+            Err(AuthError::Missing)
+        );
     }
 
     #[test]
@@ -443,12 +495,27 @@ mod tests {
     fn header_checks() {
         let h = |s: &str| parse_strict_object(s.as_bytes()).unwrap();
         assert_eq!(check_header(&h(r#"{"alg":"ES256"}"#)), Ok(Algorithm::ES256));
-        assert_eq!(check_header(&h(r#"{"alg":"none"}"#)), Err(AuthError::Algorithm));
-        assert_eq!(check_header(&h(r#"{"alg":"es256"}"#)), Err(AuthError::Algorithm));
-        assert_eq!(check_header(&h(r#"{"alg":"HS256"}"#)), Err(AuthError::Algorithm));
+        assert_eq!(
+            check_header(&h(r#"{"alg":"none"}"#)),
+            Err(AuthError::Algorithm)
+        );
+        assert_eq!(
+            check_header(&h(r#"{"alg":"es256"}"#)),
+            Err(AuthError::Algorithm)
+        );
+        assert_eq!(
+            check_header(&h(r#"{"alg":"HS256"}"#)),
+            Err(AuthError::Algorithm)
+        );
         assert_eq!(check_header(&h(r#"{}"#)), Err(AuthError::Algorithm));
-        assert_eq!(check_header(&h(r#"{"alg":"ES256","crit":["exp"]}"#)), Err(AuthError::Unsupported));
-        assert_eq!(check_header(&h(r#"{"alg":"ES256","b64":false}"#)), Err(AuthError::Unsupported));
+        assert_eq!(
+            check_header(&h(r#"{"alg":"ES256","crit":["exp"]}"#)),
+            Err(AuthError::Unsupported)
+        );
+        assert_eq!(
+            check_header(&h(r#"{"alg":"ES256","b64":false}"#)),
+            Err(AuthError::Unsupported)
+        );
         assert!(check_header(&h(r#"{"alg":"ES256","kid":7}"#)).is_err());
     }
 

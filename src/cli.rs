@@ -16,7 +16,11 @@ use crate::server::{self, Dependencies};
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "connect-monitor-gateway", version, about = "Authorizing SigV4 gateway for Amazon Connect MonitorContact")]
+#[command(
+    name = "connect-monitor-gateway",
+    version,
+    about = "Authorizing SigV4 gateway for Amazon Connect MonitorContact"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -112,7 +116,9 @@ pub fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode
     let routable = Router::new(&settings, |_| None).map(|r| r.route(&request.instance_id));
     let decision = match routable {
         Ok(Err(RouteError::UnknownInstance)) => Decision::Deny(DenyReason::InstanceNotAllowed),
-        _ => settings.policy.evaluate(&claims, &request, &settings.user_id_claim),
+        _ => settings
+            .policy
+            .evaluate(&claims, &request, &settings.user_id_claim),
     };
     match decision {
         Decision::Allow { grant } => {

@@ -342,8 +342,13 @@ impl Settings {
     /// Reads and checks the config file and the policy it names.
     pub fn load(path: &Path) -> Result<Settings, Problems> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Problems(vec![Problem::new(&file, "(file)", format!("cannot read: {e}"))]))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem::new(
+                &file,
+                "(file)",
+                format!("cannot read: {e}"),
+            )])
+        })?;
         Self::from_toml(&text, path)
     }
 
@@ -351,7 +356,11 @@ impl Settings {
     pub fn from_toml(text: &str, path: &Path) -> Result<Settings, Problems> {
         let file = path.display().to_string();
         let parsed: FileConfig = toml::from_str(text).map_err(|e| {
-            Problems(vec![Problem::new(&file, toml_error_key(text, &e), e.message().trim().to_string())])
+            Problems(vec![Problem::new(
+                &file,
+                toml_error_key(text, &e),
+                e.message().trim().to_string(),
+            )])
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("")).to_path_buf();
         let mut problems = Vec::new();
@@ -363,7 +372,12 @@ impl Settings {
         }
     }
 
-    fn check(cfg: FileConfig, path: &Path, base: &Path, problems: &mut Vec<Problem>) -> Option<Settings> {
+    fn check(
+        cfg: FileConfig,
+        path: &Path,
+        base: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Settings> {
         let file = path.display().to_string();
         let mut bad = |key: &str, why: String| problems.push(Problem::new(&file, key, why));
 
@@ -383,7 +397,10 @@ impl Settings {
             }
         }
         if cfg.auth.issuers.is_empty() {
-            bad("auth.issuers", "at least one [[auth.issuers]] is required".into());
+            bad(
+                "auth.issuers",
+                "at least one [[auth.issuers]] is required".into(),
+            );
         }
         let mut issuers = Vec::new();
         for (i, iss) in cfg.auth.issuers.iter().enumerate() {
@@ -395,7 +412,10 @@ impl Settings {
                 bad(&at("issuer"), format!("{:?} is listed twice", iss.issuer));
             }
             if iss.audiences.is_empty() || iss.audiences.iter().any(String::is_empty) {
-                bad(&at("audiences"), "list at least one non-empty audience".into());
+                bad(
+                    &at("audiences"),
+                    "list at least one non-empty audience".into(),
+                );
             }
             let mut algorithms = Vec::new();
             if iss.algorithms.is_empty() {
@@ -429,7 +449,10 @@ impl Settings {
                     Some(KeySource::File(resolved))
                 }
                 _ => {
-                    bad(&at("jwks_url"), "set exactly one of jwks_url and jwks_file".into());
+                    bad(
+                        &at("jwks_url"),
+                        "set exactly one of jwks_url and jwks_file".into(),
+                    );
                     None
                 }
             };
@@ -461,21 +484,32 @@ impl Settings {
         }
         if let Some(endpoint) = &c.endpoint {
             if crate::endpoint::parse_endpoint(endpoint).is_err() {
-                bad("connect.endpoint", format!("{endpoint:?} is not an http(s) URL with a host"));
+                bad(
+                    "connect.endpoint",
+                    format!("{endpoint:?} is not an http(s) URL with a host"),
+                );
             }
         }
-        let default_region_known = c.region.is_some() || std::env::var("AWS_REGION").is_ok_and(|r| !r.is_empty());
+        let default_region_known =
+            c.region.is_some() || std::env::var("AWS_REGION").is_ok_and(|r| !r.is_empty());
         for (i, inst) in c.instances.iter().enumerate() {
             if inst.id.is_empty() || inst.id.chars().count() > 100 {
-                bad(&format!("connect.instances[{i}].id"), "must be 1 to 100 characters".into());
+                bad(
+                    &format!("connect.instances[{i}].id"),
+                    "must be 1 to 100 characters".into(),
+                );
             }
             if c.instances[..i].iter().any(|o| o.id == inst.id) {
-                bad(&format!("connect.instances[{i}].id"), format!("{:?} is listed twice", inst.id));
+                bad(
+                    &format!("connect.instances[{i}].id"),
+                    format!("{:?} is listed twice", inst.id),
+                );
             }
             match &inst.region {
-                Some(r) if !valid_region(r) => {
-                    bad(&format!("connect.instances[{i}].region"), format!("{r:?} is not a region name"))
-                }
+                Some(r) if !valid_region(r) => bad(
+                    &format!("connect.instances[{i}].region"),
+                    format!("{r:?} is not a region name"),
+                ),
                 None if !default_region_known => bad(
                     &format!("connect.instances[{i}].region"),
                     "no region here, in connect.region or in AWS_REGION".into(),
@@ -484,7 +518,10 @@ impl Settings {
             }
         }
         if c.instances.is_empty() && !default_region_known {
-            bad("connect.region", "set connect.region (or AWS_REGION, or a region per instance)".into());
+            bad(
+                "connect.region",
+                "set connect.region (or AWS_REGION, or a region per instance)".into(),
+            );
         }
 
         if cfg.policy.user_id_claim.is_empty() {
@@ -494,7 +531,9 @@ impl Settings {
             bad("audit.file", "use \"-\" for stdout or a file path".into());
         }
         for (i, origin) in cfg.cors.allowed_origins.iter().enumerate() {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
                 bad(
                     &format!("cors.allowed_origins[{i}]"),
                     format!("{origin:?} is not an origin like \"https://dashboard.example.com\""),
@@ -543,9 +582,12 @@ fn valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32
         && region.split('-').count() >= 3
-        && region
-            .split('-')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && region.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// Names the key a TOML error is about, as `line N, column M` plus the text there.
@@ -561,12 +603,24 @@ pub fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
         .rev()
         .find_map(|l| {
             let l = l.trim();
-            (l.starts_with('[') && l.ends_with(']')).then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
+            (l.starts_with('[') && l.ends_with(']'))
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
         })
         .unwrap_or_default();
-    let found = text[span.start.min(text.len())..span.end.min(text.len())].trim();
-    let key = found.split(['=', ' ']).next().unwrap_or(found);
-    let key = if table.is_empty() || key.starts_with('[') {
+    let line_text = text[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim();
+    if line_text.starts_with('[') {
+        // The error is about a table header itself (e.g. a table given twice).
+        let header = line_text.trim_matches(|c| c == '[' || c == ']').trim();
+        return format!("line {line}, column {column}: {header}");
+    }
+    // The key is on the error's line, before the `=`, whether the error
+    // points at the key (unknown field) or at its value (bad duration).
+    let key = line_text.split('=').next().unwrap_or(line_text).trim().trim_matches('"');
+    let key = if table.is_empty() {
         key.to_string()
     } else {
         format!("{table}.{key}")
@@ -618,7 +672,11 @@ file = "policy.toml"
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "policy.toml", POLICY);
         write(dir.path(), "jwks.json", JWKS);
-        let cfg = write(dir.path(), "g.toml", &format!("[server]\nlisen = \"x\"\n{}", base_config()));
+        let cfg = write(
+            dir.path(),
+            "g.toml",
+            &format!("[server]\nlisen = \"x\"\n{}", base_config()),
+        );
         let err = Settings::load(&cfg).unwrap_err().to_string();
         assert!(err.contains("server.lisen"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
@@ -644,7 +702,10 @@ file = "policy.toml"
         let text = base_config()
             .replace("[\"EdDSA\"]", "[\"HS256\"]")
             .replace("jwks_file = \"jwks.json\"", "jwks_file = \"missing.json\"")
-            .replace("region = \"us-east-1\"", "region = \"us-east-1\"\nmax_attempts = 0");
+            .replace(
+                "region = \"us-east-1\"",
+                "region = \"us-east-1\"\nmax_attempts = 0",
+            );
         let cfg = write(dir.path(), "g.toml", &text);
         let err = Settings::load(&cfg).unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();
@@ -658,8 +719,15 @@ file = "policy.toml"
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "policy.toml", POLICY);
         write(dir.path(), "jwks.json", JWKS);
-        let cfg = write(dir.path(), "g.toml", &format!("[server]\nrequest_timeout = \"soon\"\n{}", base_config()));
+        let cfg = write(
+            dir.path(),
+            "g.toml",
+            &format!("[server]\nrequest_timeout = \"soon\"\n{}", base_config()),
+        );
         let err = Settings::load(&cfg).unwrap_err().to_string();
-        assert!(err.contains("request_timeout") && err.contains("invalid duration"), "{err}");
+        assert!(
+            err.contains("request_timeout") && err.contains("invalid duration"),
+            "{err}"
+        );
     }
 }

@@ -60,7 +60,10 @@ impl Reply {
     pub fn error(status: u16, error_type: &str) -> Reply {
         Reply::Raw {
             status,
-            headers: vec![("x-amzn-errortype".into(), format!("{error_type}:http://internal.amazon.com/coral/"))],
+            headers: vec![(
+                "x-amzn-errortype".into(),
+                format!("{error_type}:http://internal.amazon.com/coral/"),
+            )],
             body: json!({"Message": "stand-in error"}).to_string(),
         }
     }
@@ -99,7 +102,9 @@ impl ConnectStandIn {
             default_reply: Mutex::new(Reply::Success),
         });
         let s = state.clone();
-        let task = tokio::spawn(crate::server::serve_forever(listener, move |req| answer(s.clone(), req)));
+        let task = tokio::spawn(crate::server::serve_forever(listener, move |req| {
+            answer(s.clone(), req)
+        }));
         Ok(ConnectStandIn { addr, state, task })
     }
 
@@ -110,7 +115,11 @@ impl ConnectStandIn {
 
     /// Queues replies for the next requests, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        self.state.script.lock().expect("script lock").extend(replies);
+        self.state
+            .script
+            .lock()
+            .expect("script lock")
+            .extend(replies);
     }
 
     /// The reply once the script runs out.
@@ -125,13 +134,23 @@ impl ConnectStandIn {
 
     /// Requests whose signature did not verify.
     pub fn bad_signatures(&self) -> Vec<String> {
-        self.received().into_iter().filter_map(|r| r.signature_problem).collect()
+        self.received()
+            .into_iter()
+            .filter_map(|r| r.signature_problem)
+            .collect()
     }
 }
 
-async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+async fn answer(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let signature_problem = verify_sigv4(
         parts.method.as_str(),
         parts.uri.path(),
@@ -148,13 +167,22 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         body,
         signature_problem: signature_problem.clone(),
     };
-    state.received.lock().expect("received lock").push(received.clone());
+    state
+        .received
+        .lock()
+        .expect("received lock")
+        .push(received.clone());
     if let Some(problem) = signature_problem {
         tracing::warn!(%problem, "stand-in refused a bad signature");
-        return Ok(raw(403, &[("x-amzn-errortype", "InvalidSignatureException")], r#"{"Message":"signature mismatch"}"#));
+        return Ok(raw(
+            403,
+            &[("x-amzn-errortype", "InvalidSignatureException")],
+            r#"{"Message":"signature mismatch"}"#,
+        ));
     }
     let next = state.script.lock().expect("script lock").pop_front();
-    let mut reply = next.unwrap_or_else(|| state.default_reply.lock().expect("default lock").clone());
+    let mut reply =
+        next.unwrap_or_else(|| state.default_reply.lock().expect("default lock").clone());
     loop {
         match reply {
             Reply::Delayed(wait, inner) => {
@@ -162,8 +190,15 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
                 reply = *inner;
             }
             Reply::Drop => return Err(std::io::Error::other("scripted connection drop")),
-            Reply::Raw { status, headers, body } => {
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Reply::Raw {
+                status,
+                headers,
+                body,
+            } => {
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 return Ok(raw(status, &headers, &body));
             }
             Reply::Success => return Ok(monitor_success(&received)),
@@ -174,14 +209,19 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r.headers_mut().insert(
         "x-amzn-requestid",
         http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is ASCII"),
     );
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(*k), http::HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::try_from(*k),
+            http::HeaderValue::from_str(v),
+        ) {
             r.headers_mut().insert(k, v);
         }
     }
@@ -191,10 +231,19 @@ fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes
 fn monitor_success(received: &Received) -> Response<Full<Bytes>> {
     let body = received.json();
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    if received.method != "POST" || received.path != "/contact/monitor" || text("ContactId").is_empty() {
-        return raw(400, &[("x-amzn-errortype", "InvalidRequestException")], r#"{"Message":"bad request"}"#);
+    if received.method != "POST"
+        || received.path != "/contact/monitor"
+        || text("ContactId").is_empty()
+    {
+        return raw(
+            400,
+            &[("x-amzn-errortype", "InvalidRequestException")],
+            r#"{"Message":"bad request"}"#,
+        );
     }
-    let region = credential_scope(&received.headers).map(|s| s.region).unwrap_or_default();
+    let region = credential_scope(&received.headers)
+        .map(|s| s.region)
+        .unwrap_or_default();
     let arn = format!(
         "arn:aws:connect:{region}:123456789012:instance/{}/contact/{}",
         text("InstanceId"),
@@ -241,7 +290,11 @@ fn credential_scope(headers: &HeaderMap) -> Result<Scope, String> {
         access_key: credential[0].to_owned(),
         region: credential[2].to_owned(),
         service: credential[3].to_owned(),
-        signed_headers: signed.ok_or("no SignedHeaders")?.split(';').map(str::to_owned).collect(),
+        signed_headers: signed
+            .ok_or("no SignedHeaders")?
+            .split(';')
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -260,15 +313,21 @@ pub fn verify_sigv4(
         return Err("unknown access key".into());
     }
     if scope.service != "connect" {
-        return Err(format!("signed for service {:?}, not connect", scope.service));
+        return Err(format!(
+            "signed for service {:?}, not connect",
+            scope.service
+        ));
     }
     let header = |name: &str| -> Result<&str, String> {
         let mut values = headers.get_all(name).iter();
-        let v = values.next().ok_or(format!("signed header {name} missing"))?;
+        let v = values
+            .next()
+            .ok_or(format!("signed header {name} missing"))?;
         if values.next().is_some() {
             return Err(format!("signed header {name} sent twice"));
         }
-        v.to_str().map_err(|_| format!("header {name} is not ASCII"))
+        v.to_str()
+            .map_err(|_| format!("header {name} is not ASCII"))
     };
     for required in ["host", "x-amz-date", "content-type"] {
         if !scope.signed_headers.iter().any(|h| h == required) {
@@ -281,7 +340,11 @@ pub fn verify_sigv4(
     if skew > MAX_CLOCK_SKEW {
         return Err("x-amz-date too far from now".into());
     }
-    let session_token = match scope.signed_headers.iter().any(|h| h == "x-amz-security-token") {
+    let session_token = match scope
+        .signed_headers
+        .iter()
+        .any(|h| h == "x-amz-security-token")
+    {
         true => {
             let token = header("x-amz-security-token")?;
             if Some(token) != credentials.session_token() {
@@ -289,7 +352,9 @@ pub fn verify_sigv4(
             }
             Some(token.to_owned())
         }
-        false if credentials.session_token().is_some() => return Err("session token not signed".into()),
+        false if credentials.session_token().is_some() => {
+            return Err("session token not signed".into())
+        }
         false => None,
     };
     // The signer adds x-amz-date and the token itself; give it the rest.
@@ -316,9 +381,12 @@ pub fn verify_sigv4(
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let signable = SignableRequest::new(method, path, signed.into_iter(), SignableBody::Bytes(body))
-        .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+    let signable =
+        SignableRequest::new(method, path, signed.into_iter(), SignableBody::Bytes(body))
+            .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
     let expected = instructions
         .headers()
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
@@ -357,11 +425,24 @@ mod tests {
             region: "us-east-1".into(),
             endpoint: parse_endpoint("http://127.0.0.1:1").unwrap(),
         };
-        crate::signing::signed_request(&route, Bytes::from_static(b"{\"a\":1}"), creds, SystemTime::now()).unwrap()
+        crate::signing::signed_request(
+            &route,
+            Bytes::from_static(b"{\"a\":1}"),
+            creds,
+            SystemTime::now(),
+        )
+        .unwrap()
     }
 
     fn check(req: &http::Request<Bytes>, creds: &Credentials) -> Result<(), String> {
-        verify_sigv4("POST", req.uri().path(), req.headers(), req.body(), creds, SystemTime::now())
+        verify_sigv4(
+            "POST",
+            req.uri().path(),
+            req.headers(),
+            req.body(),
+            creds,
+            SystemTime::now(),
+        )
     }
 
     #[test]
@@ -375,10 +456,25 @@ mod tests {
         let creds = Credentials::new("AKID", "secret", None, None, "t");
         let req = signed(&creds);
         let (mut parts, _) = req.clone().into_parts();
-        let tampered = verify_sigv4("POST", "/contact/monitor", &parts.headers, b"{\"a\":2}", &creds, SystemTime::now());
+        let tampered = verify_sigv4(
+            "POST",
+            "/contact/monitor",
+            &parts.headers,
+            b"{\"a\":2}",
+            &creds,
+            SystemTime::now(),
+        );
         assert_eq!(tampered, Err("signature mismatch".into()));
         parts.headers.insert("host", "evil:1".parse().unwrap());
-        assert!(verify_sigv4("POST", "/contact/monitor", &parts.headers, req.body(), &creds, SystemTime::now()).is_err());
+        assert!(verify_sigv4(
+            "POST",
+            "/contact/monitor",
+            &parts.headers,
+            req.body(),
+            &creds,
+            SystemTime::now()
+        )
+        .is_err());
         let other = Credentials::new("AKID", "other-secret", None, None, "t");
         assert_eq!(check(&req, &other), Err("signature mismatch".into()));
     }

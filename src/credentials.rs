@@ -76,15 +76,22 @@ impl CredentialsCache {
     }
 
     async fn refresh_locked(&self) -> Result<Credentials, CredentialsUnavailable> {
-        let asked = tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials()).await;
+        let asked =
+            tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials()).await;
         let creds = match asked {
-            Err(_) => return Err(CredentialsUnavailable("the credentials provider timed out".into())),
+            Err(_) => {
+                return Err(CredentialsUnavailable(
+                    "the credentials provider timed out".into(),
+                ))
+            }
             // The provider's error text names the chain link that failed; it carries no secret.
             Ok(Err(e)) => return Err(CredentialsUnavailable(crate::http_client::error_chain(&e))),
             Ok(Ok(c)) => c,
         };
         if creds.expiry().is_some_and(|e| e <= SystemTime::now()) {
-            return Err(CredentialsUnavailable("the provider returned expired credentials".into()));
+            return Err(CredentialsUnavailable(
+                "the provider returned expired credentials".into(),
+            ));
         }
         *self.current.write().expect("credentials lock") = Some(creds.clone());
         tracing::info!(expires = ?creds.expiry().map(humantime::format_rfc3339_seconds), "AWS credentials resolved");
@@ -137,14 +144,20 @@ mod tests {
     }
 
     impl ProvideCredentials for Counting {
-        fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
         where
             Self: 'a,
         {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let expiry = SystemTime::now() + self.lifetime;
             aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
-                "AKIDTEST", "secret", None, Some(expiry), "test",
+                "AKIDTEST",
+                "secret",
+                None,
+                Some(expiry),
+                "test",
             )))
         }
     }
@@ -183,6 +196,10 @@ mod tests {
         );
         cache.get().await.unwrap();
         cache.get().await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "60 s left is inside the 5 min margin");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "60 s left is inside the 5 min margin"
+        );
     }
 }

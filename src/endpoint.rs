@@ -28,7 +28,11 @@ impl Endpoint {
 
     /// The `Host` header value: the authority without a default port.
     pub fn host(&self) -> String {
-        let default_port = if self.scheme == Scheme::HTTPS { 443 } else { 80 };
+        let default_port = if self.scheme == Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
         match self.authority.port_u16() {
             Some(p) if p != default_port => format!("{}:{}", self.authority.host(), p),
             _ => self.authority.host().to_string(),
@@ -82,13 +86,19 @@ pub struct Router {
 
 impl Router {
     /// Builds the router from settings and the endpoint variables given.
-    pub fn new(settings: &Settings, env: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
+    pub fn new(
+        settings: &Settings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Router, String> {
         let candidates = [
             ("connect.endpoint", settings.connect.endpoint.clone()),
             ("AWS_ENDPOINT_URL_CONNECT", env("AWS_ENDPOINT_URL_CONNECT")),
             ("AWS_ENDPOINT_URL", env("AWS_ENDPOINT_URL")),
         ];
-        let override_endpoint = match candidates.into_iter().find_map(|(n, v)| v.filter(|v| !v.is_empty()).map(|v| (n, v))) {
+        let override_endpoint = match candidates
+            .into_iter()
+            .find_map(|(n, v)| v.filter(|v| !v.is_empty()).map(|v| (n, v)))
+        {
             Some((name, text)) => Some(parse_endpoint(&text).map_err(|e| format!("{name}: {e}"))?),
             None => None,
         };
@@ -174,14 +184,20 @@ mod tests {
 
     #[test]
     fn regional_endpoint_by_default() {
-        let r = Router::new(&settings(""), no_env).unwrap().route("any").unwrap();
+        let r = Router::new(&settings(""), no_env)
+            .unwrap()
+            .route("any")
+            .unwrap();
         assert_eq!(r.region, "us-east-1");
         assert_eq!(r.endpoint.host(), "connect.us-east-1.amazonaws.com");
     }
 
     #[test]
     fn fips_endpoint_when_asked() {
-        let r = Router::new(&settings("use_fips = true"), no_env).unwrap().route("x").unwrap();
+        let r = Router::new(&settings("use_fips = true"), no_env)
+            .unwrap()
+            .route("x")
+            .unwrap();
         assert_eq!(r.endpoint.host(), "connect-fips.us-east-1.amazonaws.com");
     }
 
@@ -196,7 +212,8 @@ mod tests {
         assert_eq!(r.route("x").unwrap().endpoint.host(), "vpce.example:8443");
         let r = Router::new(&settings(""), env).unwrap();
         assert_eq!(r.route("x").unwrap().endpoint.host(), "127.0.0.1:4000");
-        let only_global = |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5000".to_string());
+        let only_global =
+            |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5000".to_string());
         let r = Router::new(&settings(""), only_global).unwrap();
         assert_eq!(r.route("x").unwrap().endpoint.host(), "127.0.0.1:5000");
     }
@@ -209,10 +226,16 @@ mod tests {
                 id: "a".into(),
                 region: Some("eu-west-2".into()),
             },
-            InstanceConfig { id: "b".into(), region: None },
+            InstanceConfig {
+                id: "b".into(),
+                region: None,
+            },
         ];
         let router = Router::new(&s, no_env).unwrap();
-        assert_eq!(router.route("a").unwrap().endpoint.host(), "connect.eu-west-2.amazonaws.com");
+        assert_eq!(
+            router.route("a").unwrap().endpoint.host(),
+            "connect.eu-west-2.amazonaws.com"
+        );
         assert_eq!(router.route("b").unwrap().region, "us-east-1");
         assert_eq!(router.route("c"), Err(RouteError::UnknownInstance));
     }

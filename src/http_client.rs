@@ -45,7 +45,12 @@ pub enum FetchError {
 }
 
 /// GETs a URL and returns its body, refusing bodies over `limit` bytes.
-pub async fn get_bytes(client: &HttpClient, url: &str, timeout: Duration, limit: usize) -> Result<Bytes, FetchError> {
+pub async fn get_bytes(
+    client: &HttpClient,
+    url: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Bytes, FetchError> {
     let request = http::Request::get(url)
         .header(http::header::USER_AGENT, crate::USER_AGENT)
         .header(http::header::ACCEPT, "application/json")
@@ -65,7 +70,9 @@ pub async fn get_bytes(client: &HttpClient, url: &str, timeout: Duration, limit:
             .map(|c| c.to_bytes())
             .map_err(|_| FetchError::Body(limit))
     };
-    tokio::time::timeout(timeout, fetch).await.map_err(|_| FetchError::Timeout)?
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| FetchError::Timeout)?
 }
 
 /// An error with its causes, for logs ("client error (Connect): connection refused").

@@ -31,9 +31,12 @@ impl SigningKey {
     /// Loads a PEM private key (PKCS#8) for `alg`.
     pub fn from_pem(pem: &[u8], alg: Algorithm, kid: &str) -> Result<SigningKey, String> {
         let key = match alg {
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
-                EncodingKey::from_rsa_pem(pem)
-            }
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => EncodingKey::from_rsa_pem(pem),
             Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
             Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
             _ => return Err("only asymmetric algorithms".into()),
@@ -47,7 +50,9 @@ impl SigningKey {
         public.common.key_id = Some(kid.to_owned());
         public.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
         // The JWS and JWK algorithm names are the same strings ("ES256", "EdDSA").
-        public.common.key_algorithm = serde_json::to_value(alg).ok().and_then(|v| serde_json::from_value(v).ok());
+        public.common.key_algorithm = serde_json::to_value(alg)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok());
         Ok(SigningKey {
             key,
             alg,
@@ -78,9 +83,11 @@ fn ed25519_public_jwk(pem: &[u8]) -> Result<Jwk, String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.trim())
         .map_err(|_| "PEM body is not base64")?;
-    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| e.to_string())?;
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+        .map_err(|e| e.to_string())?;
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-    serde_json::from_value(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x})).map_err(|e| e.to_string())
+    serde_json::from_value(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x}))
+        .map_err(|e| e.to_string())
 }
 
 /// A JWKS document of these keys' public halves.
@@ -159,11 +166,16 @@ fn answer(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     } else if !state.up.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, "{}".to_string())
     } else {
-        (StatusCode::OK, state.jwks.lock().expect("jwks lock").to_string())
+        (
+            StatusCode::OK,
+            state.jwks.lock().expect("jwks lock").to_string(),
+        )
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }

@@ -91,7 +91,10 @@ pub fn parse(bytes: &[u8]) -> Result<KeySet, JwksError> {
             tracing::debug!("skipping a JWKS entry whose key material is invalid");
             continue;
         };
-        if matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)) {
+        if matches!(
+            jwk.algorithm,
+            jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)
+        ) {
             // Symmetric keys cannot be public; never verify with one.
             continue;
         }
@@ -147,7 +150,9 @@ impl IssuerKeys {
         match &self.issuer.keys {
             KeySource::File(path) => load_file(path),
             KeySource::Url(url) => {
-                let bytes = http_client::get_bytes(&self.client, url, FETCH_TIMEOUT, MAX_JWKS_BYTES).await?;
+                let bytes =
+                    http_client::get_bytes(&self.client, url, FETCH_TIMEOUT, MAX_JWKS_BYTES)
+                        .await?;
                 parse(&bytes)
             }
         }

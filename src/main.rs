@@ -12,7 +12,11 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => cli::serve(config).await,
         Command::Check { config } => cli::check(config),
-        Command::Explain { config, claims, request } => cli::explain(config, &claims, &request),
+        Command::Explain {
+            config,
+            claims,
+            request,
+        } => cli::explain(config, &claims, &request),
         Command::Demo { once } => cli::demo(once).await,
     }
 }

@@ -41,7 +41,11 @@ impl Metrics {
         let upstream_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let jwks_refresh = Family::<Labels, Counter>::default();
         let in_flight = Gauge::default();
-        registry.register("cmg_requests", "API requests answered, by envelope code", requests.clone());
+        registry.register(
+            "cmg_requests",
+            "API requests answered, by envelope code",
+            requests.clone(),
+        );
         registry.register(
             "cmg_request_duration_seconds",
             "Time from request to answer",
@@ -57,8 +61,16 @@ impl Metrics {
             "Duration of each attempt to call Connect",
             upstream_duration.clone(),
         );
-        registry.register("cmg_jwks_refresh", "JWKS fetches, by issuer and result", jwks_refresh.clone());
-        registry.register("cmg_in_flight", "API requests being handled now", in_flight.clone());
+        registry.register(
+            "cmg_jwks_refresh",
+            "JWKS fetches, by issuer and result",
+            jwks_refresh.clone(),
+        );
+        registry.register(
+            "cmg_in_flight",
+            "API requests being handled now",
+            in_flight.clone(),
+        );
         registry.register(
             "cmg_build",
             "Build information",
@@ -76,7 +88,9 @@ impl Metrics {
     }
 
     pub fn request_done(&self, code: &'static str, elapsed: Duration) {
-        self.requests.get_or_create(&vec![("code", code.to_string())]).inc();
+        self.requests
+            .get_or_create(&vec![("code", code.to_string())])
+            .inc();
         self.request_duration.observe(elapsed.as_secs_f64());
     }
 
@@ -93,7 +107,10 @@ impl Metrics {
     /// `issuer` is a configured issuer URL, so the label set stays bounded.
     pub fn jwks_refresh(&self, issuer: &str, result: &'static str) {
         self.jwks_refresh
-            .get_or_create(&vec![("issuer", issuer.to_string()), ("result", result.to_string())])
+            .get_or_create(&vec![
+                ("issuer", issuer.to_string()),
+                ("result", result.to_string()),
+            ])
             .inc();
     }
 

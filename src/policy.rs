@@ -83,7 +83,9 @@ impl ClaimRule {
             Value::Array(items) => items,
             other => std::slice::from_ref(other),
         };
-        candidates.iter().any(|c| wanted.iter().any(|w| w.matches(c)))
+        candidates
+            .iter()
+            .any(|c| wanted.iter().any(|w| w.matches(c)))
     }
 }
 
@@ -140,14 +142,23 @@ pub struct Policy {
 impl Policy {
     pub fn load(path: &Path) -> Result<Policy, Problems> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Problems(vec![Problem::new(&file, "(file)", format!("cannot read policy: {e}"))]))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem::new(
+                &file,
+                "(file)",
+                format!("cannot read policy: {e}"),
+            )])
+        })?;
         Self::from_toml(&text, &file)
     }
 
     pub fn from_toml(text: &str, file: &str) -> Result<Policy, Problems> {
         let parsed: PolicyFile = toml::from_str(text).map_err(|e| {
-            Problems(vec![Problem::new(file, toml_error_key(text, &e), e.message().trim().to_string())])
+            Problems(vec![Problem::new(
+                file,
+                toml_error_key(text, &e),
+                e.message().trim().to_string(),
+            )])
         })?;
         let mut problems = Vec::new();
         let mut grants = Vec::new();
@@ -162,14 +173,23 @@ impl Policy {
             }
             for (key, rule) in &g.claims {
                 if key.is_empty() || key.split('.').any(str::is_empty) {
-                    bad("claims", format!("{key:?} is not a claim name or dotted path"));
+                    bad(
+                        "claims",
+                        format!("{key:?} is not a claim name or dotted path"),
+                    );
                 }
                 if matches!(rule, ClaimRule::AnyOf(v) if v.is_empty()) {
-                    bad("claims", format!("{key:?} lists no value, so it could never hold"));
+                    bad(
+                        "claims",
+                        format!("{key:?} lists no value, so it could never hold"),
+                    );
                 }
             }
             if g.instances.is_empty() || g.instances.iter().any(String::is_empty) {
-                bad("instances", "list instance ids, or [\"*\"] for every instance".into());
+                bad(
+                    "instances",
+                    "list instance ids, or [\"*\"] for every instance".into(),
+                );
             }
             let mut capabilities = Vec::new();
             if g.capabilities.is_empty() {
@@ -178,19 +198,28 @@ impl Policy {
             for c in &g.capabilities {
                 match Capability::parse(c) {
                     Some(c) => capabilities.push(c),
-                    None => bad("capabilities", format!("{c:?} is not SILENT_MONITOR or BARGE")),
+                    None => bad(
+                        "capabilities",
+                        format!("{c:?} is not SILENT_MONITOR or BARGE"),
+                    ),
                 }
             }
             let as_user = match g.as_user {
                 AsUserRaw::Keyword(k) if k == "self" => AsUser::SelfOnly,
                 AsUserRaw::Keyword(k) if k == "any" => AsUser::Any,
                 AsUserRaw::Keyword(k) => {
-                    bad("as_user", format!("{k:?} is not \"self\", \"any\" or a list of user ids"));
+                    bad(
+                        "as_user",
+                        format!("{k:?} is not \"self\", \"any\" or a list of user ids"),
+                    );
                     AsUser::SelfOnly
                 }
                 AsUserRaw::Users(list) => {
                     if list.is_empty() || list.iter().any(String::is_empty) {
-                        bad("as_user", "a list of user ids must hold at least one non-empty id".into());
+                        bad(
+                            "as_user",
+                            "a list of user ids must hold at least one non-empty id".into(),
+                        );
                     }
                     AsUser::Listed(list)
                 }
@@ -213,7 +242,12 @@ impl Policy {
     /// Decides a request. Deny by default; when grants match the caller but
     /// refuse the request, the reason is the check that got furthest, so the
     /// caller learns the most useful thing (e.g. "user_not_allowed").
-    pub fn evaluate(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Decision {
+    pub fn evaluate(
+        &self,
+        claims: &Value,
+        request: &MonitorRequest,
+        user_id_claim: &str,
+    ) -> Decision {
         let mut best = DenyReason::NoGrant;
         for grant in &self.grants {
             match grant.check(claims, request, user_id_claim) {
@@ -252,7 +286,12 @@ pub fn find_claim<'a>(claims: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 impl Grant {
-    fn check(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Result<(), DenyReason> {
+    fn check(
+        &self,
+        claims: &Value,
+        request: &MonitorRequest,
+        user_id_claim: &str,
+    ) -> Result<(), DenyReason> {
         let claims_hold = self
             .claims
             .iter()
@@ -260,16 +299,25 @@ impl Grant {
         if !claims_hold {
             return Err(DenyReason::NoGrant);
         }
-        if !self.instances.iter().any(|i| i == "*" || *i == request.instance_id) {
+        if !self
+            .instances
+            .iter()
+            .any(|i| i == "*" || *i == request.instance_id)
+        {
             return Err(DenyReason::InstanceNotAllowed);
         }
-        if !request.capabilities.iter().all(|c| self.capabilities.contains(c)) {
+        if !request
+            .capabilities
+            .iter()
+            .all(|c| self.capabilities.contains(c))
+        {
             return Err(DenyReason::CapabilityNotAllowed);
         }
         let user_ok = match &self.as_user {
             AsUser::Any => true,
             AsUser::SelfOnly => {
-                find_claim(claims, user_id_claim).and_then(Value::as_str) == Some(request.user_id.as_str())
+                find_claim(claims, user_id_claim).and_then(Value::as_str)
+                    == Some(request.user_id.as_str())
             }
             AsUser::Listed(users) => users.contains(&request.user_id),
         };
@@ -328,13 +376,26 @@ as_user = "any"
 
     #[test]
     fn self_grant_allows_own_user() {
-        let d = policy().evaluate(&team_a("u1"), &req("inst-1", "u1", &[Capability::SilentMonitor]), "connect_user_id");
-        assert_eq!(d, Decision::Allow { grant: "team-a".into() });
+        let d = policy().evaluate(
+            &team_a("u1"),
+            &req("inst-1", "u1", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
+        assert_eq!(
+            d,
+            Decision::Allow {
+                grant: "team-a".into()
+            }
+        );
     }
 
     #[test]
     fn self_grant_denies_other_user() {
-        let d = policy().evaluate(&team_a("u1"), &req("inst-1", "u2", &[Capability::SilentMonitor]), "connect_user_id");
+        let d = policy().evaluate(
+            &team_a("u1"),
+            &req("inst-1", "u2", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
         assert_eq!(d, Decision::Deny(DenyReason::UserNotAllowed));
     }
 
@@ -342,13 +403,21 @@ as_user = "any"
     fn self_grant_denies_caller_without_user_claim() {
         let mut claims = team_a("u1");
         claims.as_object_mut().unwrap().remove("connect_user_id");
-        let d = policy().evaluate(&claims, &req("inst-1", "u1", &[Capability::SilentMonitor]), "connect_user_id");
+        let d = policy().evaluate(
+            &claims,
+            &req("inst-1", "u1", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
         assert_eq!(d, Decision::Deny(DenyReason::UserNotAllowed));
     }
 
     #[test]
     fn instance_not_in_grant_is_denied() {
-        let d = policy().evaluate(&team_a("u1"), &req("inst-2", "u1", &[Capability::SilentMonitor]), "connect_user_id");
+        let d = policy().evaluate(
+            &team_a("u1"),
+            &req("inst-2", "u1", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
         assert_eq!(d, Decision::Deny(DenyReason::InstanceNotAllowed));
     }
 
@@ -356,7 +425,11 @@ as_user = "any"
     fn capability_not_granted_is_denied() {
         let d = policy().evaluate(
             &team_a("u1"),
-            &req("inst-1", "u1", &[Capability::SilentMonitor, Capability::Barge]),
+            &req(
+                "inst-1",
+                "u1",
+                &[Capability::SilentMonitor, Capability::Barge],
+            ),
             "connect_user_id",
         );
         assert_eq!(d, Decision::Deny(DenyReason::CapabilityNotAllowed));
@@ -364,7 +437,11 @@ as_user = "any"
 
     #[test]
     fn no_matching_claims_is_no_grant() {
-        let d = policy().evaluate(&json!({"groups": "nobody"}), &req("inst-1", "u1", &[]), "connect_user_id");
+        let d = policy().evaluate(
+            &json!({"groups": "nobody"}),
+            &req("inst-1", "u1", &[]),
+            "connect_user_id",
+        );
         assert_eq!(d, Decision::Deny(DenyReason::NoGrant));
     }
 
@@ -372,7 +449,11 @@ as_user = "any"
     fn dotted_claim_path_must_hold() {
         let mut claims = team_a("u1");
         claims["realm_access"]["roles"] = json!(["guest"]);
-        let d = policy().evaluate(&claims, &req("inst-1", "u1", &[Capability::SilentMonitor]), "connect_user_id");
+        let d = policy().evaluate(
+            &claims,
+            &req("inst-1", "u1", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
         assert_eq!(d, Decision::Deny(DenyReason::NoGrant));
     }
 
@@ -382,11 +463,21 @@ as_user = "any"
         let p = policy();
         let both = [Capability::SilentMonitor, Capability::Barge];
         assert_eq!(
-            p.evaluate(&claims, &req("any-inst", "u-lead-2", &both), "connect_user_id"),
-            Decision::Allow { grant: "leads".into() }
+            p.evaluate(
+                &claims,
+                &req("any-inst", "u-lead-2", &both),
+                "connect_user_id"
+            ),
+            Decision::Allow {
+                grant: "leads".into()
+            }
         );
         assert_eq!(
-            p.evaluate(&claims, &req("any-inst", "u-other", &both), "connect_user_id"),
+            p.evaluate(
+                &claims,
+                &req("any-inst", "u-other", &both),
+                "connect_user_id"
+            ),
             Decision::Deny(DenyReason::UserNotAllowed)
         );
     }
@@ -394,10 +485,23 @@ as_user = "any"
     #[test]
     fn boolean_and_integer_claims_and_any_user() {
         let claims = json!({"email_verified": true, "level": 3});
-        let d = policy().evaluate(&claims, &req("inst-ops", "whoever", &[Capability::SilentMonitor]), "connect_user_id");
-        assert_eq!(d, Decision::Allow { grant: "ops".into() });
+        let d = policy().evaluate(
+            &claims,
+            &req("inst-ops", "whoever", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
+        assert_eq!(
+            d,
+            Decision::Allow {
+                grant: "ops".into()
+            }
+        );
         let claims = json!({"email_verified": "true", "level": 3});
-        let d = policy().evaluate(&claims, &req("inst-ops", "whoever", &[Capability::SilentMonitor]), "connect_user_id");
+        let d = policy().evaluate(
+            &claims,
+            &req("inst-ops", "whoever", &[Capability::SilentMonitor]),
+            "connect_user_id",
+        );
         assert_eq!(d, Decision::Deny(DenyReason::NoGrant));
     }
 
@@ -418,7 +522,14 @@ as_user = "any"
         )
         .unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|p| p.key.clone()).collect();
-        assert_eq!(keys, vec!["grant[0].instances", "grant[0].capabilities", "grant[0].as_user"]);
+        assert_eq!(
+            keys,
+            vec![
+                "grant[0].instances",
+                "grant[0].capabilities",
+                "grant[0].as_user"
+            ]
+        );
         let err = Policy::from_toml("[[grant]]\nname = \"x\"\nbogus = 1\n", "p.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
     }

@@ -7,8 +7,17 @@ use support::{Harness, Options};
 
 async fn denied(h: &Harness, token: &str, body: &str, reason: &str) {
     let a = h.monitor(Some(token), body).await;
-    assert_eq!((a.status, a.code()), (403, "FORBIDDEN"), "{body}: {:?}", a.body);
-    assert!(a.message().contains(reason), "message {:?} should name {reason}", a.message());
+    assert_eq!(
+        (a.status, a.code()),
+        (403, "FORBIDDEN"),
+        "{body}: {:?}",
+        a.body
+    );
+    assert!(
+        a.message().contains(reason),
+        "message {:?} should name {reason}",
+        a.message()
+    );
     assert!(h.connect.received().is_empty());
     assert_eq!(h.audit_lines().last().unwrap()["reason"], reason);
 }
@@ -40,8 +49,14 @@ async fn instance_not_in_connect_instances_allow_list() {
     // And inst-1 is routed to its own region.
     let body = r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"lead-user-1"}"#;
     assert_eq!(h.monitor(Some(&h.lead_token()), body).await.status, 200);
-    let auth = h.connect.received()[0].headers["authorization"].to_str().unwrap().to_owned();
-    assert!(auth.contains("/eu-central-1/connect/aws4_request"), "{auth}");
+    let auth = h.connect.received()[0].headers["authorization"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        auth.contains("/eu-central-1/connect/aws4_request"),
+        "{auth}"
+    );
     h.assert_signatures_verified();
 }
 

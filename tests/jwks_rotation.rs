@@ -21,7 +21,11 @@ async fn token_signed_by_a_newly_published_key_is_accepted_after_refetch() {
     // A second unknown-kid token within 30 s makes no new fetch.
     let a = h.monitor(Some(&rotated_token), BODY).await;
     assert_eq!(a.status, 401);
-    assert_eq!(h.issuer.fetches(), fetches_at_start + 1, "at most one early refetch per 30 s");
+    assert_eq!(
+        h.issuer.fetches(),
+        fetches_at_start + 1,
+        "at most one early refetch per 30 s"
+    );
 }
 
 #[tokio::test]
@@ -35,9 +39,17 @@ async fn rotation_is_picked_up_by_unknown_kid_refetch() {
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(h.issuer.fetches(), fetches_at_start + 1);
     // The old key is still published and still works.
-    assert_eq!(h.monitor(Some(&h.keys.ed.mint(&claims)), BODY).await.status, 200);
+    assert_eq!(
+        h.monitor(Some(&h.keys.ed.mint(&claims)), BODY).await.status,
+        200
+    );
     // Keys dropped from the JWKS stop working after the refresh: RS256 was removed.
-    assert_eq!(h.monitor(Some(&h.keys.rsa.mint(&claims)), BODY).await.status, 401);
+    assert_eq!(
+        h.monitor(Some(&h.keys.rsa.mint(&claims)), BODY)
+            .await
+            .status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -61,7 +73,9 @@ async fn cached_keys_keep_working_while_the_issuer_is_down() {
     assert_eq!(a.status, 200, "cached keys still verify: {:?}", a.body);
     let (_, metrics) = h.admin("/metrics").await;
     assert!(
-        metrics.lines().any(|l| l.starts_with("cmg_jwks_refresh_total{") && l.contains("result=\"error\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cmg_jwks_refresh_total{") && l.contains("result=\"error\"")),
         "{metrics}"
     );
     let (status, _) = h.admin("/readyz").await;

@@ -8,9 +8,21 @@ use support::Harness;
 async fn refused(body: &str, must_mention: &str) {
     let h = Harness::start().await;
     let a = h.monitor(Some(&h.supervisor_token()), body).await;
-    assert_eq!((a.status, a.code()), (400, "VALIDATION_ERROR"), "{body}: {:?}", a.body);
-    assert!(a.message().contains(must_mention), "{body}: message {:?} should mention {must_mention:?}", a.message());
-    assert!(h.connect.received().is_empty(), "Connect must not be called for {body}");
+    assert_eq!(
+        (a.status, a.code()),
+        (400, "VALIDATION_ERROR"),
+        "{body}: {:?}",
+        a.body
+    );
+    assert!(
+        a.message().contains(must_mention),
+        "{body}: message {:?} should mention {must_mention:?}",
+        a.message()
+    );
+    assert!(
+        h.connect.received().is_empty(),
+        "Connect must not be called for {body}"
+    );
 }
 
 async fn accepted(body: &str) {
@@ -27,53 +39,103 @@ async fn body_must_be_json() {
 
 #[tokio::test]
 async fn body_must_be_an_object() {
-    refused(r#"["inst-1","c","user-1",null,null]"#, "body must be a JSON object").await;
+    refused(
+        r#"["inst-1","c","user-1",null,null]"#,
+        "body must be a JSON object",
+    )
+    .await;
     refused("\"inst-1\"", "body must be a JSON object").await;
 }
 
 #[tokio::test]
 async fn instance_id_is_required() {
-    refused(r#"{"ContactId":"c","UserId":"user-1"}"#, "InstanceId is required").await;
+    refused(
+        r#"{"ContactId":"c","UserId":"user-1"}"#,
+        "InstanceId is required",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn contact_id_is_required() {
-    refused(r#"{"InstanceId":"inst-1","UserId":"user-1"}"#, "ContactId is required").await;
+    refused(
+        r#"{"InstanceId":"inst-1","UserId":"user-1"}"#,
+        "ContactId is required",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn user_id_is_required() {
-    refused(r#"{"InstanceId":"inst-1","ContactId":"c"}"#, "UserId is required").await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c"}"#,
+        "UserId is required",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn instance_id_length_1_to_100() {
-    refused(r#"{"InstanceId":"","ContactId":"c","UserId":"user-1"}"#, "InstanceId must be 1 to 100").await;
+    refused(
+        r#"{"InstanceId":"","ContactId":"c","UserId":"user-1"}"#,
+        "InstanceId must be 1 to 100",
+    )
+    .await;
     let long = "i".repeat(101);
-    refused(&format!(r#"{{"InstanceId":"{long}","ContactId":"c","UserId":"user-1"}}"#), "InstanceId must be 1 to 100").await;
-    accepted(&format!(r#"{{"InstanceId":"{}","ContactId":"c","UserId":"lead-user-1"}}"#, "i".repeat(100))).await;
+    refused(
+        &format!(r#"{{"InstanceId":"{long}","ContactId":"c","UserId":"user-1"}}"#),
+        "InstanceId must be 1 to 100",
+    )
+    .await;
+    accepted(&format!(
+        r#"{{"InstanceId":"{}","ContactId":"c","UserId":"lead-user-1"}}"#,
+        "i".repeat(100)
+    ))
+    .await;
 }
 
 #[tokio::test]
 async fn contact_id_length_1_to_256() {
-    refused(r#"{"InstanceId":"inst-1","ContactId":"","UserId":"user-1"}"#, "ContactId must be 1 to 256").await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"","UserId":"user-1"}"#,
+        "ContactId must be 1 to 256",
+    )
+    .await;
     let long = "c".repeat(257);
-    refused(&format!(r#"{{"InstanceId":"inst-1","ContactId":"{long}","UserId":"user-1"}}"#), "ContactId must be 1 to 256").await;
-    accepted(&format!(r#"{{"InstanceId":"inst-1","ContactId":"{}","UserId":"lead-user-1"}}"#, "c".repeat(256))).await;
+    refused(
+        &format!(r#"{{"InstanceId":"inst-1","ContactId":"{long}","UserId":"user-1"}}"#),
+        "ContactId must be 1 to 256",
+    )
+    .await;
+    accepted(&format!(
+        r#"{{"InstanceId":"inst-1","ContactId":"{}","UserId":"lead-user-1"}}"#,
+        "c".repeat(256)
+    ))
+    .await;
 }
 
 #[tokio::test]
 async fn user_id_length_1_to_256() {
-    refused(r#"{"InstanceId":"inst-1","ContactId":"c","UserId":""}"#, "UserId must be 1 to 256").await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":""}"#,
+        "UserId must be 1 to 256",
+    )
+    .await;
     let long = "u".repeat(257);
-    refused(&format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"{long}"}}"#), "UserId must be 1 to 256").await;
+    refused(
+        &format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"{long}"}}"#),
+        "UserId must be 1 to 256",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn client_token_at_most_500() {
     let long = "t".repeat(501);
     refused(
-        &format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":"{long}"}}"#),
+        &format!(
+            r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":"{long}"}}"#
+        ),
         "ClientToken must be 1 to 500",
     )
     .await;
@@ -118,23 +180,43 @@ async fn capabilities_must_be_a_list_of_strings() {
 
 #[tokio::test]
 async fn members_must_be_strings() {
-    refused(r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#, "invalid type").await;
-    refused(r#"{"InstanceId":"inst-1","ContactId":"c","UserId":["user-1"]}"#, "invalid type").await;
+    refused(
+        r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#,
+        "invalid type",
+    )
+    .await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":["user-1"]}"#,
+        "invalid type",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unknown_member_is_refused() {
-    refused(r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","userId":"x"}"#, "unknown field `userId`").await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","userId":"x"}"#,
+        "unknown field `userId`",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn duplicate_member_is_refused() {
-    refused(r#"{"InstanceId":"inst-1","InstanceId":"inst-2","ContactId":"c","UserId":"user-1"}"#, "duplicate field `InstanceId`").await;
+    refused(
+        r#"{"InstanceId":"inst-1","InstanceId":"inst-2","ContactId":"c","UserId":"user-1"}"#,
+        "duplicate field `InstanceId`",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn trailing_garbage_is_refused() {
-    refused(r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1"} {}"#, "trailing").await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1"} {}"#,
+        "trailing",
+    )
+    .await;
 }
 
 #[tokio::test]

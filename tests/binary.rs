@@ -1,0 +1,372 @@
+//! The real binary: `check`, `explain`, `--version`, `demo --once`, and
+//! `serve` against in-process stand-ins with every log line captured at
+//! `RUST_LOG=trace`, none of which may hold a token or a secret.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use connect_monitor_gateway::connect_standin::{ConnectStandIn, Reply};
+use connect_monitor_gateway::issuer_standin::IssuerStandIn;
+use support::{Keys, Options, ACCESS_KEY, BODY, SECRET_KEY, SESSION_TOKEN};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connect-monitor-gateway");
+
+fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("CMG_CONFIG")
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_example_configs() {
+    let (code, stdout, stderr) = run(&["check", "--config", &repo("config/gateway.example.toml")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+}
+
+#[test]
+fn check_names_an_unknown_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["policy.example.toml", "jwks.example.json"] {
+        std::fs::copy(repo(&format!("config/{f}")), dir.path().join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(repo("config/gateway.example.toml"))
+        .unwrap()
+        .replace(
+            "max_in_flight = 256",
+            "max_in_flight = 256\nmax_inflight = 3",
+        );
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, stderr) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("server.max_inflight"), "{stderr}");
+    assert!(stderr.contains("unknown field `max_inflight`"), "{stderr}");
+}
+
+#[test]
+fn check_reports_every_problem_by_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[[grant]]\nname = \"x\"\ninstances = [\"*\"]\ncapabilities = [\"WHISPER\"]\nas_user = \"self\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("g.toml"),
+        "[auth]\n[[auth.issuers]]\nissuer = \"https://i\"\naudiences = []\nalgorithms = [\"none\"]\njwks_file = \"nope.json\"\n[connect]\nregion = \"us-east-1\"\n[policy]\nfile = \"policy.toml\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&[
+        "check",
+        "--config",
+        dir.path().join("g.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    for key in [
+        "auth.issuers[0].audiences",
+        "auth.issuers[0].algorithms",
+        "auth.issuers[0].jwks_file",
+        "grant[0].capabilities",
+    ] {
+        assert!(stderr.contains(key), "{key} missing from:\n{stderr}");
+    }
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_with_exit_2() {
+    let (code, _, stderr) = run(&["serve", "--config", "/nonexistent/gateway.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("/nonexistent/gateway.toml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn explain_prints_the_decision_with_exit_codes() {
+    let cfg = repo("config/gateway.example.toml");
+    let claims = r#"{"groups":["supervisors-team-a"],"connect_user_id":"u1"}"#;
+    let allow =
+        r#"{"InstanceId":"11111111-2222-3333-4444-555555555555","ContactId":"c","UserId":"u1"}"#;
+    let (code, stdout, _) = run(&[
+        "explain",
+        "--config",
+        &cfg,
+        "--claims",
+        claims,
+        "--request",
+        allow,
+    ]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, r#"{"decision":"allow","grant":"team-a supervisors"}"#)
+    );
+    let deny =
+        r#"{"InstanceId":"11111111-2222-3333-4444-555555555555","ContactId":"c","UserId":"u2"}"#;
+    let (code, stdout, _) = run(&[
+        "explain",
+        "--config",
+        &cfg,
+        "--claims",
+        claims,
+        "--request",
+        deny,
+    ]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (1, r#"{"decision":"deny","reason":"user_not_allowed"}"#)
+    );
+    let unlisted = r#"{"InstanceId":"not-listed","ContactId":"c","UserId":"u1"}"#;
+    let (code, stdout, _) = run(&[
+        "explain",
+        "--config",
+        &cfg,
+        "--claims",
+        claims,
+        "--request",
+        unlisted,
+    ]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (1, r#"{"decision":"deny","reason":"instance_not_allowed"}"#)
+    );
+    let (code, _, stderr) = run(&[
+        "explain",
+        "--config",
+        &cfg,
+        "--claims",
+        "[]",
+        "--request",
+        allow,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run(&[
+        "explain",
+        "--config",
+        &cfg,
+        "--claims",
+        claims,
+        "--request",
+        "{\"x\":1}",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn version_names_the_binary() {
+    let (code, stdout, _) = run(&["--version"]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (
+            0,
+            format!("connect-monitor-gateway {}", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
+}
+
+#[test]
+fn demo_once_gets_every_expected_answer() {
+    let (code, stdout, stderr) = run(&["demo", "--once"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("[ok]").count(), 4, "{stdout}");
+    assert!(
+        stdout.contains("every SigV4 signature verified"),
+        "{stdout}"
+    );
+}
+
+/// Runs `serve` with captured stderr/stdout; returns the child and its output.
+struct Served {
+    child: std::process::Child,
+    output: Arc<Mutex<String>>,
+    api: String,
+    admin: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(config: &Path) -> Served {
+    #[allow(clippy::zombie_processes)] // reaped by Served's Drop
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "trace")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_CONNECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let output = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut o = output.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+    }
+    // Owned by `Served` from here, so the child is reaped whatever happens.
+    let mut served = Served {
+        child,
+        output,
+        api: String::new(),
+        admin: String::new(),
+    };
+    // The addresses come from the start-up log line (ports are ephemeral).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = served.output.lock().unwrap().clone();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("connect-monitor-gateway serving"))
+        {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            served.api = v["fields"]["listen"].as_str().unwrap().to_owned();
+            served.admin = v["fields"]["admin"].as_str().unwrap().to_owned();
+            return served;
+        }
+        assert!(Instant::now() < deadline, "serve did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
+    let keys = Keys::load();
+    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
+    let connect = ConnectStandIn::start(support::test_credentials(None))
+        .await
+        .unwrap();
+    connect.script([Reply::error(429, "ThrottlingException")]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
+    let audit = dir.path().join("audit.log");
+    let text = support::config_text(&issuer, &connect, &Options::default())
+        + &format!("\n[audit]\nfile = \"{}\"\n", audit.display());
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let served = serve(&cfg);
+
+    let client = connect_monitor_gateway::http_client::build();
+    let claims = serde_json::json!({
+        "iss": issuer.issuer(), "aud": support::AUDIENCE, "sub": "sup-1", "exp": support::now() + 600,
+        "groups": ["supervisors"], "connect_user_id": "user-1"
+    });
+    let token = keys.ed.mint(&claims);
+    let forged = keys.foreign.mint(&claims);
+    let mut statuses = Vec::new();
+    for (tok, body) in [
+        (&token, BODY), // throttled, then 200
+        (
+            &token,
+            r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"other"}"#,
+        ), // 403
+        (&forged, BODY), // 401
+        (&token, "{"),  // 400
+    ] {
+        let req = http::Request::post(format!("http://{}/contact/monitor", served.api))
+            .header("authorization", format!("Bearer {tok}"))
+            .header("content-type", "application/json")
+            .header("cookie", "session=cookie-secret-value")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 403, 401, 400]);
+    let metrics_req = http::Request::get(format!("http://{}/metrics", served.admin))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let metrics = {
+        use http_body_util::BodyExt;
+        let r = client.request(metrics_req).await.unwrap();
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    };
+    assert!(metrics.contains("cmg_requests_total"), "{metrics}");
+
+    // Every signature Connect received, to look for in the output.
+    let signatures: Vec<String> = connect
+        .received()
+        .iter()
+        .map(|r| {
+            let auth = r.headers["authorization"].to_str().unwrap();
+            auth.rsplit("Signature=").next().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(signatures.len(), 2);
+    connect_monitor_gateway::connect_standin::ConnectStandIn::bad_signatures(&connect)
+        .is_empty()
+        .then_some(())
+        .expect("signatures verified");
+
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(audit_text.lines().count(), 4, "{audit_text}");
+    let logs = served.output.lock().unwrap().clone();
+    assert!(logs.lines().count() > 20, "trace logging was on: {logs}");
+    let secrets = [
+        ("the bearer token", token.as_str()),
+        ("the forged token", forged.as_str()),
+        ("the token's signature", token.rsplit('.').next().unwrap()),
+        ("the AWS secret key", SECRET_KEY),
+        ("the AWS session token", SESSION_TOKEN),
+        ("the cookie", "cookie-secret-value"),
+    ];
+    for (what, secret) in secrets {
+        for (place, text) in [
+            ("logs", &logs),
+            ("audit", &audit_text),
+            ("metrics", &metrics),
+        ] {
+            assert!(!text.contains(secret), "{what} found in {place}");
+        }
+    }
+    for sig in &signatures {
+        for (place, text) in [
+            ("logs", &logs),
+            ("audit", &audit_text),
+            ("metrics", &metrics),
+        ] {
+            assert!(
+                !text.contains(sig.as_str()),
+                "a SigV4 signature found in {place}"
+            );
+        }
+    }
+}
