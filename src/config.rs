@@ -619,7 +619,12 @@ pub fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
     }
     // The key is on the error's line, before the `=`, whether the error
     // points at the key (unknown field) or at its value (bad duration).
-    let key = line_text.split('=').next().unwrap_or(line_text).trim().trim_matches('"');
+    let key = line_text
+        .split('=')
+        .next()
+        .unwrap_or(line_text)
+        .trim()
+        .trim_matches('"');
     let key = if table.is_empty() {
         key.to_string()
     } else {

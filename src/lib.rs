@@ -7,6 +7,7 @@ pub mod authentication;
 pub mod cli;
 pub mod config;
 pub mod connect_standin;
+pub mod cors;
 pub mod credentials;
 pub mod demo;
 pub mod endpoint;

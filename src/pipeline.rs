@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::audit::{AuditRecord, AuditSink};
 use crate::authentication::{bearer_token, AuthFailure, Authenticator, Identity};
+use crate::cors::Cors;
 use crate::endpoint::{RouteError, Router};
 use crate::errors::{GatewayError, OK_CODE};
 use crate::metrics::Metrics;
@@ -42,6 +43,7 @@ pub struct Gateway {
     pub audit: Arc<AuditSink>,
     pub metrics: Arc<Metrics>,
     pub in_flight: Arc<Semaphore>,
+    pub cors: Cors,
     pub max_body_bytes: u64,
     pub request_timeout: Duration,
 }
@@ -86,6 +88,11 @@ impl Gateway {
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, std::convert::Infallible> {
+        // A browser's preflight carries no token and is not an API request.
+        if let Some(preflight) = self.cors.preflight(req.method(), req.headers()) {
+            return Ok(preflight);
+        }
+        let cors_origin = self.cors.allowed_origin(req.headers());
         let started = Instant::now();
         let request_id = request_id(&req);
         let mut audit = AuditRecord {
@@ -95,10 +102,11 @@ impl Gateway {
         };
         self.metrics.in_flight().inc();
         let result = self.process(req, started, &mut audit).await;
-        let response = match result {
+        let mut response = match result {
             Ok(done) => self.success(done, &request_id, &mut audit),
             Err(error) => self.failure(error, &request_id, &mut audit),
         };
+        self.cors.decorate(cors_origin, &mut response);
         let elapsed = started.elapsed();
         audit.ts = now_rfc3339();
         audit.duration_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;

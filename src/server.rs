@@ -20,6 +20,7 @@ use crate::admin;
 use crate::audit::AuditSink;
 use crate::authentication::Authenticator;
 use crate::config::Settings;
+use crate::cors::Cors;
 use crate::credentials::{CredentialsCache, DEFAULT_REFRESH_MARGIN};
 use crate::endpoint::Router;
 use crate::http_client;
@@ -177,6 +178,10 @@ pub async fn start_on(
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
+        cors: Cors::new(
+            settings.cors.allowed_origins.clone(),
+            settings.cors.max_age.0,
+        ),
         max_body_bytes: settings.server.max_body_bytes,
         request_timeout: settings.server.request_timeout.0,
     });
