@@ -9,10 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::HeaderMap;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::jwks::{IssuerKeys, VerificationKey};
+use crate::jwks::{IssuerKeys, KeySet, VerificationKey};
 
 /// Who the caller is, once its token checked out.
 #[derive(Debug, Clone)]
@@ -245,12 +245,80 @@ pub struct Authenticator {
     leeway: Duration,
 }
 
-/// The parts of a token that passed the shape checks.
-struct Parsed<'a> {
-    signing_input_and_signature: &'a str,
-    alg: Algorithm,
-    kid: Option<String>,
-    claims: Map<String, Value>,
+/// A compact JWS that passed the shape checks, not yet verified.
+pub struct CompactJws<'a> {
+    /// `base64url(header) "." base64url(payload)`: what the signature covers.
+    signing_input: &'a str,
+    signature: &'a str,
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Splits and checks a compact JWS: three strict-base64url segments, a
+    /// duplicate-free JSON object header with a supported `alg`, no `crit`.
+    pub fn parse(token: &'a str) -> Result<CompactJws<'a>, AuthError> {
+        let mut segments = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (segments.next(), segments.next(), segments.next(), segments.next())
+        else {
+            return Err(AuthError::Malformed("a JWT has three segments"));
+        };
+        let header_json =
+            parse_strict_object(&decode_segment(header)?).ok_or(AuthError::Malformed("header is not a JSON object"))?;
+        let payload_bytes = decode_segment(payload)?;
+        // The signature must be present and canonical base64url too.
+        decode_segment(signature).map_err(|_| AuthError::Signature)?;
+        let alg = check_header(&header_json)?;
+        let kid = header_json.get("kid").and_then(Value::as_str).map(str::to_owned);
+        Ok(CompactJws {
+            signing_input: &token[..header.len() + 1 + payload.len()],
+            signature,
+            alg,
+            kid,
+            payload: payload_bytes,
+        })
+    }
+
+    /// Verifies the signature with a key of `keys` that fits the algorithm
+    /// (and the `kid`, when the token names one). `allowed` is the issuer's
+    /// algorithm list from configuration.
+    pub fn verify(&self, keys: &KeySet, allowed: &[Algorithm]) -> Result<(), AuthError> {
+        if !allowed.contains(&self.alg) {
+            return Err(AuthError::Algorithm);
+        }
+        let mut candidates = keys
+            .keys
+            .iter()
+            .filter(|k| match &self.kid {
+                Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
+                None => true,
+            })
+            .filter(|k| key_fits(k, self.alg))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(AuthError::NoKey);
+        }
+        for key in candidates {
+            // jsonwebtoken's verifier (aws-lc-rs): fixed-size ECDSA r||s only,
+            // so DER or truncated signatures fail, as do r = s = 0.
+            if jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), &key.key, self.alg)
+                .unwrap_or(false)
+            {
+                return Ok(());
+            }
+        }
+        Err(AuthError::Signature)
+    }
+}
+
+/// Verifies a compact JWS against a key set; the payload on success. The
+/// same path the gateway uses for tokens, without the JWT claim rules.
+pub fn verify_jws(token: &str, keys: &KeySet, allowed: &[Algorithm]) -> Result<Vec<u8>, AuthError> {
+    let jws = CompactJws::parse(token)?;
+    jws.verify(keys, allowed)?;
+    Ok(jws.payload)
 }
 
 impl Authenticator {
@@ -262,46 +330,20 @@ impl Authenticator {
         &self.issuers
     }
 
-    fn parse(token: &str) -> Result<Parsed<'_>, AuthError> {
-        let segments: Vec<&str> = token.split('.').collect();
-        if segments.len() != 3 {
-            return Err(AuthError::Malformed("a JWT has three segments"));
-        }
-        let header = parse_strict_object(&decode_segment(segments[0])?)
-            .ok_or(AuthError::Malformed("header is not a JSON object"))?;
-        let claims = parse_strict_object(&decode_segment(segments[1])?)
-            .ok_or(AuthError::Malformed("payload is not a JSON object"))?;
-        // The signature must be present and canonical base64url too.
-        decode_segment(segments[2]).map_err(|_| AuthError::Signature)?;
-        let alg = check_header(&header)?;
-        let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
-        Ok(Parsed {
-            signing_input_and_signature: token,
-            alg,
-            kid,
-            claims,
-        })
-    }
-
     /// Authenticates a token: shape, issuer, algorithm, key, signature, claims.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthFailure> {
-        let parsed = Self::parse(token)?;
+        let jws = CompactJws::parse(token)?;
+        let claims = parse_strict_object(&jws.payload).ok_or(AuthError::Malformed("payload is not a JSON object"))?;
         // The issuer chooses which keys to try; it is checked again, exactly,
-        // once the signature has been verified.
-        let iss = parsed
-            .claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or(AuthError::Claim("iss"))?;
+        // with the other claims once the signature has been verified.
+        let iss = claims.get("iss").and_then(Value::as_str).ok_or(AuthError::Claim("iss"))?;
         let issuer = self
             .issuers
             .iter()
             .find(|i| i.issuer.issuer == iss)
             .ok_or(AuthError::Issuer)?;
-        if !issuer.issuer.algorithms.contains(&parsed.alg) {
-            return Err(AuthError::Algorithm.into());
-        }
-        match self.verify_with(issuer, &parsed) {
+        let allowed = &issuer.issuer.algorithms;
+        match jws.verify(&issuer.keys(), allowed) {
             Err(AuthError::NoKey) => {
                 // A key we have never seen, or no keys yet: the issuer may have
                 // rotated. Ask it again (rate-limited), then look once more.
@@ -309,64 +351,11 @@ impl Authenticator {
                 if !issuer.has_keys() {
                     return Err(KeysUnavailable(issuer.issuer.issuer.clone()).into());
                 }
-                Ok(self.verify_with(issuer, &parsed)?)
+                jws.verify(&issuer.keys(), allowed)?;
             }
-            other => Ok(other?),
+            other => other?,
         }
-    }
-
-    fn verify_with(&self, issuer: &IssuerKeys, parsed: &Parsed<'_>) -> Result<Identity, AuthError> {
-        let keys = issuer.keys();
-        let candidates: Vec<&VerificationKey> = keys
-            .keys
-            .iter()
-            .filter(|k| match &parsed.kid {
-                Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
-                None => true,
-            })
-            .filter(|k| key_fits(k, parsed.alg))
-            .collect();
-        if candidates.is_empty() {
-            return Err(AuthError::NoKey);
-        }
-        let mut validation = Validation::new(parsed.alg);
-        validation.leeway = self.leeway.as_secs();
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&issuer.issuer.issuer]);
-        validation.set_audience(&issuer.issuer.audiences);
-        let mut last = AuthError::Signature;
-        for key in candidates {
-            match jsonwebtoken::decode::<Value>(
-                parsed.signing_input_and_signature,
-                &key.key,
-                &validation,
-            ) {
-                Ok(_) => return self.check_claims(issuer, &parsed.claims),
-                Err(e) => {
-                    use jsonwebtoken::errors::ErrorKind as K;
-                    last = match e.kind() {
-                        K::ExpiredSignature => AuthError::Expired,
-                        K::ImmatureSignature => AuthError::NotYetValid,
-                        K::InvalidAudience => AuthError::Audience,
-                        K::InvalidIssuer => AuthError::Issuer,
-                        K::MissingRequiredClaim(c) => match c.as_str() {
-                            "exp" => AuthError::Claim("exp"),
-                            "aud" => AuthError::Claim("aud"),
-                            "sub" => AuthError::Claim("sub"),
-                            _ => AuthError::Claim("iss"),
-                        },
-                        K::InvalidClaimFormat(_) => AuthError::Claim("exp"),
-                        _ => AuthError::Signature,
-                    };
-                    // Claim errors come after a good signature: no other key will do better.
-                    if last != AuthError::Signature {
-                        return Err(last);
-                    }
-                }
-            }
-        }
-        Err(last)
+        Ok(self.check_claims(issuer, &claims)?)
     }
 
     /// The claim rules we enforce ourselves, on the claims as we parsed them
