@@ -31,10 +31,7 @@ pub fn readiness(gateway: &Gateway) -> (bool, Value) {
     (ready, Value::Object(checks))
 }
 
-pub async fn handle(
-    gateway: Arc<Gateway>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
     let id = uuid::Uuid::new_v4().to_string();
     if req.method() != Method::GET {
         let mut r = json_response(
@@ -51,11 +48,7 @@ pub async fn handle(
         "/readyz" => {
             let (ready, checks) = readiness(&gateway);
             if ready {
-                json_response(
-                    StatusCode::OK,
-                    &json!({"status": "ready", "checks": checks}),
-                    &id,
-                )
+                json_response(StatusCode::OK, &json!({"status": "ready", "checks": checks}), &id)
             } else {
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -68,9 +61,7 @@ pub async fn handle(
             let mut r = Response::new(Body::from(gateway.metrics.render()));
             r.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
             );
             r
         }

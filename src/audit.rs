@@ -47,10 +47,7 @@ impl AuditSink {
         if target == "-" {
             return Ok(AuditSink::Stdout);
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(Path::new(target))?;
+        let file = OpenOptions::new().create(true).append(true).open(Path::new(target))?;
         Ok(AuditSink::File(Mutex::new(file)))
     }
 

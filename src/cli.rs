@@ -116,9 +116,7 @@ pub fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode
     let routable = Router::new(&settings, |_| None).map(|r| r.route(&request.instance_id));
     let decision = match routable {
         Ok(Err(RouteError::UnknownInstance)) => Decision::Deny(DenyReason::InstanceNotAllowed),
-        _ => settings
-            .policy
-            .evaluate(&claims, &request, &settings.user_id_claim),
+        _ => settings.policy.evaluate(&claims, &request, &settings.user_id_claim),
     };
     match decision {
         Decision::Allow { grant } => {

@@ -342,13 +342,8 @@ impl Settings {
     /// Reads and checks the config file and the policy it names.
     pub fn load(path: &Path) -> Result<Settings, Problems> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem::new(
-                &file,
-                "(file)",
-                format!("cannot read: {e}"),
-            )])
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Problems(vec![Problem::new(&file, "(file)", format!("cannot read: {e}"))]))?;
         Self::from_toml(&text, path)
     }
 
@@ -372,12 +367,7 @@ impl Settings {
         }
     }
 
-    fn check(
-        cfg: FileConfig,
-        path: &Path,
-        base: &Path,
-        problems: &mut Vec<Problem>,
-    ) -> Option<Settings> {
+    fn check(cfg: FileConfig, path: &Path, base: &Path, problems: &mut Vec<Problem>) -> Option<Settings> {
         let file = path.display().to_string();
         let mut bad = |key: &str, why: String| problems.push(Problem::new(&file, key, why));
 
@@ -397,10 +387,7 @@ impl Settings {
             }
         }
         if cfg.auth.issuers.is_empty() {
-            bad(
-                "auth.issuers",
-                "at least one [[auth.issuers]] is required".into(),
-            );
+            bad("auth.issuers", "at least one [[auth.issuers]] is required".into());
         }
         let mut issuers = Vec::new();
         for (i, iss) in cfg.auth.issuers.iter().enumerate() {
@@ -412,10 +399,7 @@ impl Settings {
                 bad(&at("issuer"), format!("{:?} is listed twice", iss.issuer));
             }
             if iss.audiences.is_empty() || iss.audiences.iter().any(String::is_empty) {
-                bad(
-                    &at("audiences"),
-                    "list at least one non-empty audience".into(),
-                );
+                bad(&at("audiences"), "list at least one non-empty audience".into());
             }
             let mut algorithms = Vec::new();
             if iss.algorithms.is_empty() {
@@ -434,8 +418,7 @@ impl Settings {
             }
             let keys = match (&iss.jwks_url, &iss.jwks_file) {
                 (Some(url), None) => {
-                    if !(url.starts_with("https://") || url.starts_with("http://"))
-                        || url.parse::<http::Uri>().is_err()
+                    if !(url.starts_with("https://") || url.starts_with("http://")) || url.parse::<http::Uri>().is_err()
                     {
                         bad(&at("jwks_url"), format!("{url:?} is not an http(s) URL"));
                     }
@@ -449,10 +432,7 @@ impl Settings {
                     Some(KeySource::File(resolved))
                 }
                 _ => {
-                    bad(
-                        &at("jwks_url"),
-                        "set exactly one of jwks_url and jwks_file".into(),
-                    );
+                    bad(&at("jwks_url"), "set exactly one of jwks_url and jwks_file".into());
                     None
                 }
             };
@@ -490,8 +470,7 @@ impl Settings {
                 );
             }
         }
-        let default_region_known =
-            c.region.is_some() || std::env::var("AWS_REGION").is_ok_and(|r| !r.is_empty());
+        let default_region_known = c.region.is_some() || std::env::var("AWS_REGION").is_ok_and(|r| !r.is_empty());
         for (i, inst) in c.instances.iter().enumerate() {
             if inst.id.is_empty() || inst.id.chars().count() > 100 {
                 bad(
@@ -531,9 +510,7 @@ impl Settings {
             bad("audit.file", "use \"-\" for stdout or a file path".into());
         }
         for (i, origin) in cfg.cors.allowed_origins.iter().enumerate() {
-            if !(origin.starts_with("http://") || origin.starts_with("https://"))
-                || origin.ends_with('/')
-            {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
                 bad(
                     &format!("cors.allowed_origins[{i}]"),
                     format!("{origin:?} is not an origin like \"https://dashboard.example.com\""),
@@ -582,12 +559,9 @@ fn valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32
         && region.split('-').count() >= 3
-        && region.split('-').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
+        && region
+            .split('-')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// Names the key a TOML error is about, as `line N, column M` plus the text there.
@@ -603,8 +577,7 @@ pub fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
         .rev()
         .find_map(|l| {
             let l = l.trim();
-            (l.starts_with('[') && l.ends_with(']'))
-                .then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
+            (l.starts_with('[') && l.ends_with(']')).then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
         })
         .unwrap_or_default();
     let line_text = text[before.rfind('\n').map_or(0, |i| i + 1)..]
@@ -652,7 +625,8 @@ capabilities = ["SILENT_MONITOR"]
 as_user = "self"
 "#;
 
-    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
+    const JWKS: &str =
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
 
     fn base_config() -> String {
         r#"
@@ -707,10 +681,7 @@ file = "policy.toml"
         let text = base_config()
             .replace("[\"EdDSA\"]", "[\"HS256\"]")
             .replace("jwks_file = \"jwks.json\"", "jwks_file = \"missing.json\"")
-            .replace(
-                "region = \"us-east-1\"",
-                "region = \"us-east-1\"\nmax_attempts = 0",
-            );
+            .replace("region = \"us-east-1\"", "region = \"us-east-1\"\nmax_attempts = 0");
         let cfg = write(dir.path(), "g.toml", &text);
         let err = Settings::load(&cfg).unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();

@@ -115,11 +115,7 @@ impl ConnectStandIn {
 
     /// Queues replies for the next requests, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        self.state
-            .script
-            .lock()
-            .expect("script lock")
-            .extend(replies);
+        self.state.script.lock().expect("script lock").extend(replies);
     }
 
     /// The reply once the script runs out.
@@ -141,16 +137,9 @@ impl ConnectStandIn {
     }
 }
 
-async fn answer(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
+async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let signature_problem = verify_sigv4(
         parts.method.as_str(),
         parts.uri.path(),
@@ -167,11 +156,7 @@ async fn answer(
         body,
         signature_problem: signature_problem.clone(),
     };
-    state
-        .received
-        .lock()
-        .expect("received lock")
-        .push(received.clone());
+    state.received.lock().expect("received lock").push(received.clone());
     if let Some(problem) = signature_problem {
         tracing::warn!(%problem, "stand-in refused a bad signature");
         return Ok(raw(
@@ -181,8 +166,7 @@ async fn answer(
         ));
     }
     let next = state.script.lock().expect("script lock").pop_front();
-    let mut reply =
-        next.unwrap_or_else(|| state.default_reply.lock().expect("default lock").clone());
+    let mut reply = next.unwrap_or_else(|| state.default_reply.lock().expect("default lock").clone());
     loop {
         match reply {
             Reply::Delayed(wait, inner) => {
@@ -190,15 +174,8 @@ async fn answer(
                 reply = *inner;
             }
             Reply::Drop => return Err(std::io::Error::other("scripted connection drop")),
-            Reply::Raw {
-                status,
-                headers,
-                body,
-            } => {
-                let headers: Vec<(&str, &str)> = headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+            Reply::Raw { status, headers, body } => {
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 return Ok(raw(status, &headers, &body));
             }
             Reply::Success => return Ok(monitor_success(&received)),
@@ -218,10 +195,7 @@ fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes
         http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is ASCII"),
     );
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::try_from(*k),
-            http::HeaderValue::from_str(v),
-        ) {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(*k), http::HeaderValue::from_str(v)) {
             r.headers_mut().insert(k, v);
         }
     }
@@ -231,10 +205,7 @@ fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes
 fn monitor_success(received: &Received) -> Response<Full<Bytes>> {
     let body = received.json();
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    if received.method != "POST"
-        || received.path != "/contact/monitor"
-        || text("ContactId").is_empty()
-    {
+    if received.method != "POST" || received.path != "/contact/monitor" || text("ContactId").is_empty() {
         return raw(
             400,
             &[("x-amzn-errortype", "InvalidRequestException")],
@@ -313,21 +284,15 @@ pub fn verify_sigv4(
         return Err("unknown access key".into());
     }
     if scope.service != "connect" {
-        return Err(format!(
-            "signed for service {:?}, not connect",
-            scope.service
-        ));
+        return Err(format!("signed for service {:?}, not connect", scope.service));
     }
     let header = |name: &str| -> Result<&str, String> {
         let mut values = headers.get_all(name).iter();
-        let v = values
-            .next()
-            .ok_or(format!("signed header {name} missing"))?;
+        let v = values.next().ok_or(format!("signed header {name} missing"))?;
         if values.next().is_some() {
             return Err(format!("signed header {name} sent twice"));
         }
-        v.to_str()
-            .map_err(|_| format!("header {name} is not ASCII"))
+        v.to_str().map_err(|_| format!("header {name} is not ASCII"))
     };
     for required in ["host", "x-amz-date", "content-type"] {
         if !scope.signed_headers.iter().any(|h| h == required) {
@@ -340,11 +305,7 @@ pub fn verify_sigv4(
     if skew > MAX_CLOCK_SKEW {
         return Err("x-amz-date too far from now".into());
     }
-    let session_token = match scope
-        .signed_headers
-        .iter()
-        .any(|h| h == "x-amz-security-token")
-    {
+    let session_token = match scope.signed_headers.iter().any(|h| h == "x-amz-security-token") {
         true => {
             let token = header("x-amz-security-token")?;
             if Some(token) != credentials.session_token() {
@@ -352,9 +313,7 @@ pub fn verify_sigv4(
             }
             Some(token.to_owned())
         }
-        false if credentials.session_token().is_some() => {
-            return Err("session token not signed".into())
-        }
+        false if credentials.session_token().is_some() => return Err("session token not signed".into()),
         false => None,
     };
     // The signer adds x-amz-date and the token itself; give it the rest.
@@ -382,11 +341,8 @@ pub fn verify_sigv4(
         .map_err(|e| e.to_string())?
         .into();
     let signable =
-        SignableRequest::new(method, path, signed.into_iter(), SignableBody::Bytes(body))
-            .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
+        SignableRequest::new(method, path, signed.into_iter(), SignableBody::Bytes(body)).map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
     let expected = instructions
         .headers()
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
@@ -425,13 +381,7 @@ mod tests {
             region: "us-east-1".into(),
             endpoint: parse_endpoint("http://127.0.0.1:1").unwrap(),
         };
-        crate::signing::signed_request(
-            &route,
-            Bytes::from_static(b"{\"a\":1}"),
-            creds,
-            SystemTime::now(),
-        )
-        .unwrap()
+        crate::signing::signed_request(&route, Bytes::from_static(b"{\"a\":1}"), creds, SystemTime::now()).unwrap()
     }
 
     fn check(req: &http::Request<Bytes>, creds: &Credentials) -> Result<(), String> {

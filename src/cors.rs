@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use http::header::{
-    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use http::{HeaderMap, Method, Response, StatusCode};
 
@@ -48,18 +47,12 @@ impl Cors {
         let h = response.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(VARY, HeaderValue::from_static("Origin"));
-        h.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST"),
-        );
+        h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
         h.insert(
             ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("authorization, content-type, x-request-id"),
         );
-        h.insert(
-            ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from(self.max_age.as_secs()),
-        );
+        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(self.max_age.as_secs()));
         Some(response)
     }
 
@@ -69,10 +62,7 @@ impl Cors {
             let h = response.headers_mut();
             h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             h.insert(VARY, HeaderValue::from_static("Origin"));
-            h.insert(
-                ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("x-request-id"),
-            );
+            h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id"));
         }
     }
 }
@@ -89,10 +79,7 @@ mod tests {
     }
 
     fn cors() -> Cors {
-        Cors::new(
-            vec!["https://dash.example".into()],
-            Duration::from_secs(600),
-        )
+        Cors::new(vec!["https://dash.example".into()], Duration::from_secs(600))
     }
 
     #[test]
@@ -103,10 +90,7 @@ mod tests {
         ]);
         let r = cors().preflight(&Method::OPTIONS, &h).unwrap();
         assert_eq!(r.status(), 204);
-        assert_eq!(
-            r.headers()["access-control-allow-origin"],
-            "https://dash.example"
-        );
+        assert_eq!(r.headers()["access-control-allow-origin"], "https://dash.example");
         assert_eq!(r.headers()["access-control-max-age"], "600");
         assert_eq!(r.headers()["vary"], "Origin");
     }
@@ -114,10 +98,7 @@ mod tests {
     #[test]
     fn other_origins_get_no_cors_headers() {
         for origin in ["https://dash.example.evil", "https://DASH.example", "null"] {
-            let h = headers(&[
-                ("origin", origin),
-                ("access-control-request-method", "POST"),
-            ]);
+            let h = headers(&[("origin", origin), ("access-control-request-method", "POST")]);
             assert!(cors().preflight(&Method::OPTIONS, &h).is_none(), "{origin}");
             assert!(cors().allowed_origin(&h).is_none(), "{origin}");
         }

@@ -76,14 +76,9 @@ impl CredentialsCache {
     }
 
     async fn refresh_locked(&self) -> Result<Credentials, CredentialsUnavailable> {
-        let asked =
-            tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials()).await;
+        let asked = tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials()).await;
         let creds = match asked {
-            Err(_) => {
-                return Err(CredentialsUnavailable(
-                    "the credentials provider timed out".into(),
-                ))
-            }
+            Err(_) => return Err(CredentialsUnavailable("the credentials provider timed out".into())),
             // The provider's error text names the chain link that failed; it carries no secret.
             Ok(Err(e)) => return Err(CredentialsUnavailable(crate::http_client::error_chain(&e))),
             Ok(Ok(c)) => c,
@@ -144,9 +139,7 @@ mod tests {
     }
 
     impl ProvideCredentials for Counting {
-        fn provide_credentials<'a>(
-            &'a self,
-        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
         where
             Self: 'a,
         {
@@ -196,10 +189,6 @@ mod tests {
         );
         cache.get().await.unwrap();
         cache.get().await.unwrap();
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            2,
-            "60 s left is inside the 5 min margin"
-        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "60 s left is inside the 5 min margin");
     }
 }

@@ -46,9 +46,7 @@ struct Sample {
 }
 
 fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let token = |sub: &str, groups: &str, user: &str| {
         key.mint(&json!({
             "iss": issuer, "aud": "connect-monitor-gateway", "sub": sub,
@@ -120,8 +118,7 @@ async fn listener(preferred: &str) -> std::io::Result<tokio::net::TcpListener> {
 /// Runs the demo. With `once`, sends the samples, prints each outcome and
 /// returns whether every one got its expected answer.
 pub async fn run(once: bool) -> Result<bool, String> {
-    let key = SigningKey::from_pem(DEMO_ISSUER_KEY, Algorithm::EdDSA, "demo-2026")
-        .map_err(|e| e.to_string())?;
+    let key = SigningKey::from_pem(DEMO_ISSUER_KEY, Algorithm::EdDSA, "demo-2026").map_err(|e| e.to_string())?;
     let issuer = IssuerStandIn::start(jwks_of(&[&key]))
         .await
         .map_err(|e| e.to_string())?;
@@ -131,23 +128,14 @@ pub async fn run(once: bool) -> Result<bool, String> {
     let (api, admin) = if once {
         (listener("127.0.0.1:0").await, listener("127.0.0.1:0").await)
     } else {
-        (
-            listener("127.0.0.1:8080").await,
-            listener("127.0.0.1:9901").await,
-        )
+        (listener("127.0.0.1:8080").await, listener("127.0.0.1:9901").await)
     };
-    let (api, admin) = (
-        api.map_err(|e| e.to_string())?,
-        admin.map_err(|e| e.to_string())?,
-    );
+    let (api, admin) = (api.map_err(|e| e.to_string())?, admin.map_err(|e| e.to_string())?);
     let api_addr = api.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
 
     // The embedded config, written to a private folder so `check` and `explain` can be tried on it.
-    let dir = std::env::temp_dir().join(format!(
-        "connect-monitor-gateway-demo-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("connect-monitor-gateway-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let config_text = DEMO_CONFIG
         .replace("{ISSUER}", &issuer.issuer())
@@ -182,16 +170,9 @@ pub async fn run(once: bool) -> Result<bool, String> {
         let audited = audit.memory_lines().len();
         println!(
             "Connect stand-in: {reached} call(s) received, every SigV4 signature {}",
-            if signatures_ok {
-                "verified"
-            } else {
-                "NOT verified"
-            }
+            if signatures_ok { "verified" } else { "NOT verified" }
         );
-        println!(
-            "audit: {audited} record(s) for {} request(s)",
-            samples.len()
-        );
+        println!("audit: {audited} record(s) for {} request(s)", samples.len());
         Ok(ok && signatures_ok && reached == 1 && audited == samples.len())
     } else {
         println!("connect-monitor-gateway demo");
@@ -229,23 +210,19 @@ async fn send_samples(addr: SocketAddr, samples: &[Sample]) -> bool {
         let request = request
             .body(Full::new(Bytes::from(sample.body.to_string())))
             .expect("a well-formed request");
-        let (status, body) =
-            match tokio::time::timeout(Duration::from_secs(10), client.request(request)).await {
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
-                    let body = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|c| c.to_bytes())
-                        .unwrap_or_default();
-                    (
-                        status,
-                        serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-                    )
-                }
-                _ => (0, Value::Null),
-            };
+        let (status, body) = match tokio::time::timeout(Duration::from_secs(10), client.request(request)).await {
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                (status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+            }
+            _ => (0, Value::Null),
+        };
         let code = if body["success"] == true {
             "OK"
         } else {
@@ -254,10 +231,7 @@ async fn send_samples(addr: SocketAddr, samples: &[Sample]) -> bool {
         let ok = status == sample.status && code == sample.code;
         all_ok &= ok;
         let detail = if status == 200 {
-            format!(
-                "contact_arn={}",
-                body["data"]["contact_arn"].as_str().unwrap_or("?")
-            )
+            format!("contact_arn={}", body["data"]["contact_arn"].as_str().unwrap_or("?"))
         } else {
             body["error"]["message"].as_str().unwrap_or("").to_string()
         };

@@ -28,11 +28,7 @@ impl Endpoint {
 
     /// The `Host` header value: the authority without a default port.
     pub fn host(&self) -> String {
-        let default_port = if self.scheme == Scheme::HTTPS {
-            443
-        } else {
-            80
-        };
+        let default_port = if self.scheme == Scheme::HTTPS { 443 } else { 80 };
         match self.authority.port_u16() {
             Some(p) if p != default_port => format!("{}:{}", self.authority.host(), p),
             _ => self.authority.host().to_string(),
@@ -86,10 +82,7 @@ pub struct Router {
 
 impl Router {
     /// Builds the router from settings and the endpoint variables given.
-    pub fn new(
-        settings: &Settings,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Router, String> {
+    pub fn new(settings: &Settings, env: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
         let candidates = [
             ("connect.endpoint", settings.connect.endpoint.clone()),
             ("AWS_ENDPOINT_URL_CONNECT", env("AWS_ENDPOINT_URL_CONNECT")),
@@ -184,10 +177,7 @@ mod tests {
 
     #[test]
     fn regional_endpoint_by_default() {
-        let r = Router::new(&settings(""), no_env)
-            .unwrap()
-            .route("any")
-            .unwrap();
+        let r = Router::new(&settings(""), no_env).unwrap().route("any").unwrap();
         assert_eq!(r.region, "us-east-1");
         assert_eq!(r.endpoint.host(), "connect.us-east-1.amazonaws.com");
     }
@@ -212,8 +202,7 @@ mod tests {
         assert_eq!(r.route("x").unwrap().endpoint.host(), "vpce.example:8443");
         let r = Router::new(&settings(""), env).unwrap();
         assert_eq!(r.route("x").unwrap().endpoint.host(), "127.0.0.1:4000");
-        let only_global =
-            |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5000".to_string());
+        let only_global = |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5000".to_string());
         let r = Router::new(&settings(""), only_global).unwrap();
         assert_eq!(r.route("x").unwrap().endpoint.host(), "127.0.0.1:5000");
     }

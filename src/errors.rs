@@ -86,17 +86,13 @@ impl GatewayError {
                 "METHOD_NOT_ALLOWED",
                 "Only POST is allowed here",
             ),
-            E::Unauthenticated(why) => {
-                Answer::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", capitalize(why))
-            }
+            E::Unauthenticated(why) => Answer::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", capitalize(why)),
             E::Forbidden(reason) => Answer::new(
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",
                 format!("Denied by policy: {reason}"),
             ),
-            E::Invalid(why) => {
-                Answer::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", why.0.clone())
-            }
+            E::Invalid(why) => Answer::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", why.0.clone()),
             E::PayloadTooLarge => Answer::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
@@ -112,11 +108,7 @@ impl GatewayError {
                 "REQUEST_TIMEOUT",
                 "The request body did not arrive in time",
             ),
-            E::Unavailable(why) => Answer::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                capitalize(why),
-            ),
+            E::Unavailable(why) => Answer::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", capitalize(why)),
             E::Upstream(failure) => upstream_answer(failure),
         }
     }
@@ -180,9 +172,11 @@ fn upstream_answer(failure: &UpstreamFailure) -> Answer {
                 format!("Connect answered HTTP {}", e.status),
             ),
         },
-        UpstreamErrorKind::Unreachable(_) => {
-            Answer::new(StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR", "Connect could not be reached")
-        }
+        UpstreamErrorKind::Unreachable(_) => Answer::new(
+            StatusCode::BAD_GATEWAY,
+            "UPSTREAM_ERROR",
+            "Connect could not be reached",
+        ),
         UpstreamErrorKind::BadResponse => Answer::new(
             StatusCode::BAD_GATEWAY,
             "UPSTREAM_ERROR",
@@ -253,11 +247,7 @@ mod tests {
         ];
         for (status, name, want_status, want_code) in cases {
             let a = connect(status, name);
-            assert_eq!(
-                (a.status.as_u16(), a.code),
-                (want_status, want_code),
-                "{name}"
-            );
+            assert_eq!((a.status.as_u16(), a.code), (want_status, want_code), "{name}");
         }
         assert_eq!(connect(429, "").retry_after, Some(Duration::from_secs(2)));
         assert!(connect(403, "AccessDeniedException")

@@ -45,12 +45,7 @@ pub enum FetchError {
 }
 
 /// GETs a URL and returns its body, refusing bodies over `limit` bytes.
-pub async fn get_bytes(
-    client: &HttpClient,
-    url: &str,
-    timeout: Duration,
-    limit: usize,
-) -> Result<Bytes, FetchError> {
+pub async fn get_bytes(client: &HttpClient, url: &str, timeout: Duration, limit: usize) -> Result<Bytes, FetchError> {
     let request = http::Request::get(url)
         .header(http::header::USER_AGENT, crate::USER_AGENT)
         .header(http::header::ACCEPT, "application/json")

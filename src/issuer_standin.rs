@@ -83,11 +83,9 @@ fn ed25519_public_jwk(pem: &[u8]) -> Result<Jwk, String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.trim())
         .map_err(|_| "PEM body is not base64")?;
-    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
-        .map_err(|e| e.to_string())?;
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| e.to_string())?;
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-    serde_json::from_value(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x}))
-        .map_err(|e| e.to_string())
+    serde_json::from_value(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x})).map_err(|e| e.to_string())
 }
 
 /// A JWKS document of these keys' public halves.
@@ -166,10 +164,7 @@ fn answer(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     } else if !state.up.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, "{}".to_string())
     } else {
-        (
-            StatusCode::OK,
-            state.jwks.lock().expect("jwks lock").to_string(),
-        )
+        (StatusCode::OK, state.jwks.lock().expect("jwks lock").to_string())
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;

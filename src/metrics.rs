@@ -66,11 +66,7 @@ impl Metrics {
             "JWKS fetches, by issuer and result",
             jwks_refresh.clone(),
         );
-        registry.register(
-            "cmg_in_flight",
-            "API requests being handled now",
-            in_flight.clone(),
-        );
+        registry.register("cmg_in_flight", "API requests being handled now", in_flight.clone());
         registry.register(
             "cmg_build",
             "Build information",
@@ -88,9 +84,7 @@ impl Metrics {
     }
 
     pub fn request_done(&self, code: &'static str, elapsed: Duration) {
-        self.requests
-            .get_or_create(&vec![("code", code.to_string())])
-            .inc();
+        self.requests.get_or_create(&vec![("code", code.to_string())]).inc();
         self.request_duration.observe(elapsed.as_secs_f64());
     }
 
@@ -107,10 +101,7 @@ impl Metrics {
     /// `issuer` is a configured issuer URL, so the label set stays bounded.
     pub fn jwks_refresh(&self, issuer: &str, result: &'static str) {
         self.jwks_refresh
-            .get_or_create(&vec![
-                ("issuer", issuer.to_string()),
-                ("result", result.to_string()),
-            ])
+            .get_or_create(&vec![("issuer", issuer.to_string()), ("result", result.to_string())])
             .inc();
     }
 

@@ -118,8 +118,7 @@ impl MonitorRequest {
                     .map(|c| {
                         Capability::parse(c).ok_or_else(|| {
                             InvalidRequest(
-                                "AllowedMonitorCapabilities items must be SILENT_MONITOR or BARGE"
-                                    .to_string(),
+                                "AllowedMonitorCapabilities items must be SILENT_MONITOR or BARGE".to_string(),
                             )
                         })
                     })
@@ -201,9 +200,6 @@ mod tests {
     #[test]
     fn lengths_count_characters_not_bytes() {
         let id = "é".repeat(100);
-        assert!(parse(&format!(
-            r#"{{"InstanceId":"{id}","ContactId":"c","UserId":"u"}}"#
-        ))
-        .is_ok());
+        assert!(parse(&format!(r#"{{"InstanceId":"{id}","ContactId":"c","UserId":"u"}}"#)).is_ok());
     }
 }

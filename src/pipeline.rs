@@ -6,9 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{
-    HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -84,10 +82,7 @@ fn now_rfc3339() -> String {
 
 impl Gateway {
     /// Answers one API request. Never fails: every error becomes an envelope.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<Body>, std::convert::Infallible> {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
         // A browser's preflight carries no token and is not an API request.
         if let Some(preflight) = self.cors.preflight(req.method(), req.headers()) {
             return Ok(preflight);
@@ -131,9 +126,11 @@ impl Gateway {
             return Err(GatewayError::MethodNotAllowed);
         }
         // Admit: shed load beyond max_in_flight at once, rather than queue.
-        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            GatewayError::Unavailable("the gateway is at capacity; retry shortly".into())
-        })?;
+        let _permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| GatewayError::Unavailable("the gateway is at capacity; retry shortly".into()))?;
         let deadline = started + self.request_timeout;
 
         // Authenticate before reading the body: no `100 Continue` for strangers.
@@ -153,17 +150,10 @@ impl Gateway {
         audit.capabilities = Some(request.capabilities.iter().map(|c| c.as_str()).collect());
 
         // Authorize: the instance must be routable (the allow-list), then the policy.
-        let route = self
-            .router
-            .route(&request.instance_id)
-            .map_err(|e| match e {
-                RouteError::UnknownInstance => {
-                    GatewayError::Forbidden(DenyReason::InstanceNotAllowed)
-                }
-                RouteError::NoRegion => {
-                    GatewayError::Unavailable("no region is configured for this instance".into())
-                }
-            })?;
+        let route = self.router.route(&request.instance_id).map_err(|e| match e {
+            RouteError::UnknownInstance => GatewayError::Forbidden(DenyReason::InstanceNotAllowed),
+            RouteError::NoRegion => GatewayError::Unavailable("no region is configured for this instance".into()),
+        })?;
         let policy = self.policy.read().expect("policy lock").clone();
         match policy.evaluate(&identity.claims, &request, &self.user_id_claim) {
             Decision::Deny(reason) => return Err(GatewayError::Forbidden(reason)),
@@ -180,15 +170,9 @@ impl Gateway {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         audit.client_token = Some(client_token.clone());
         let connect_body = Bytes::from(request.to_connect_body(&client_token));
-        let outcome = self
-            .upstream
-            .monitor_contact(&route, connect_body, deadline)
-            .await;
+        let outcome = self.upstream.monitor_contact(&route, connect_body, deadline).await;
         match outcome {
-            Ok(success) => Ok(Monitored {
-                success,
-                client_token,
-            }),
+            Ok(success) => Ok(Monitored { success, client_token }),
             Err(failure) => {
                 audit.upstream_status = failure.upstream_status;
                 audit.aws_request_id = failure.aws_request_id.clone();
@@ -209,11 +193,7 @@ impl Gateway {
 
     /// Reads the body, refusing by `Content-Length` before reading a byte and
     /// by count while reading (chunked bodies declare nothing).
-    async fn read_body(
-        &self,
-        req: Request<Incoming>,
-        deadline: Instant,
-    ) -> Result<Bytes, GatewayError> {
+    async fn read_body(&self, req: Request<Incoming>, deadline: Instant) -> Result<Bytes, GatewayError> {
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -226,21 +206,14 @@ impl Gateway {
         match tokio::time::timeout_at(deadline.into(), limited.collect()).await {
             Err(_) => Err(GatewayError::RequestTimeout),
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(GatewayError::PayloadTooLarge)
-            }
-            Ok(Err(_)) => Err(GatewayError::Invalid(
-                crate::monitor_request::InvalidRequest("the request body could not be read".into()),
-            )),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge),
+            Ok(Err(_)) => Err(GatewayError::Invalid(crate::monitor_request::InvalidRequest(
+                "the request body could not be read".into(),
+            ))),
         }
     }
 
-    fn success(
-        &self,
-        done: Monitored,
-        request_id: &str,
-        audit: &mut AuditRecord,
-    ) -> Response<Body> {
+    fn success(&self, done: Monitored, request_id: &str, audit: &mut AuditRecord) -> Response<Body> {
         audit.status = 200;
         audit.code = OK_CODE;
         audit.upstream_status = Some(done.success.status);
@@ -267,12 +240,7 @@ impl Gateway {
         response
     }
 
-    fn failure(
-        &self,
-        error: GatewayError,
-        request_id: &str,
-        audit: &mut AuditRecord,
-    ) -> Response<Body> {
+    fn failure(&self, error: GatewayError, request_id: &str, audit: &mut AuditRecord) -> Response<Body> {
         let answer = error.answer();
         audit.status = answer.status.as_u16();
         audit.code = answer.code;
@@ -303,10 +271,7 @@ impl Gateway {
             _ => {}
         }
         if let Some(after) = answer.retry_after {
-            headers.insert(
-                RETRY_AFTER,
-                HeaderValue::from(after.as_secs_f64().ceil() as u64),
-            );
+            headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs_f64().ceil() as u64));
         }
         if let Some(id) = audit
             .aws_request_id
@@ -320,11 +285,7 @@ impl Gateway {
 }
 
 /// A JSON response with the request id; the one way answers are built.
-pub fn json_response(
-    status: StatusCode,
-    body: &serde_json::Value,
-    request_id: &str,
-) -> Response<Body> {
+pub fn json_response(status: StatusCode, body: &serde_json::Value, request_id: &str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -83,9 +83,7 @@ impl ClaimRule {
             Value::Array(items) => items,
             other => std::slice::from_ref(other),
         };
-        candidates
-            .iter()
-            .any(|c| wanted.iter().any(|w| w.matches(c)))
+        candidates.iter().any(|c| wanted.iter().any(|w| w.matches(c)))
     }
 }
 
@@ -142,13 +140,8 @@ pub struct Policy {
 impl Policy {
     pub fn load(path: &Path) -> Result<Policy, Problems> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem::new(
-                &file,
-                "(file)",
-                format!("cannot read policy: {e}"),
-            )])
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Problems(vec![Problem::new(&file, "(file)", format!("cannot read policy: {e}"))]))?;
         Self::from_toml(&text, &file)
     }
 
@@ -173,23 +166,14 @@ impl Policy {
             }
             for (key, rule) in &g.claims {
                 if key.is_empty() || key.split('.').any(str::is_empty) {
-                    bad(
-                        "claims",
-                        format!("{key:?} is not a claim name or dotted path"),
-                    );
+                    bad("claims", format!("{key:?} is not a claim name or dotted path"));
                 }
                 if matches!(rule, ClaimRule::AnyOf(v) if v.is_empty()) {
-                    bad(
-                        "claims",
-                        format!("{key:?} lists no value, so it could never hold"),
-                    );
+                    bad("claims", format!("{key:?} lists no value, so it could never hold"));
                 }
             }
             if g.instances.is_empty() || g.instances.iter().any(String::is_empty) {
-                bad(
-                    "instances",
-                    "list instance ids, or [\"*\"] for every instance".into(),
-                );
+                bad("instances", "list instance ids, or [\"*\"] for every instance".into());
             }
             let mut capabilities = Vec::new();
             if g.capabilities.is_empty() {
@@ -198,10 +182,7 @@ impl Policy {
             for c in &g.capabilities {
                 match Capability::parse(c) {
                     Some(c) => capabilities.push(c),
-                    None => bad(
-                        "capabilities",
-                        format!("{c:?} is not SILENT_MONITOR or BARGE"),
-                    ),
+                    None => bad("capabilities", format!("{c:?} is not SILENT_MONITOR or BARGE")),
                 }
             }
             let as_user = match g.as_user {
@@ -242,12 +223,7 @@ impl Policy {
     /// Decides a request. Deny by default; when grants match the caller but
     /// refuse the request, the reason is the check that got furthest, so the
     /// caller learns the most useful thing (e.g. "user_not_allowed").
-    pub fn evaluate(
-        &self,
-        claims: &Value,
-        request: &MonitorRequest,
-        user_id_claim: &str,
-    ) -> Decision {
+    pub fn evaluate(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Decision {
         let mut best = DenyReason::NoGrant;
         for grant in &self.grants {
             match grant.check(claims, request, user_id_claim) {
@@ -286,12 +262,7 @@ pub fn find_claim<'a>(claims: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 impl Grant {
-    fn check(
-        &self,
-        claims: &Value,
-        request: &MonitorRequest,
-        user_id_claim: &str,
-    ) -> Result<(), DenyReason> {
+    fn check(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Result<(), DenyReason> {
         let claims_hold = self
             .claims
             .iter()
@@ -299,25 +270,16 @@ impl Grant {
         if !claims_hold {
             return Err(DenyReason::NoGrant);
         }
-        if !self
-            .instances
-            .iter()
-            .any(|i| i == "*" || *i == request.instance_id)
-        {
+        if !self.instances.iter().any(|i| i == "*" || *i == request.instance_id) {
             return Err(DenyReason::InstanceNotAllowed);
         }
-        if !request
-            .capabilities
-            .iter()
-            .all(|c| self.capabilities.contains(c))
-        {
+        if !request.capabilities.iter().all(|c| self.capabilities.contains(c)) {
             return Err(DenyReason::CapabilityNotAllowed);
         }
         let user_ok = match &self.as_user {
             AsUser::Any => true,
             AsUser::SelfOnly => {
-                find_claim(claims, user_id_claim).and_then(Value::as_str)
-                    == Some(request.user_id.as_str())
+                find_claim(claims, user_id_claim).and_then(Value::as_str) == Some(request.user_id.as_str())
             }
             AsUser::Listed(users) => users.contains(&request.user_id),
         };
@@ -381,12 +343,7 @@ as_user = "any"
             &req("inst-1", "u1", &[Capability::SilentMonitor]),
             "connect_user_id",
         );
-        assert_eq!(
-            d,
-            Decision::Allow {
-                grant: "team-a".into()
-            }
-        );
+        assert_eq!(d, Decision::Allow { grant: "team-a".into() });
     }
 
     #[test]
@@ -425,11 +382,7 @@ as_user = "any"
     fn capability_not_granted_is_denied() {
         let d = policy().evaluate(
             &team_a("u1"),
-            &req(
-                "inst-1",
-                "u1",
-                &[Capability::SilentMonitor, Capability::Barge],
-            ),
+            &req("inst-1", "u1", &[Capability::SilentMonitor, Capability::Barge]),
             "connect_user_id",
         );
         assert_eq!(d, Decision::Deny(DenyReason::CapabilityNotAllowed));
@@ -463,21 +416,11 @@ as_user = "any"
         let p = policy();
         let both = [Capability::SilentMonitor, Capability::Barge];
         assert_eq!(
-            p.evaluate(
-                &claims,
-                &req("any-inst", "u-lead-2", &both),
-                "connect_user_id"
-            ),
-            Decision::Allow {
-                grant: "leads".into()
-            }
+            p.evaluate(&claims, &req("any-inst", "u-lead-2", &both), "connect_user_id"),
+            Decision::Allow { grant: "leads".into() }
         );
         assert_eq!(
-            p.evaluate(
-                &claims,
-                &req("any-inst", "u-other", &both),
-                "connect_user_id"
-            ),
+            p.evaluate(&claims, &req("any-inst", "u-other", &both), "connect_user_id"),
             Decision::Deny(DenyReason::UserNotAllowed)
         );
     }
@@ -490,12 +433,7 @@ as_user = "any"
             &req("inst-ops", "whoever", &[Capability::SilentMonitor]),
             "connect_user_id",
         );
-        assert_eq!(
-            d,
-            Decision::Allow {
-                grant: "ops".into()
-            }
-        );
+        assert_eq!(d, Decision::Allow { grant: "ops".into() });
         let claims = json!({"email_verified": "true", "level": 3});
         let d = policy().evaluate(
             &claims,
@@ -524,11 +462,7 @@ as_user = "any"
         let keys: Vec<_> = err.0.iter().map(|p| p.key.clone()).collect();
         assert_eq!(
             keys,
-            vec![
-                "grant[0].instances",
-                "grant[0].capabilities",
-                "grant[0].as_user"
-            ]
+            vec!["grant[0].instances", "grant[0].capabilities", "grant[0].as_user"]
         );
         let err = Policy::from_toml("[[grant]]\nname = \"x\"\nbogus = 1\n", "p.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");

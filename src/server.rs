@@ -65,15 +65,9 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot open the audit file {path}: {source}")]
-    Audit {
-        path: String,
-        source: std::io::Error,
-    },
+    Audit { path: String, source: std::io::Error },
 }
 
 /// A running gateway: its addresses and the means to stop it.
@@ -150,22 +144,18 @@ pub async fn start_on(
         None => default_credentials(settings.default_region()).await,
     };
     let credentials = Arc::new(CredentialsCache::new(provider, deps.credentials_margin));
-    let retry = deps.retry.unwrap_or_else(|| {
-        RetrySettings::new(
-            settings.connect.max_attempts,
-            settings.connect.attempt_timeout.0,
-        )
-    });
-    let audit =
-        match deps.audit {
-            Some(a) => a,
-            None => Arc::new(AuditSink::open(&settings.audit_file).map_err(|source| {
-                StartError::Audit {
-                    path: settings.audit_file.clone(),
-                    source,
-                }
-            })?),
-        };
+    let retry = deps
+        .retry
+        .unwrap_or_else(|| RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout.0));
+    let audit = match deps.audit {
+        Some(a) => a,
+        None => Arc::new(
+            AuditSink::open(&settings.audit_file).map_err(|source| StartError::Audit {
+                path: settings.audit_file.clone(),
+                source,
+            })?,
+        ),
+    };
     let router = Router::new(settings, deps.env).map_err(StartError::Config)?;
     tracing::info!(endpoint = %router.describe(), "routing MonitorContact calls");
 
@@ -178,10 +168,7 @@ pub async fn start_on(
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
-        cors: Cors::new(
-            settings.cors.allowed_origins.clone(),
-            settings.cors.max_age.0,
-        ),
+        cors: Cors::new(settings.cors.allowed_origins.clone(), settings.cors.max_age.0),
         max_body_bytes: settings.server.max_body_bytes,
         request_timeout: settings.server.request_timeout.0,
     });
@@ -198,14 +185,8 @@ pub async fn start_on(
             tracing::warn!(error = %e, "no AWS credentials yet; not ready");
         }
     };
-    let _ = tokio::time::timeout(STARTUP_WAIT, async {
-        tokio::join!(first_keys, first_credentials)
-    })
-    .await;
-    let mut background: Vec<JoinHandle<()>> = issuers
-        .iter()
-        .map(|i| tokio::spawn(i.clone().refresh_loop()))
-        .collect();
+    let _ = tokio::time::timeout(STARTUP_WAIT, async { tokio::join!(first_keys, first_credentials) }).await;
+    let mut background: Vec<JoinHandle<()>> = issuers.iter().map(|i| tokio::spawn(i.clone().refresh_loop())).collect();
     background.push(tokio::spawn(credentials.clone().refresh_loop()));
 
     let api_addr = api.local_addr().map_err(|source| StartError::Listen {
@@ -232,13 +213,9 @@ pub async fn start_on(
         None => None,
     };
     let g = gateway.clone();
-    let served = tokio::spawn(serve(
-        api,
-        header_read_timeout,
-        shutdown_rx,
-        grace,
-        move |req| g.clone().handle(req),
-    ));
+    let served = tokio::spawn(serve(api, header_read_timeout, shutdown_rx, grace, move |req| {
+        g.clone().handle(req)
+    }));
     let admin_text = admin_addr.map_or_else(|| "disabled".to_string(), |a| a.to_string());
     tracing::info!(listen = %api_addr, admin = %admin_text, version = env!("CARGO_PKG_VERSION"), "connect-monitor-gateway serving");
     Ok(RunningGateway {
@@ -252,9 +229,7 @@ pub async fn start_on(
 }
 
 /// Runs futures concurrently and waits for all (a tiny join_all, to avoid a dependency).
-async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) {
+async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(futures: impl Iterator<Item = F>) {
     let tasks: Vec<JoinHandle<()>> = futures.map(tokio::spawn).collect();
     for t in tasks {
         let _ = t.await;
@@ -306,10 +281,7 @@ async fn serve<F, Fut, E>(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace ran out with requests still in flight");
     }
 }
@@ -322,14 +294,7 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     let (_keep_open, never) = watch::channel(false);
-    serve(
-        listener,
-        Duration::from_secs(30),
-        never,
-        Duration::ZERO,
-        handler,
-    )
-    .await;
+    serve(listener, Duration::from_secs(30), never, Duration::ZERO, handler).await;
 }
 
 /// Resolves when SIGTERM (what orchestrators send) or SIGINT arrives.

@@ -77,17 +77,9 @@ mod tests {
             endpoint: parse_endpoint("https://connect.eu-west-2.amazonaws.com").unwrap(),
         };
         let creds = Credentials::new("AKIDEXAMPLE", "secret", Some("session".into()), None, "t");
-        let req = signed_request(
-            &route,
-            Bytes::from_static(b"{}"),
-            &creds,
-            SystemTime::UNIX_EPOCH,
-        )
-        .unwrap();
+        let req = signed_request(&route, Bytes::from_static(b"{}"), &creds, SystemTime::UNIX_EPOCH).unwrap();
         let auth = req.headers()["authorization"].to_str().unwrap();
-        assert!(auth.starts_with(
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/19700101/eu-west-2/connect/aws4_request"
-        ));
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/19700101/eu-west-2/connect/aws4_request"));
         assert!(
             auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,"),
             "{auth}"

@@ -122,18 +122,12 @@ pub fn error_type(headers: &HeaderMap, body: &[u8]) -> String {
         })
         .unwrap_or_default();
     let name = raw.split(':').next().unwrap_or_default();
-    name.rsplit('#')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    name.rsplit('#').next().unwrap_or_default().trim().to_string()
 }
 
 fn retry_kind(status: u16, error_type: &str) -> Option<RetryKind> {
     match error_type {
-        "ThrottlingException" | "TooManyRequestsException" | "ThrottledException" => {
-            Some(RetryKind::Throttle)
-        }
+        "ThrottlingException" | "TooManyRequestsException" | "ThrottledException" => Some(RetryKind::Throttle),
         _ if status == 429 => Some(RetryKind::Throttle),
         _ if matches!(status, 500 | 502 | 503 | 504) => Some(RetryKind::Transient),
         _ => None,
@@ -142,12 +136,7 @@ fn retry_kind(status: u16, error_type: &str) -> Option<RetryKind> {
 
 /// `Retry-After` in seconds, or Connect's `x-amz-retry-after` in milliseconds.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = text("x-amz-retry-after").and_then(|v| v.parse::<u64>().ok()) {
         return Some(Duration::from_millis(ms));
     }
@@ -194,17 +183,15 @@ impl Upstream {
     }
 
     async fn attempt(&self, route: &Route, body: &Bytes, deadline: Instant) -> Attempt {
-        let credentials =
-            match tokio::time::timeout_at(deadline.into(), self.credentials.get()).await {
-                Err(_) => return Attempt::Failed(UpstreamErrorKind::Timeout),
-                Ok(Err(e)) => return Attempt::Failed(e.into()),
-                Ok(Ok(c)) => c,
-            };
-        let request =
-            match signing::signed_request(route, body.clone(), &credentials, SystemTime::now()) {
-                Ok(r) => r.map(Full::new),
-                Err(e) => return Attempt::Failed(e.into()),
-            };
+        let credentials = match tokio::time::timeout_at(deadline.into(), self.credentials.get()).await {
+            Err(_) => return Attempt::Failed(UpstreamErrorKind::Timeout),
+            Ok(Err(e)) => return Attempt::Failed(e.into()),
+            Ok(Ok(c)) => c,
+        };
+        let request = match signing::signed_request(route, body.clone(), &credentials, SystemTime::now()) {
+            Ok(r) => r.map(Full::new),
+            Err(e) => return Attempt::Failed(e.into()),
+        };
         let budget = self
             .retry
             .attempt_timeout
@@ -230,11 +217,7 @@ impl Upstream {
         match result {
             Err(_) => Attempt::Failed(UpstreamErrorKind::Timeout),
             Ok(Err(kind)) => Attempt::Failed(kind),
-            Ok(Ok((status, headers, body))) => Attempt::Answered {
-                status,
-                headers,
-                body,
-            },
+            Ok(Ok((status, headers, body))) => Attempt::Answered { status, headers, body },
         }
     }
 
@@ -250,11 +233,7 @@ impl Upstream {
             attempts += 1;
             let outcome = self.attempt(route, &body, deadline).await;
             let (failure, retry) = match outcome {
-                Attempt::Answered {
-                    status,
-                    headers,
-                    body,
-                } => {
+                Attempt::Answered { status, headers, body } => {
                     let aws_request_id = headers
                         .get("x-amzn-requestid")
                         .and_then(|v| v.to_str().ok())
@@ -295,9 +274,7 @@ impl Upstream {
                 }
                 Attempt::Failed(kind) => {
                     let retry = match &kind {
-                        UpstreamErrorKind::Unreachable(_) | UpstreamErrorKind::Timeout => {
-                            Some(RetryKind::Transient)
-                        }
+                        UpstreamErrorKind::Unreachable(_) | UpstreamErrorKind::Timeout => Some(RetryKind::Transient),
                         _ => None,
                     };
                     self.metrics.upstream_attempt(match &kind {
@@ -361,20 +338,14 @@ mod tests {
 
     #[test]
     fn error_type_from_header_with_suffix() {
-        let h = headers(&[(
-            "x-amzn-errortype",
-            "ThrottlingException:http://internal.amazon.com/",
-        )]);
+        let h = headers(&[("x-amzn-errortype", "ThrottlingException:http://internal.amazon.com/")]);
         assert_eq!(error_type(&h, b""), "ThrottlingException");
     }
 
     #[test]
     fn error_type_from_body_type_with_namespace() {
         let body = br#"{"__type":"com.amazonaws.connect#ResourceNotFoundException","Message":"x"}"#;
-        assert_eq!(
-            error_type(&HeaderMap::new(), body),
-            "ResourceNotFoundException"
-        );
+        assert_eq!(error_type(&HeaderMap::new(), body), "ResourceNotFoundException");
     }
 
     #[test]
@@ -389,14 +360,8 @@ mod tests {
     #[test]
     fn what_is_retried() {
         assert_eq!(retry_kind(429, ""), Some(RetryKind::Throttle));
-        assert_eq!(
-            retry_kind(400, "ThrottlingException"),
-            Some(RetryKind::Throttle)
-        );
-        assert_eq!(
-            retry_kind(500, "InternalServiceException"),
-            Some(RetryKind::Transient)
-        );
+        assert_eq!(retry_kind(400, "ThrottlingException"), Some(RetryKind::Throttle));
+        assert_eq!(retry_kind(500, "InternalServiceException"), Some(RetryKind::Transient));
         assert_eq!(retry_kind(503, ""), Some(RetryKind::Transient));
         assert_eq!(retry_kind(501, ""), None);
         assert_eq!(retry_kind(404, "ResourceNotFoundException"), None);
@@ -408,10 +373,7 @@ mod tests {
         let r = RetrySettings::new(3, Duration::from_secs(1));
         for attempt in 1..10 {
             assert!(r.backoff(RetryKind::Throttle, attempt) <= Duration::from_secs(20));
-            assert!(
-                r.backoff(RetryKind::Transient, attempt)
-                    <= Duration::from_millis(50) * 2u32.pow(attempt - 1)
-            );
+            assert!(r.backoff(RetryKind::Transient, attempt) <= Duration::from_millis(50) * 2u32.pow(attempt - 1));
         }
     }
 }

@@ -7,12 +7,7 @@ use support::{Harness, Options};
 
 async fn denied(h: &Harness, token: &str, body: &str, reason: &str) {
     let a = h.monitor(Some(token), body).await;
-    assert_eq!(
-        (a.status, a.code()),
-        (403, "FORBIDDEN"),
-        "{body}: {:?}",
-        a.body
-    );
+    assert_eq!((a.status, a.code()), (403, "FORBIDDEN"), "{body}: {:?}", a.body);
     assert!(
         a.message().contains(reason),
         "message {:?} should name {reason}",
@@ -53,10 +48,7 @@ async fn instance_not_in_connect_instances_allow_list() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(
-        auth.contains("/eu-central-1/connect/aws4_request"),
-        "{auth}"
-    );
+    assert!(auth.contains("/eu-central-1/connect/aws4_request"), "{auth}");
     h.assert_signatures_verified();
 }
 

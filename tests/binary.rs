@@ -48,10 +48,7 @@ fn check_names_an_unknown_key_and_exits_2() {
     }
     let text = std::fs::read_to_string(repo("config/gateway.example.toml"))
         .unwrap()
-        .replace(
-            "max_in_flight = 256",
-            "max_in_flight = 256\nmax_inflight = 3",
-        );
+        .replace("max_in_flight = 256", "max_in_flight = 256\nmax_inflight = 3");
     let cfg = dir.path().join("gateway.toml");
     std::fs::write(&cfg, text).unwrap();
     let (code, _, stderr) = run(&["check", "--config", cfg.to_str().unwrap()]);
@@ -73,11 +70,7 @@ fn check_reports_every_problem_by_file_and_key() {
         "[auth]\n[[auth.issuers]]\nissuer = \"https://i\"\naudiences = []\nalgorithms = [\"none\"]\njwks_file = \"nope.json\"\n[connect]\nregion = \"us-east-1\"\n[policy]\nfile = \"policy.toml\"\n",
     )
     .unwrap();
-    let (code, _, stderr) = run(&[
-        "check",
-        "--config",
-        dir.path().join("g.toml").to_str().unwrap(),
-    ]);
+    let (code, _, stderr) = run(&["check", "--config", dir.path().join("g.toml").to_str().unwrap()]);
     assert_eq!(code, 2);
     for key in [
         "auth.issuers[0].audiences",
@@ -103,59 +96,25 @@ fn serve_refuses_an_invalid_config_with_exit_2() {
 fn explain_prints_the_decision_with_exit_codes() {
     let cfg = repo("config/gateway.example.toml");
     let claims = r#"{"groups":["supervisors-team-a"],"connect_user_id":"u1"}"#;
-    let allow =
-        r#"{"InstanceId":"11111111-2222-3333-4444-555555555555","ContactId":"c","UserId":"u1"}"#;
-    let (code, stdout, _) = run(&[
-        "explain",
-        "--config",
-        &cfg,
-        "--claims",
-        claims,
-        "--request",
-        allow,
-    ]);
+    let allow = r#"{"InstanceId":"11111111-2222-3333-4444-555555555555","ContactId":"c","UserId":"u1"}"#;
+    let (code, stdout, _) = run(&["explain", "--config", &cfg, "--claims", claims, "--request", allow]);
     assert_eq!(
         (code, stdout.trim()),
         (0, r#"{"decision":"allow","grant":"team-a supervisors"}"#)
     );
-    let deny =
-        r#"{"InstanceId":"11111111-2222-3333-4444-555555555555","ContactId":"c","UserId":"u2"}"#;
-    let (code, stdout, _) = run(&[
-        "explain",
-        "--config",
-        &cfg,
-        "--claims",
-        claims,
-        "--request",
-        deny,
-    ]);
+    let deny = r#"{"InstanceId":"11111111-2222-3333-4444-555555555555","ContactId":"c","UserId":"u2"}"#;
+    let (code, stdout, _) = run(&["explain", "--config", &cfg, "--claims", claims, "--request", deny]);
     assert_eq!(
         (code, stdout.trim()),
         (1, r#"{"decision":"deny","reason":"user_not_allowed"}"#)
     );
     let unlisted = r#"{"InstanceId":"not-listed","ContactId":"c","UserId":"u1"}"#;
-    let (code, stdout, _) = run(&[
-        "explain",
-        "--config",
-        &cfg,
-        "--claims",
-        claims,
-        "--request",
-        unlisted,
-    ]);
+    let (code, stdout, _) = run(&["explain", "--config", &cfg, "--claims", claims, "--request", unlisted]);
     assert_eq!(
         (code, stdout.trim()),
         (1, r#"{"decision":"deny","reason":"instance_not_allowed"}"#)
     );
-    let (code, _, stderr) = run(&[
-        "explain",
-        "--config",
-        &cfg,
-        "--claims",
-        "[]",
-        "--request",
-        allow,
-    ]);
+    let (code, _, stderr) = run(&["explain", "--config", &cfg, "--claims", "[]", "--request", allow]);
     assert_eq!(code, 2, "{stderr}");
     let (code, _, stderr) = run(&[
         "explain",
@@ -186,10 +145,7 @@ fn demo_once_gets_every_expected_answer() {
     let (code, stdout, stderr) = run(&["demo", "--once"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(stdout.matches("[ok]").count(), 4, "{stdout}");
-    assert!(
-        stdout.contains("every SigV4 signature verified"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("every SigV4 signature verified"), "{stdout}");
 }
 
 /// Runs `serve` with captured stderr/stdout; returns the child and its output.
@@ -248,10 +204,7 @@ fn serve(config: &Path) -> Served {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = served.output.lock().unwrap().clone();
-        if let Some(line) = text
-            .lines()
-            .find(|l| l.contains("connect-monitor-gateway serving"))
-        {
+        if let Some(line) = text.lines().find(|l| l.contains("connect-monitor-gateway serving")) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             served.api = v["fields"]["listen"].as_str().unwrap().to_owned();
             served.admin = v["fields"]["admin"].as_str().unwrap().to_owned();
@@ -266,9 +219,7 @@ fn serve(config: &Path) -> Served {
 async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
     let keys = Keys::load();
     let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
-    let connect = ConnectStandIn::start(support::test_credentials(None))
-        .await
-        .unwrap();
+    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
     connect.script([Reply::error(429, "ThrottlingException")]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
@@ -288,21 +239,16 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
     let forged = keys.foreign.mint(&claims);
     let mut statuses = Vec::new();
     for (tok, body) in [
-        (&token, BODY), // throttled, then 200
-        (
-            &token,
-            r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"other"}"#,
-        ), // 403
-        (&forged, BODY), // 401
-        (&token, "{"),  // 400
+        (&token, BODY),                                                          // throttled, then 200
+        (&token, r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"other"}"#), // 403
+        (&forged, BODY),                                                         // 401
+        (&token, "{"),                                                           // 400
     ] {
         let req = http::Request::post(format!("http://{}/contact/monitor", served.api))
             .header("authorization", format!("Bearer {tok}"))
             .header("content-type", "application/json")
             .header("cookie", "session=cookie-secret-value")
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.to_owned(),
-            )))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
             .unwrap();
         let r = tokio::time::timeout(Duration::from_secs(20), client.request(req))
             .await
@@ -349,24 +295,13 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
         ("the cookie", "cookie-secret-value"),
     ];
     for (what, secret) in secrets {
-        for (place, text) in [
-            ("logs", &logs),
-            ("audit", &audit_text),
-            ("metrics", &metrics),
-        ] {
+        for (place, text) in [("logs", &logs), ("audit", &audit_text), ("metrics", &metrics)] {
             assert!(!text.contains(secret), "{what} found in {place}");
         }
     }
     for sig in &signatures {
-        for (place, text) in [
-            ("logs", &logs),
-            ("audit", &audit_text),
-            ("metrics", &metrics),
-        ] {
-            assert!(
-                !text.contains(sig.as_str()),
-                "a SigV4 signature found in {place}"
-            );
+        for (place, text) in [("logs", &logs), ("audit", &audit_text), ("metrics", &metrics)] {
+            assert!(!text.contains(sig.as_str()), "a SigV4 signature found in {place}");
         }
     }
 }

@@ -29,8 +29,7 @@ fn replies(status: u16, name: &str) -> [(&'static str, Reply); 3] {
             Reply::Raw {
                 status,
                 headers: vec![],
-                body: json!({"__type": format!("com.amazonaws.connect#{name}"), "Message": "m"})
-                    .to_string(),
+                body: json!({"__type": format!("com.amazonaws.connect#{name}"), "Message": "m"}).to_string(),
             },
         ),
         (
@@ -55,11 +54,7 @@ async fn maps(status: u16, name: &str, want_status: u16, want_code: &str, want_a
             "{name} via {how}: {:?}",
             a.body
         );
-        assert_eq!(
-            h.connect.received().len(),
-            want_attempts,
-            "{name} via {how}: attempts"
-        );
+        assert_eq!(h.connect.received().len(), want_attempts, "{name} via {how}: attempts");
         let audit = &h.audit_lines()[0];
         assert_eq!(audit["upstream_status"], status, "{name} via {how}");
         assert_eq!(audit["attempts"], want_attempts, "{name} via {how}");
@@ -86,14 +81,9 @@ async fn invalid_parameter_exception_is_400_validation_error() {
 async fn access_denied_exception_is_502_naming_the_gateway_identity() {
     maps(403, "AccessDeniedException", 502, "UPSTREAM_ERROR", 1).await;
     let h = Harness::start().await;
-    h.connect
-        .set_default(Reply::error(403, "AccessDeniedException"));
+    h.connect.set_default(Reply::error(403, "AccessDeniedException"));
     let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
-    assert!(
-        a.message().contains("gateway's own AWS identity"),
-        "{}",
-        a.message()
-    );
+    assert!(a.message().contains("gateway's own AWS identity"), "{}", a.message());
 }
 
 #[tokio::test]
@@ -132,15 +122,9 @@ async fn throttled_then_successful_call_is_retried_with_the_same_client_token() 
     assert_eq!(a.status, 200, "{:?}", a.body);
     let got = h.connect.received();
     assert_eq!(got.len(), 3);
-    let tokens: Vec<_> = got
-        .iter()
-        .map(|r| r.json()["ClientToken"].clone())
-        .collect();
+    let tokens: Vec<_> = got.iter().map(|r| r.json()["ClientToken"].clone()).collect();
     assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
-    assert!(
-        got.iter().all(|r| r.body == got[0].body),
-        "the same body every attempt"
-    );
+    assert!(got.iter().all(|r| r.body == got[0].body), "the same body every attempt");
     assert_eq!(a.body["data"]["client_token"], tokens[0]);
     assert_eq!(h.audit_lines()[0]["attempts"], 3);
     h.assert_signatures_verified();
@@ -183,8 +167,7 @@ async fn dropped_connection_then_success_is_retried() {
 #[tokio::test]
 async fn non_retryable_error_is_tried_once() {
     let h = Harness::start().await;
-    h.connect
-        .set_default(Reply::error(404, "ResourceNotFoundException"));
+    h.connect.set_default(Reply::error(404, "ResourceNotFoundException"));
     h.monitor(Some(&h.supervisor_token()), BODY).await;
     assert_eq!(h.connect.received().len(), 1);
 }
@@ -197,8 +180,7 @@ async fn server_errors_until_max_attempts_is_502_after_exactly_that_many() {
         ..Default::default()
     })
     .await;
-    h.connect
-        .set_default(Reply::error(500, "InternalServiceException"));
+    h.connect.set_default(Reply::error(500, "InternalServiceException"));
     let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
     assert_eq!((a.status, a.code()), (502, "UPSTREAM_ERROR"));
     assert_eq!(h.connect.received().len(), 2);
@@ -232,19 +214,12 @@ async fn call_outliving_request_timeout_is_504() {
         ..Default::default()
     })
     .await;
-    h.connect.set_default(Reply::Delayed(
-        Duration::from_secs(30),
-        Box::new(Reply::Success),
-    ));
+    h.connect
+        .set_default(Reply::Delayed(Duration::from_secs(30), Box::new(Reply::Success)));
     let started = Instant::now();
     let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
     let took = started.elapsed();
-    assert_eq!(
-        (a.status, a.code()),
-        (504, "UPSTREAM_TIMEOUT"),
-        "{:?}",
-        a.body
-    );
+    assert_eq!((a.status, a.code()), (504, "UPSTREAM_TIMEOUT"), "{:?}", a.body);
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(2),
         "answered after {took:?}"

@@ -10,8 +10,7 @@ use support::{Harness, Options, BODY};
 
 async fn cors_harness() -> Harness {
     Harness::with(Options {
-        server_extra: "[cors]\nallowed_origins = [\"https://dash.example\"]\nmax_age = \"5m\"\n"
-            .into(),
+        server_extra: "[cors]\nallowed_origins = [\"https://dash.example\"]\nmax_age = \"5m\"\n".into(),
         ..Default::default()
     })
     .await
@@ -23,10 +22,7 @@ fn preflight(h: &Harness, origin: &str) -> Request<Full<Bytes>> {
         .uri(h.url("/contact/monitor"))
         .header("origin", origin)
         .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
+        .header("access-control-request-headers", "authorization, content-type")
         .body(Full::new(Bytes::new()))
         .unwrap()
 }
@@ -36,10 +32,7 @@ async fn preflight_from_allowed_origin_is_answered_without_a_token() {
     let h = cors_harness().await;
     let a = h.send(preflight(&h, "https://dash.example")).await;
     assert_eq!(a.status, 204);
-    assert_eq!(
-        a.headers["access-control-allow-origin"],
-        "https://dash.example"
-    );
+    assert_eq!(a.headers["access-control-allow-origin"], "https://dash.example");
     assert_eq!(a.headers["access-control-allow-methods"], "POST");
     assert_eq!(
         a.headers["access-control-allow-headers"],
@@ -60,10 +53,7 @@ async fn allowed_origin_gets_cors_headers_on_the_answer() {
         .unwrap();
     let a = h.send(req).await;
     assert_eq!(a.status, 200);
-    assert_eq!(
-        a.headers["access-control-allow-origin"],
-        "https://dash.example"
-    );
+    assert_eq!(a.headers["access-control-allow-origin"], "https://dash.example");
     assert_eq!(a.headers["access-control-expose-headers"], "x-request-id");
     assert_eq!(a.headers["vary"], "Origin");
 }
@@ -80,10 +70,7 @@ async fn other_origins_get_no_cors_headers() {
         .unwrap();
     let a = h.send(req).await;
     assert_eq!(a.status, 401);
-    assert!(a
-        .headers
-        .keys()
-        .all(|k| !k.as_str().starts_with("access-control-")));
+    assert!(a.headers.keys().all(|k| !k.as_str().starts_with("access-control-")));
 }
 
 #[tokio::test]
@@ -91,8 +78,5 @@ async fn no_cors_headers_when_no_origin_is_configured() {
     let h = Harness::start().await;
     let a = h.send(preflight(&h, "https://dash.example")).await;
     assert_eq!(a.status, 405);
-    assert!(a
-        .headers
-        .keys()
-        .all(|k| !k.as_str().starts_with("access-control-")));
+    assert!(a.headers.keys().all(|k| !k.as_str().starts_with("access-control-")));
 }

@@ -15,17 +15,11 @@ async fn credentials_provider_is_asked_once_for_many_requests() {
     for a in futures_like_join(calls).await {
         assert_eq!(a.status, 200);
     }
-    assert_eq!(
-        h.credentials.calls(),
-        1,
-        "one provider call for 30 requests"
-    );
+    assert_eq!(h.credentials.calls(), 1, "one provider call for 30 requests");
     h.assert_signatures_verified();
 }
 
-async fn futures_like_join<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
+async fn futures_like_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut out = Vec::new();
     for f in futures {
         out.push(f.await);
@@ -38,8 +32,7 @@ async fn credentials_are_asked_again_only_when_they_near_expiry() {
     // First credentials live for margin + 1.5 s; the next ones for an hour.
     let margin = Duration::from_secs(2);
     let first_lifetime = margin + Duration::from_millis(1500);
-    let creds =
-        CountingCredentials::new(vec![Some(first_lifetime), Some(Duration::from_secs(3600))]);
+    let creds = CountingCredentials::new(vec![Some(first_lifetime), Some(Duration::from_secs(3600))]);
     let h = Harness::with(Options {
         credentials: creds.clone(),
         credentials_margin: margin,
@@ -54,16 +47,11 @@ async fn credentials_are_asked_again_only_when_they_near_expiry() {
     assert_eq!(creds.calls(), 1, "fresh credentials are reused");
     // Wait (bounded) until the first credentials are inside the refresh margin.
     let near_expiry = first_lifetime - margin;
-    tokio::time::sleep(near_expiry.saturating_sub(started.elapsed()) + Duration::from_millis(100))
-        .await;
+    tokio::time::sleep(near_expiry.saturating_sub(started.elapsed()) + Duration::from_millis(100)).await;
     for _ in 0..5 {
         assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
     }
-    assert_eq!(
-        creds.calls(),
-        2,
-        "renewed once when near expiry, then reused"
-    );
+    assert_eq!(creds.calls(), 2, "renewed once when near expiry, then reused");
     h.assert_signatures_verified();
 }
 
@@ -71,16 +59,12 @@ async fn credentials_are_asked_again_only_when_they_near_expiry() {
 struct Failing;
 
 impl aws_credential_types::provider::ProvideCredentials for Failing {
-    fn provide_credentials<'a>(
-        &'a self,
-    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
         aws_credential_types::provider::future::ProvideCredentials::ready(Err(
-            aws_credential_types::provider::error::CredentialsError::not_loaded(
-                "no credentials in the test chain",
-            ),
+            aws_credential_types::provider::error::CredentialsError::not_loaded("no credentials in the test chain"),
         ))
     }
 }
@@ -91,29 +75,21 @@ async fn missing_credentials_answer_503_and_readyz_says_why() {
     let issuer = connect_monitor_gateway::issuer_standin::IssuerStandIn::start(keys.published())
         .await
         .unwrap();
-    let connect = connect_monitor_gateway::connect_standin::ConnectStandIn::start(
-        support::test_credentials(None),
-    )
-    .await
-    .unwrap();
+    let connect = connect_monitor_gateway::connect_standin::ConnectStandIn::start(support::test_credentials(None))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
     let cfg = dir.path().join("g.toml");
-    std::fs::write(
-        &cfg,
-        support::config_text(&issuer, &connect, &Options::default()),
-    )
-    .unwrap();
+    std::fs::write(&cfg, support::config_text(&issuer, &connect, &Options::default())).unwrap();
     let settings = connect_monitor_gateway::config::Settings::load(&cfg).unwrap();
     let g = connect_monitor_gateway::server::start(
         &settings,
         connect_monitor_gateway::server::Dependencies {
-            credentials: Some(
-                aws_credential_types::provider::SharedCredentialsProvider::new(Failing),
-            ),
-            audit: Some(std::sync::Arc::new(
-                connect_monitor_gateway::audit::AuditSink::Memory(Default::default()),
-            )),
+            credentials: Some(aws_credential_types::provider::SharedCredentialsProvider::new(Failing)),
+            audit: Some(std::sync::Arc::new(connect_monitor_gateway::audit::AuditSink::Memory(
+                Default::default(),
+            ))),
             env: |_| None,
             ..Default::default()
         },
@@ -135,19 +111,14 @@ async fn missing_credentials_answer_503_and_readyz_says_why() {
     let req = http::Request::post(format!("http://{}/contact/monitor", g.api_addr))
         .header("authorization", format!("Bearer {}", keys.ed.mint(&claims)))
         .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(
-            BODY.as_bytes(),
-        )))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(BODY.as_bytes())))
         .unwrap();
     let response = client.request(req).await.unwrap();
     assert_eq!(response.status(), 503);
     assert!(connect.received().is_empty());
 }
 
-async fn get(
-    client: &connect_monitor_gateway::http_client::HttpClient,
-    url: &str,
-) -> (u16, String) {
+async fn get(client: &connect_monitor_gateway::http_client::HttpClient, url: &str) -> (u16, String) {
     use http_body_util::BodyExt;
     let req = http::Request::get(url)
         .body(http_body_util::Full::new(bytes::Bytes::new()))

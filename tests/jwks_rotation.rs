@@ -39,17 +39,9 @@ async fn rotation_is_picked_up_by_unknown_kid_refetch() {
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(h.issuer.fetches(), fetches_at_start + 1);
     // The old key is still published and still works.
-    assert_eq!(
-        h.monitor(Some(&h.keys.ed.mint(&claims)), BODY).await.status,
-        200
-    );
+    assert_eq!(h.monitor(Some(&h.keys.ed.mint(&claims)), BODY).await.status, 200);
     // Keys dropped from the JWKS stop working after the refresh: RS256 was removed.
-    assert_eq!(
-        h.monitor(Some(&h.keys.rsa.mint(&claims)), BODY)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(h.monitor(Some(&h.keys.rsa.mint(&claims)), BODY).await.status, 401);
 }
 
 #[tokio::test]

@@ -34,9 +34,7 @@ async fn allowed_request_is_signed_forwarded_and_answered() {
 }
 
 fn got_header(h: &http::HeaderMap, name: &str) -> String {
-    h.get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
+    h.get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -70,10 +68,7 @@ async fn client_token_is_passed_through_when_given() {
     let body = r#"{"InstanceId":"inst-1","ContactId":"contact-1","UserId":"user-1","ClientToken":"caller-token-42"}"#;
     let answer = h.monitor(Some(&h.supervisor_token()), body).await;
     assert_eq!(answer.status, 200);
-    assert_eq!(
-        h.connect.received()[0].json()["ClientToken"],
-        "caller-token-42"
-    );
+    assert_eq!(h.connect.received()[0].json()["ClientToken"], "caller-token-42");
     assert_eq!(answer.body["data"]["client_token"], "caller-token-42");
 }
 
@@ -150,10 +145,7 @@ async fn only_contract_headers_cross_to_connect() {
         .to_str()
         .unwrap()
         .starts_with("AWS4-HMAC-SHA256 "));
-    assert!(!sent.headers["authorization"]
-        .to_str()
-        .unwrap()
-        .contains(&token));
+    assert!(!sent.headers["authorization"].to_str().unwrap().contains(&token));
     assert_eq!(
         sent.headers["user-agent"],
         format!("connect-monitor-gateway/{}", env!("CARGO_PKG_VERSION"))
@@ -180,10 +172,7 @@ async fn one_audit_line_per_request_whatever_the_outcome() {
     h.send(get).await; // 405
     let lines = h.audit_lines();
     assert_eq!(lines.len(), 5);
-    let statuses: Vec<u64> = lines
-        .iter()
-        .map(|l| l["status"].as_u64().unwrap())
-        .collect();
+    let statuses: Vec<u64> = lines.iter().map(|l| l["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [200, 401, 400, 403, 405]);
     let allowed = &lines[0];
     for field in [
@@ -229,9 +218,7 @@ async fn one_audit_line_per_request_whatever_the_outcome() {
 #[tokio::test]
 async fn unknown_path_is_404_and_other_methods_405_with_allow() {
     let h = Harness::start().await;
-    let answer = h
-        .monitor(Some(&h.supervisor_token()).map(|s| s.as_str()), BODY)
-        .await;
+    let answer = h.monitor(Some(&h.supervisor_token()).map(|s| s.as_str()), BODY).await;
     assert_eq!(answer.status, 200);
     let req = Request::post(h.url("/contact/monitorx"))
         .body(Full::new(Bytes::new()))
@@ -245,11 +232,7 @@ async fn unknown_path_is_404_and_other_methods_405_with_allow() {
             .body(Full::new(Bytes::new()))
             .unwrap();
         let a = h.send(req).await;
-        assert_eq!(
-            (a.status, a.code()),
-            (405, "METHOD_NOT_ALLOWED"),
-            "{method}"
-        );
+        assert_eq!((a.status, a.code()), (405, "METHOD_NOT_ALLOWED"), "{method}");
         assert_eq!(got_header(&a.headers, "allow"), "POST");
     }
 }
@@ -320,10 +303,7 @@ async fn readyz_is_503_and_requests_503_while_the_issuer_has_no_keys() {
     .await;
     let (status, body) = h.admin("/readyz").await;
     assert_eq!(status, 503, "{body}");
-    assert!(
-        body.contains("not_ready") && body.contains("no keys"),
-        "{body}"
-    );
+    assert!(body.contains("not_ready") && body.contains("no keys"), "{body}");
     let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
     assert_eq!((a.status, a.code()), (503, "UNAVAILABLE"));
     assert!(h.connect.received().is_empty());

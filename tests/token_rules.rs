@@ -15,12 +15,7 @@ fn b64(v: &[u8]) -> String {
 
 /// A token from raw header and payload text and a signature segment.
 fn raw_token(header: &str, payload: &str, signature: &str) -> String {
-    format!(
-        "{}.{}.{}",
-        b64(header.as_bytes()),
-        b64(payload.as_bytes()),
-        signature
-    )
+    format!("{}.{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()), signature)
 }
 
 /// Valid claims with some members replaced (`null` removes one).
@@ -37,30 +32,19 @@ fn claims_with(h: &Harness, changes: Value) -> Value {
 }
 
 async fn unauthenticated(h: &Harness, case: &str, authorization: Option<String>) {
-    let mut req =
-        http::Request::post(h.url("/contact/monitor")).header("content-type", "application/json");
+    let mut req = http::Request::post(h.url("/contact/monitor")).header("content-type", "application/json");
     if let Some(value) = authorization {
         req = req.header("authorization", value);
     }
     let a = h
         .send(
-            req.body(http_body_util::Full::new(bytes::Bytes::from_static(
-                BODY.as_bytes(),
-            )))
-            .unwrap(),
+            req.body(http_body_util::Full::new(bytes::Bytes::from_static(BODY.as_bytes())))
+                .unwrap(),
         )
         .await;
-    assert_eq!(
-        (a.status, a.code()),
-        (401, "UNAUTHENTICATED"),
-        "{case}: {:?}",
-        a.body
-    );
+    assert_eq!((a.status, a.code()), (401, "UNAUTHENTICATED"), "{case}: {:?}", a.body);
     assert_eq!(a.headers["www-authenticate"], "Bearer", "{case}");
-    assert!(
-        h.connect.received().is_empty(),
-        "{case}: Connect must see nothing"
-    );
+    assert!(h.connect.received().is_empty(), "{case}: Connect must see nothing");
 }
 
 #[tokio::test]
@@ -86,29 +70,19 @@ async fn malformed_tokens_are_401() {
             "JSON serialization",
             json!({"payload": parts[1], "protected": parts[0], "signature": parts[2]}).to_string(),
         ),
-        (
-            "padding",
-            format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
-        ),
+        ("padding", format!("{}=.{}.{}", parts[0], parts[1], parts[2])),
         (
             "standard base64 characters",
             format!("{}.{}.{}+/", parts[0], parts[1], parts[2]),
         ),
-        (
-            "header not an object",
-            raw_token("[\"EdDSA\"]", &payload, parts[2]),
-        ),
+        ("header not an object", raw_token("[\"EdDSA\"]", &payload, parts[2])),
         (
             "payload not an object",
             raw_token(r#"{"alg":"EdDSA","kid":"ed-1"}"#, "\"sup\"", parts[2]),
         ),
         (
             "duplicate alg in header",
-            raw_token(
-                r#"{"alg":"EdDSA","alg":"EdDSA","kid":"ed-1"}"#,
-                &payload,
-                parts[2],
-            ),
+            raw_token(r#"{"alg":"EdDSA","alg":"EdDSA","kid":"ed-1"}"#, &payload, parts[2]),
         ),
         ("empty signature", format!("{}.{}.", parts[0], parts[1])),
     ];
@@ -142,23 +116,16 @@ async fn forged_and_confused_algorithms_are_401() {
         ed_parts[2]
     );
     let mut tampered = ed_parts.clone();
-    let other_payload = b64(serde_json::to_string(&claims_with(
-        &h,
-        json!({"connect_user_id": "victim"}),
-    ))
-    .unwrap()
-    .as_bytes());
+    let other_payload = b64(
+        serde_json::to_string(&claims_with(&h, json!({"connect_user_id": "victim"})))
+            .unwrap()
+            .as_bytes(),
+    );
     tampered[1] = &other_payload;
     let cases = [
         ("alg none", raw_token(r#"{"alg":"none"}"#, &payload, "")),
-        (
-            "alg None",
-            raw_token(r#"{"alg":"None","kid":"ed-1"}"#, &payload, ""),
-        ),
-        (
-            "alg missing",
-            raw_token(r#"{"kid":"ed-1"}"#, &payload, ed_parts[2]),
-        ),
+        ("alg None", raw_token(r#"{"alg":"None","kid":"ed-1"}"#, &payload, "")),
+        ("alg missing", raw_token(r#"{"kid":"ed-1"}"#, &payload, ed_parts[2])),
         (
             "alg lower-case",
             raw_token(r#"{"alg":"eddsa","kid":"ed-1"}"#, &payload, ed_parts[2]),
@@ -166,25 +133,14 @@ async fn forged_and_confused_algorithms_are_401() {
         ("HS256 with the public key as secret", hs256),
         ("EdDSA signature labelled ES256", as_es256),
         ("payload changed after signing", tampered.join(".")),
-        (
-            "signed by a key the JWKS does not hold",
-            h.keys.foreign.mint(&claims),
-        ),
+        ("signed by a key the JWKS does not hold", h.keys.foreign.mint(&claims)),
         (
             "crit header",
-            raw_token(
-                r#"{"alg":"EdDSA","kid":"ed-1","crit":["exp"]}"#,
-                &payload,
-                ed_parts[2],
-            ),
+            raw_token(r#"{"alg":"EdDSA","kid":"ed-1","crit":["exp"]}"#, &payload, ed_parts[2]),
         ),
         (
             "b64 false",
-            raw_token(
-                r#"{"alg":"EdDSA","kid":"ed-1","b64":false}"#,
-                &payload,
-                ed_parts[2],
-            ),
+            raw_token(r#"{"alg":"EdDSA","kid":"ed-1","b64":false}"#, &payload, ed_parts[2]),
         ),
         (
             "kid not a string",
@@ -192,11 +148,7 @@ async fn forged_and_confused_algorithms_are_401() {
         ),
         (
             "kid path traversal",
-            raw_token(
-                r#"{"alg":"EdDSA","kid":"../../etc/passwd"}"#,
-                &payload,
-                ed_parts[2],
-            ),
+            raw_token(r#"{"alg":"EdDSA","kid":"../../etc/passwd"}"#, &payload, ed_parts[2]),
         ),
     ];
     for (case, token) in cases {
@@ -216,10 +168,7 @@ async fn claim_rules_are_enforced() {
         ("nbf future beyond leeway", json!({"nbf": now() + 600})),
         ("iat future beyond leeway", json!({"iat": now() + 600})),
         ("iss mismatch", json!({"iss": "https://other.example"})),
-        (
-            "iss with trailing slash",
-            json!({"iss": format!("{issuer}/")}),
-        ),
+        ("iss with trailing slash", json!({"iss": format!("{issuer}/")})),
         ("iss missing", json!({"iss": null})),
         ("aud missing", json!({"aud": null})),
         ("aud empty", json!({"aud": []})),
@@ -242,10 +191,10 @@ async fn claims_within_leeway_are_accepted() {
     ));
     let a = h.monitor(Some(&token), BODY).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
-    let token = h.keys.ed.mint(&claims_with(
-        &h,
-        json!({"aud": ["other", support::AUDIENCE]}),
-    ));
+    let token = h
+        .keys
+        .ed
+        .mint(&claims_with(&h, json!({"aud": ["other", support::AUDIENCE]})));
     assert_eq!(
         h.monitor(Some(&token), BODY).await.status,
         200,
@@ -261,11 +210,7 @@ async fn algorithm_outside_the_issuers_allow_list_is_401() {
     })
     .await;
     // PS256 over the published RSA key: a fine algorithm, but not in this issuer's list.
-    let rsa_pem = std::fs::read(format!(
-        "{}/tests/fixtures/rsa.pem",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let rsa_pem = std::fs::read(format!("{}/tests/fixtures/rsa.pem", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let ps = connect_monitor_gateway::issuer_standin::SigningKey::from_pem(
         &rsa_pem,
         jsonwebtoken::Algorithm::PS256,

@@ -8,21 +8,13 @@ use support::Harness;
 async fn refused(body: &str, must_mention: &str) {
     let h = Harness::start().await;
     let a = h.monitor(Some(&h.supervisor_token()), body).await;
-    assert_eq!(
-        (a.status, a.code()),
-        (400, "VALIDATION_ERROR"),
-        "{body}: {:?}",
-        a.body
-    );
+    assert_eq!((a.status, a.code()), (400, "VALIDATION_ERROR"), "{body}: {:?}", a.body);
     assert!(
         a.message().contains(must_mention),
         "{body}: message {:?} should mention {must_mention:?}",
         a.message()
     );
-    assert!(
-        h.connect.received().is_empty(),
-        "Connect must not be called for {body}"
-    );
+    assert!(h.connect.received().is_empty(), "Connect must not be called for {body}");
 }
 
 async fn accepted(body: &str) {
@@ -39,39 +31,23 @@ async fn body_must_be_json() {
 
 #[tokio::test]
 async fn body_must_be_an_object() {
-    refused(
-        r#"["inst-1","c","user-1",null,null]"#,
-        "body must be a JSON object",
-    )
-    .await;
+    refused(r#"["inst-1","c","user-1",null,null]"#, "body must be a JSON object").await;
     refused("\"inst-1\"", "body must be a JSON object").await;
 }
 
 #[tokio::test]
 async fn instance_id_is_required() {
-    refused(
-        r#"{"ContactId":"c","UserId":"user-1"}"#,
-        "InstanceId is required",
-    )
-    .await;
+    refused(r#"{"ContactId":"c","UserId":"user-1"}"#, "InstanceId is required").await;
 }
 
 #[tokio::test]
 async fn contact_id_is_required() {
-    refused(
-        r#"{"InstanceId":"inst-1","UserId":"user-1"}"#,
-        "ContactId is required",
-    )
-    .await;
+    refused(r#"{"InstanceId":"inst-1","UserId":"user-1"}"#, "ContactId is required").await;
 }
 
 #[tokio::test]
 async fn user_id_is_required() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c"}"#,
-        "UserId is required",
-    )
-    .await;
+    refused(r#"{"InstanceId":"inst-1","ContactId":"c"}"#, "UserId is required").await;
 }
 
 #[tokio::test]
@@ -133,9 +109,7 @@ async fn user_id_length_1_to_256() {
 async fn client_token_at_most_500() {
     let long = "t".repeat(501);
     refused(
-        &format!(
-            r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":"{long}"}}"#
-        ),
+        &format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":"{long}"}}"#),
         "ClientToken must be 1 to 500",
     )
     .await;
@@ -180,11 +154,7 @@ async fn capabilities_must_be_a_list_of_strings() {
 
 #[tokio::test]
 async fn members_must_be_strings() {
-    refused(
-        r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#,
-        "invalid type",
-    )
-    .await;
+    refused(r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#, "invalid type").await;
     refused(
         r#"{"InstanceId":"inst-1","ContactId":"c","UserId":["user-1"]}"#,
         "invalid type",

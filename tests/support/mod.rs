@@ -28,11 +28,7 @@ pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdefghijklmnop";
 pub const SESSION_TOKEN: &str = "test-session-token-zyxwvutsrqponm";
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
+    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
 }
 
 /// The test keys: three published algorithms, one to publish later, one never.
@@ -50,14 +46,8 @@ impl Keys {
             rsa: SigningKey::from_pem(&fixture("rsa.pem"), Algorithm::RS256, "rsa-1").unwrap(),
             ec: SigningKey::from_pem(&fixture("ec.pem"), Algorithm::ES256, "ec-1").unwrap(),
             ed: SigningKey::from_pem(&fixture("ed25519.pem"), Algorithm::EdDSA, "ed-1").unwrap(),
-            rotated: SigningKey::from_pem(
-                &fixture("ed25519_rotated.pem"),
-                Algorithm::EdDSA,
-                "ed-2",
-            )
-            .unwrap(),
-            foreign: SigningKey::from_pem(&fixture("ec_foreign.pem"), Algorithm::ES256, "ec-1")
-                .unwrap(),
+            rotated: SigningKey::from_pem(&fixture("ed25519_rotated.pem"), Algorithm::EdDSA, "ed-2").unwrap(),
+            foreign: SigningKey::from_pem(&fixture("ec_foreign.pem"), Algorithm::ES256, "ec-1").unwrap(),
         }
     }
 
@@ -67,10 +57,7 @@ impl Keys {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// Credentials that count how often they are asked for.
@@ -95,13 +82,7 @@ impl CountingCredentials {
 }
 
 pub fn test_credentials(expiry: Option<SystemTime>) -> Credentials {
-    Credentials::new(
-        ACCESS_KEY,
-        SECRET_KEY,
-        Some(SESSION_TOKEN.into()),
-        expiry,
-        "test",
-    )
+    Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN.into()), expiry, "test")
 }
 
 impl ProvideCredentials for CountingCredentials {
@@ -117,9 +98,7 @@ impl ProvideCredentials for CountingCredentials {
         } else {
             lifetimes.first().copied().flatten()
         };
-        future::ProvideCredentials::ready(Ok(test_credentials(
-            lifetime.map(|l| SystemTime::now() + l),
-        )))
+        future::ProvideCredentials::ready(Ok(test_credentials(lifetime.map(|l| SystemTime::now() + l))))
     }
 }
 
@@ -293,10 +272,7 @@ impl Harness {
     }
 
     pub fn admin_url(&self, path: &str) -> String {
-        format!(
-            "http://{}{path}",
-            self.gateway().admin_addr.expect("admin listener")
-        )
+        format!("http://{}{path}", self.gateway().admin_addr.expect("admin listener"))
     }
 
     /// Standard claims for a caller, signed with the EdDSA key.
@@ -310,15 +286,11 @@ impl Harness {
 
     /// A valid token of a supervisor whose Connect user id is `user-1`.
     pub fn supervisor_token(&self) -> String {
-        self.keys
-            .ed
-            .mint(&self.claims("sup-1", "supervisors", "user-1"))
+        self.keys.ed.mint(&self.claims("sup-1", "supervisors", "user-1"))
     }
 
     pub fn lead_token(&self) -> String {
-        self.keys
-            .ed
-            .mint(&self.claims("lead-1", "leads", "lead-user-1"))
+        self.keys.ed.mint(&self.claims("lead-1", "leads", "lead-user-1"))
     }
 
     /// Sends any request to the API listener and reads the answer (bounded).
@@ -339,8 +311,7 @@ impl Harness {
 
     /// POSTs a JSON body to /contact/monitor with an optional bearer token.
     pub async fn monitor(&self, token: Option<&str>, body: &str) -> Answer {
-        let mut req =
-            Request::post(self.url("/contact/monitor")).header("content-type", "application/json");
+        let mut req = Request::post(self.url("/contact/monitor")).header("content-type", "application/json");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
