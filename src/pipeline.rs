@@ -125,6 +125,12 @@ impl Gateway {
         if req.method() != Method::POST {
             return Err(GatewayError::MethodNotAllowed);
         }
+        // HTTP/1.1 requires exactly one Host; two give proxies room to disagree.
+        if req.headers().get_all(http::header::HOST).iter().count() != 1 {
+            return Err(GatewayError::Invalid(crate::monitor_request::InvalidRequest(
+                "exactly one Host header is required".into(),
+            )));
+        }
         // Admit: shed load beyond max_in_flight at once, rather than queue.
         let _permit = self
             .in_flight

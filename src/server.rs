@@ -32,6 +32,9 @@ use crate::upstream::{RetrySettings, Upstream};
 /// How long start-up waits for first keys and credentials before serving
 /// anyway (not ready) and letting the background tasks keep trying.
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
+/// Request head limits (start line and headers together).
+const MAX_HEADERS: usize = 64;
+const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// What the gateway is built from besides its settings; tests swap parts.
 pub struct Dependencies {
@@ -252,8 +255,9 @@ async fn serve<F, Fut, E>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
-        .max_headers(64)
-        .max_buf_size(64 * 1024);
+        // Room for a large JWT, not for header floods: 431 beyond either limit.
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEADER_BYTES);
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {

@@ -353,3 +353,91 @@ impl Harness {
 
 /// A valid body for the supervisor token (`user-1` on `inst-1`).
 pub const BODY: &str = r#"{"InstanceId":"inst-1","ContactId":"contact-1","UserId":"user-1"}"#;
+
+/// What a raw exchange on one TCP connection produced.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// The status of the first response, `None` when the connection closed without one.
+    pub status: Option<u16>,
+    pub text: String,
+    /// How long until the gateway closed the connection (or the read deadline).
+    pub elapsed: Duration,
+}
+
+impl RawAnswer {
+    /// The envelope code of the first response's JSON body, if any.
+    pub fn code(&self) -> Option<String> {
+        let body = self.text.split("\r\n\r\n").nth(1)?;
+        let v: Value = serde_json::from_str(body.trim()).ok()?;
+        v["error"]["code"].as_str().map(str::to_owned)
+    }
+}
+
+/// Sends raw bytes, in pieces with pauses between them if asked, then reads
+/// until the gateway closes the connection or `within` runs out.
+pub async fn raw_exchange(addr: std::net::SocketAddr, pieces: &[(&[u8], Duration)], within: Duration) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.split();
+    let mut received = Vec::new();
+    let exchange = async {
+        let send = async {
+            for (bytes, pause) in pieces {
+                if writer.write_all(bytes).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(*pause).await;
+            }
+            std::future::pending::<()>().await
+        };
+        let read = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                }
+                if response_complete(&received) {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = send => {}
+            _ = read => {}
+        }
+    };
+    let _ = tokio::time::timeout(within, exchange).await;
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|s| s.parse().ok());
+    RawAnswer {
+        status,
+        text,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Whether `bytes` hold one whole response (head and `Content-Length` body).
+fn response_complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    if head.starts_with("HTTP/1.1 1") {
+        return false; // an interim 1xx response: the real one follows
+    }
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
+}
