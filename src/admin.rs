@@ -22,6 +22,10 @@ pub fn readiness(gateway: &Gateway) -> (bool, Value) {
             Value::from(if ok { "ok" } else { "no keys" }),
         );
     }
+    if gateway.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        ready = false;
+        checks.insert("draining".into(), Value::from("shutting down"));
+    }
     let creds = gateway.upstream.credentials().is_ready();
     ready &= creds;
     checks.insert(

@@ -33,10 +33,17 @@ pub struct AuditRecord {
     pub duration_ms: f64,
 }
 
+fn open_append(path: &str) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(Path::new(path))
+}
+
 /// Where audit lines go.
 pub enum AuditSink {
     Stdout,
-    File(Mutex<File>),
+    File {
+        path: String,
+        file: Mutex<File>,
+    },
     /// Kept in memory (tests and the demo's self-check).
     Memory(Mutex<Vec<String>>),
 }
@@ -47,8 +54,19 @@ impl AuditSink {
         if target == "-" {
             return Ok(AuditSink::Stdout);
         }
-        let file = OpenOptions::new().create(true).append(true).open(Path::new(target))?;
-        Ok(AuditSink::File(Mutex::new(file)))
+        Ok(AuditSink::File {
+            path: target.to_owned(),
+            file: Mutex::new(open_append(target)?),
+        })
+    }
+
+    /// Reopens the file at its path (after log rotation moved the old one).
+    pub fn reopen(&self) -> std::io::Result<()> {
+        if let AuditSink::File { path, file } = self {
+            let fresh = open_append(path)?;
+            *file.lock().expect("audit file lock") = fresh;
+        }
+        Ok(())
     }
 
     /// Writes one record as one line in one write, so concurrent writers and
@@ -61,7 +79,7 @@ impl AuditSink {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&line).and_then(|_| out.flush())
             }
-            AuditSink::File(file) => file.lock().expect("audit file lock").write_all(&line),
+            AuditSink::File { file, .. } => file.lock().expect("audit file lock").write_all(&line),
             AuditSink::Memory(lines) => {
                 lines
                     .lock()

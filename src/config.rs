@@ -168,6 +168,12 @@ pub struct ConnectConfig {
     pub attempt_timeout: HumanDuration,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Optional local limit on MonitorContact calls per second (Connect's
+    /// default quota is 2/s, burst 5); callers queue within their deadline.
+    #[serde(default)]
+    pub max_rate: Option<f64>,
+    #[serde(default)]
+    pub burst: Option<u32>,
     #[serde(default)]
     pub instances: Vec<InstanceConfig>,
 }
@@ -187,6 +193,8 @@ impl Default for ConnectConfig {
             use_fips: false,
             attempt_timeout: default_attempt_timeout(),
             max_attempts: default_max_attempts(),
+            max_rate: None,
+            burst: None,
             instances: Vec::new(),
         }
     }
@@ -456,6 +464,19 @@ impl Settings {
         }
         if c.attempt_timeout.0.is_zero() {
             bad("connect.attempt_timeout", "must be longer than 0s".into());
+        }
+        if let Some(rate) = c.max_rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+                bad(
+                    "connect.max_rate",
+                    format!("{rate} is not a rate between 0 and 10000 per second"),
+                );
+            }
+        }
+        match (c.burst, c.max_rate) {
+            (Some(0), _) => bad("connect.burst", "must be at least 1".into()),
+            (Some(_), None) => bad("connect.burst", "only applies with connect.max_rate".into()),
+            _ => {}
         }
         if let Some(region) = &c.region {
             if !valid_region(region) {

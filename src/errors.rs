@@ -182,6 +182,11 @@ fn upstream_answer(failure: &UpstreamFailure) -> Answer {
             "UPSTREAM_ERROR",
             "Connect answered with something that is not a MonitorContact response",
         ),
+        UpstreamErrorKind::LocalRateLimit => Answer::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "The gateway's MonitorContact rate limit is reached; retry after the time given",
+        ),
         UpstreamErrorKind::Timeout => Answer::new(
             StatusCode::GATEWAY_TIMEOUT,
             "UPSTREAM_TIMEOUT",

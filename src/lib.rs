@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod monitor_request;
 pub mod pipeline;
 pub mod policy;
+pub mod rate_limit;
 pub mod server;
 pub mod signing;
 pub mod upstream;

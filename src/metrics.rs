@@ -22,6 +22,9 @@ pub struct Metrics {
     upstream_duration: Histogram,
     jwks_refresh: Family<Labels, Counter>,
     in_flight: Gauge,
+    policy_reloads: Family<Labels, Counter>,
+    retries: Counter,
+    load_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -41,6 +44,9 @@ impl Metrics {
         let upstream_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let jwks_refresh = Family::<Labels, Counter>::default();
         let in_flight = Gauge::default();
+        let policy_reloads = Family::<Labels, Counter>::default();
+        let retries = Counter::default();
+        let load_shed = Counter::default();
         registry.register(
             "cmg_requests",
             "API requests answered, by envelope code",
@@ -68,6 +74,17 @@ impl Metrics {
         );
         registry.register("cmg_in_flight", "API requests being handled now", in_flight.clone());
         registry.register(
+            "cmg_policy_reloads",
+            "Policy reloads, by result",
+            policy_reloads.clone(),
+        );
+        registry.register("cmg_upstream_retries", "Retries of the Connect call", retries.clone());
+        registry.register(
+            "cmg_load_shed",
+            "Requests refused because max_in_flight was reached",
+            load_shed.clone(),
+        );
+        registry.register(
             "cmg_build",
             "Build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -80,6 +97,9 @@ impl Metrics {
             upstream_duration,
             jwks_refresh,
             in_flight,
+            policy_reloads,
+            retries,
+            load_shed,
         }
     }
 
@@ -103,6 +123,20 @@ impl Metrics {
         self.jwks_refresh
             .get_or_create(&vec![("issuer", issuer.to_string()), ("result", result.to_string())])
             .inc();
+    }
+
+    pub fn policy_reload(&self, result: &'static str) {
+        self.policy_reloads
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    pub fn retry(&self) {
+        self.retries.inc();
+    }
+
+    pub fn load_shed(&self) {
+        self.load_shed.inc();
     }
 
     pub fn in_flight(&self) -> &Gauge {

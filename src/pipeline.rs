@@ -35,6 +35,10 @@ pub type Body = Full<Bytes>;
 pub struct Gateway {
     pub authenticator: Authenticator,
     pub policy: RwLock<Arc<Policy>>,
+    /// Where the policy is re-read from on SIGHUP or change.
+    pub policy_file: std::path::PathBuf,
+    /// Set on shutdown: `/readyz` answers 503 while in-flight requests finish.
+    pub draining: std::sync::atomic::AtomicBool,
     pub user_id_claim: String,
     pub router: Router,
     pub upstream: Upstream,
@@ -81,6 +85,25 @@ fn now_rfc3339() -> String {
 }
 
 impl Gateway {
+    /// Re-reads the policy file. A policy that does not load is refused and
+    /// the one in force stays: a bad edit never opens or closes the gate.
+    pub fn reload_policy(&self) -> bool {
+        match Policy::load(&self.policy_file) {
+            Ok(policy) => {
+                let grants = policy.grants.len();
+                *self.policy.write().expect("policy lock") = Arc::new(policy);
+                self.metrics.policy_reload("success");
+                tracing::info!(file = %self.policy_file.display(), grants, "policy reloaded");
+                true
+            }
+            Err(problems) => {
+                self.metrics.policy_reload("error");
+                tracing::error!(problems = %problems, "new policy refused; the previous policy stays in force");
+                false
+            }
+        }
+    }
+
     /// Answers one API request. Never fails: every error becomes an envelope.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
         // A browser's preflight carries no token and is not an API request.
@@ -132,11 +155,10 @@ impl Gateway {
             )));
         }
         // Admit: shed load beyond max_in_flight at once, rather than queue.
-        let _permit = self
-            .in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| GatewayError::Unavailable("the gateway is at capacity; retry shortly".into()))?;
+        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.load_shed();
+            GatewayError::Unavailable("the gateway is at capacity; retry shortly".into())
+        })?;
         let deadline = started + self.request_timeout;
 
         // Authenticate before reading the body: no `100 Continue` for strangers.

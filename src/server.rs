@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::http_client;
 use crate::jwks::IssuerKeys;
 use crate::metrics::Metrics;
 use crate::pipeline::{Body, Gateway};
+use crate::rate_limit::RateLimiter;
 use crate::upstream::{RetrySettings, Upstream};
 
 /// How long start-up waits for first keys and credentials before serving
@@ -84,18 +86,12 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// Stops accepting, lets in-flight requests finish within `grace`, stops.
+    /// Stops accepting, marks `/readyz` 503, lets in-flight requests finish
+    /// within `grace`, then stops the admin listener and background tasks.
     pub async fn shutdown(self, grace: Duration) {
+        self.gateway.draining.store(true, Ordering::SeqCst);
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(grace + Duration::from_secs(1), self.served).await;
-        for task in self.background {
-            task.abort();
-        }
-    }
-
-    /// Waits until the serving task ends (after a shutdown signal).
-    pub async fn wait(self) {
-        let _ = self.served.await;
         for task in self.background {
             task.abort();
         }
@@ -165,9 +161,20 @@ pub async fn start_on(
     let gateway = Arc::new(Gateway {
         authenticator: Authenticator::new(issuers.clone(), settings.leeway),
         policy: RwLock::new(Arc::new(settings.policy.clone())),
+        policy_file: settings.policy_file.clone(),
+        draining: AtomicBool::new(false),
         user_id_claim: settings.user_id_claim.clone(),
         router,
-        upstream: Upstream::new(client, credentials.clone(), retry, metrics.clone()),
+        upstream: Upstream::new(
+            client,
+            credentials.clone(),
+            retry,
+            settings
+                .connect
+                .max_rate
+                .map(|rate| RateLimiter::new(rate, settings.connect.burst.unwrap_or_else(|| rate.ceil() as u32))),
+            metrics.clone(),
+        ),
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
@@ -191,6 +198,9 @@ pub async fn start_on(
     let _ = tokio::time::timeout(STARTUP_WAIT, async { tokio::join!(first_keys, first_credentials) }).await;
     let mut background: Vec<JoinHandle<()>> = issuers.iter().map(|i| tokio::spawn(i.clone().refresh_loop())).collect();
     background.push(tokio::spawn(credentials.clone().refresh_loop()));
+    background.push(tokio::spawn(watch_policy_file(gateway.clone())));
+    #[cfg(unix)]
+    background.push(tokio::spawn(reload_on_sighup(gateway.clone())));
 
     let api_addr = api.local_addr().map_err(|source| StartError::Listen {
         addr: settings.server.listen,
@@ -204,13 +214,11 @@ pub async fn start_on(
         Some(listener) => {
             let addr = listener.local_addr().ok();
             let g = gateway.clone();
-            background.push(tokio::spawn(serve(
-                listener,
-                header_read_timeout,
-                shutdown_rx.clone(),
-                Duration::from_secs(1),
-                move |req| admin::handle(g.clone(), req),
-            )));
+            // The admin listener outlives the API drain, so probes see `/readyz` 503
+            // until the end; it is stopped with the background tasks.
+            background.push(tokio::spawn(serve_forever(listener, move |req| {
+                admin::handle(g.clone(), req)
+            })));
             addr
         }
         None => None,
@@ -299,6 +307,39 @@ where
 {
     let (_keep_open, never) = watch::channel(false);
     serve(listener, Duration::from_secs(30), never, Duration::ZERO, handler).await;
+}
+
+/// How often the policy file is checked for changes.
+const POLICY_POLL: Duration = Duration::from_secs(2);
+
+/// Re-reads the policy when its file changes (modification time or size).
+async fn watch_policy_file(gateway: Arc<Gateway>) {
+    let stamp = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut last = stamp(&gateway.policy_file);
+    loop {
+        tokio::time::sleep(POLICY_POLL).await;
+        let now = stamp(&gateway.policy_file);
+        if now != last {
+            last = now;
+            gateway.reload_policy();
+        }
+    }
+}
+
+/// SIGHUP: re-read the policy and reopen the audit file (log rotation).
+#[cfg(unix)]
+async fn reload_on_sighup(gateway: Arc<Gateway>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload by editing the policy file");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the policy and reopening the audit file");
+        gateway.reload_policy();
+        if let Err(e) = gateway.audit.reopen() {
+            tracing::error!(error = %e, "the audit file could not be reopened; still writing to the old one");
+        }
+    }
 }
 
 /// Resolves when SIGTERM (what orchestrators send) or SIGINT arrives.

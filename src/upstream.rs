@@ -14,6 +14,7 @@ use crate::credentials::{CredentialsCache, CredentialsUnavailable};
 use crate::endpoint::Route;
 use crate::http_client::{error_chain, HttpClient};
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 use crate::signing;
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -28,6 +29,10 @@ pub struct RetrySettings {
     /// Backoff base after a 5xx or connection error (the SDK uses 50 ms).
     pub transient_base: Duration,
     pub max_backoff: Duration,
+    /// The retry quota (the SDK's token bucket): capacity and costs.
+    pub quota_capacity: u32,
+    pub throttle_retry_cost: u32,
+    pub transient_retry_cost: u32,
 }
 
 impl RetrySettings {
@@ -38,6 +43,9 @@ impl RetrySettings {
             throttle_base: Duration::from_secs(1),
             transient_base: Duration::from_millis(50),
             max_backoff: Duration::from_secs(20),
+            quota_capacity: 500,
+            throttle_retry_cost: 5,
+            transient_retry_cost: 14,
         }
     }
 
@@ -58,6 +66,41 @@ impl RetrySettings {
 enum RetryKind {
     Throttle,
     Transient,
+}
+
+/// The retry quota shared by all requests: each retry spends tokens, each
+/// success gives some back, so a Connect outage does not multiply load.
+pub struct RetryQuota {
+    capacity: u32,
+    available: std::sync::Mutex<u32>,
+}
+
+impl RetryQuota {
+    pub fn new(capacity: u32) -> Self {
+        RetryQuota {
+            capacity,
+            available: std::sync::Mutex::new(capacity),
+        }
+    }
+
+    fn try_spend(&self, cost: u32) -> bool {
+        let mut available = self.available.lock().expect("quota lock");
+        if *available < cost {
+            return false;
+        }
+        *available -= cost;
+        true
+    }
+
+    /// A success refunds the cost of its last retry, or 1 when it needed none.
+    fn refund(&self, last_cost: Option<u32>) {
+        let mut available = self.available.lock().expect("quota lock");
+        *available = (*available + last_cost.unwrap_or(1)).min(self.capacity);
+    }
+
+    pub fn available(&self) -> u32 {
+        *self.available.lock().expect("quota lock")
+    }
 }
 
 /// What Connect answered when it succeeded.
@@ -89,6 +132,8 @@ pub enum UpstreamErrorKind {
     BadResponse,
     #[error("the request deadline ran out")]
     Timeout,
+    #[error("the local MonitorContact rate limit has no slot before the deadline")]
+    LocalRateLimit,
     #[error(transparent)]
     Credentials(#[from] CredentialsUnavailable),
     #[error(transparent)]
@@ -150,6 +195,8 @@ pub struct Upstream {
     client: HttpClient,
     credentials: Arc<CredentialsCache>,
     retry: RetrySettings,
+    quota: RetryQuota,
+    limiter: Option<RateLimiter>,
     metrics: Arc<Metrics>,
 }
 
@@ -168,14 +215,21 @@ impl Upstream {
         client: HttpClient,
         credentials: Arc<CredentialsCache>,
         retry: RetrySettings,
+        limiter: Option<RateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Upstream {
             client,
             credentials,
+            quota: RetryQuota::new(retry.quota_capacity),
             retry,
+            limiter,
             metrics,
         }
+    }
+
+    pub fn quota(&self) -> &RetryQuota {
+        &self.quota
     }
 
     pub fn credentials(&self) -> &Arc<CredentialsCache> {
@@ -229,7 +283,22 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<ConnectSuccess, UpstreamFailure> {
         let mut attempts = 0;
+        let mut last_cost = None;
+        let mut previous: Option<UpstreamFailure> = None;
         loop {
+            if let Some(limiter) = &self.limiter {
+                if let Err(refused) = limiter.acquire(deadline).await {
+                    // No slot before the deadline: say when to come back, or
+                    // answer with what the last attempt got.
+                    return Err(previous.unwrap_or(UpstreamFailure {
+                        kind: UpstreamErrorKind::LocalRateLimit,
+                        upstream_status: None,
+                        aws_request_id: None,
+                        attempts,
+                        retry_after: Some(refused.retry_after),
+                    }));
+                }
+            }
             attempts += 1;
             let outcome = self.attempt(route, &body, deadline).await;
             let (failure, retry) = match outcome {
@@ -240,6 +309,7 @@ impl Upstream {
                         .map(str::to_owned);
                     if StatusCode::from_u16(status).is_ok_and(|s| s.is_success()) {
                         self.metrics.upstream_attempt("success");
+                        self.quota.refund(last_cost);
                         return parse_success(&body)
                             .map(|(contact_id, contact_arn)| ConnectSuccess {
                                 contact_id,
@@ -305,12 +375,29 @@ impl Upstream {
             if attempts >= self.retry.max_attempts {
                 return Err(failure);
             }
-            let delay = self.retry.backoff(kind, attempts);
+            // Connect's own hint wins over our backoff, within the same cap.
+            let delay = failure
+                .retry_after
+                .map(|hint| hint.min(self.retry.max_backoff))
+                .unwrap_or_else(|| self.retry.backoff(kind, attempts));
             if delay >= remaining {
                 // Waiting would outlive the deadline: answer with what we know.
                 return Err(failure);
             }
+            let cost = match kind {
+                RetryKind::Throttle => self.retry.throttle_retry_cost,
+                RetryKind::Transient => self.retry.transient_retry_cost,
+            };
+            if !self.quota.try_spend(cost) {
+                // Connect is failing for many callers: stop adding retries.
+                self.metrics.upstream_attempt("retry_quota_exhausted");
+                tracing::warn!(error = %failure.kind, "retry quota exhausted; not retrying");
+                return Err(failure);
+            }
+            last_cost = Some(cost);
+            self.metrics.retry();
             tracing::debug!(attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure.kind, "retrying MonitorContact");
+            previous = Some(failure);
             tokio::time::sleep(delay).await;
         }
     }

@@ -137,13 +137,13 @@ async fn retry_after_is_passed_back_on_429() {
         status: 429,
         headers: vec![
             ("x-amzn-errortype".into(), "ThrottlingException".into()),
-            ("retry-after".into(), "2".into()),
+            ("retry-after".into(), "1".into()),
         ],
         body: "{}".into(),
     });
     let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
     assert_eq!(a.status, 429);
-    assert_eq!(a.headers["retry-after"], "2");
+    assert_eq!(a.headers["retry-after"], "1");
 }
 
 #[tokio::test]
