@@ -305,3 +305,135 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
         }
     }
 }
+
+fn signal(served: &Served, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A served gateway with an audit file, against stand-ins answering after `delay`.
+async fn served_with_audit(
+    delay: Duration,
+) -> (
+    Served,
+    ConnectStandIn,
+    IssuerStandIn,
+    Keys,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let keys = Keys::load();
+    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
+    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
+    connect.set_default(Reply::Delayed(delay, Box::new(Reply::Success)));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
+    let audit = dir.path().join("audit.log");
+    let text = support::config_text(
+        &issuer,
+        &connect,
+        &Options {
+            server_extra: "shutdown_grace = \"5s\"".into(),
+            ..Options::default()
+        },
+    ) + &format!("\n[audit]\nfile = \"{}\"\n", audit.display());
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let served = serve(&cfg);
+    (served, connect, issuer, keys, dir, audit)
+}
+
+fn token_for(keys: &Keys, issuer: &IssuerStandIn) -> String {
+    keys.ed.mint(&serde_json::json!({
+        "iss": issuer.issuer(), "aud": support::AUDIENCE, "sub": "sup-1", "exp": support::now() + 600,
+        "groups": ["supervisors"], "connect_user_id": "user-1"
+    }))
+}
+
+async fn post_to(client: &connect_monitor_gateway::http_client::HttpClient, api: &str, token: &str) -> u16 {
+    let req = http::Request::post(format!("http://{api}/contact/monitor"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(BODY.as_bytes())))
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(20), client.request(req)).await {
+        Ok(Ok(r)) => r.status().as_u16(),
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_twenty_in_flight_requests_finish_and_exits_0() {
+    let (mut served, connect, issuer, keys, _dir, audit) = served_with_audit(Duration::from_secs(1)).await;
+    let client = connect_monitor_gateway::http_client::build();
+    let token = token_for(&keys, &issuer);
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, api, token) = (client.clone(), served.api.clone(), token.clone());
+            tokio::spawn(async move { post_to(&client, &api, &token).await })
+        })
+        .collect();
+    // All twenty have reached Connect (and wait there for 1 s) before the signal.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while connect.received().len() < 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("20 requests in flight");
+    let signalled = Instant::now();
+    signal(&served, "TERM");
+    // While draining, readiness says no.
+    let readyz = http::Request::get(format!("http://{}/readyz", served.admin))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let ready_status = client.request(readyz).await.map(|r| r.status().as_u16()).unwrap_or(0);
+    assert_eq!(ready_status, 503, "/readyz during the drain");
+    let mut statuses = Vec::new();
+    for r in requests {
+        statuses.push(r.await.unwrap());
+    }
+    assert_eq!(statuses, vec![200; 20]);
+    let exit = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "exited within shutdown_grace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0));
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(text.ends_with('\n'), "no cut line");
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines.iter().all(|l| l["status"] == 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reopens_the_audit_file_after_rotation() {
+    let (served, _connect, issuer, keys, dir, audit) = served_with_audit(Duration::ZERO).await;
+    let client = connect_monitor_gateway::http_client::build();
+    let token = token_for(&keys, &issuer);
+    assert_eq!(post_to(&client, &served.api, &token).await, 200);
+    let rotated = dir.path().join("audit.log.1");
+    std::fs::rename(&audit, &rotated).unwrap();
+    signal(&served, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !served.output.lock().unwrap().contains("SIGHUP") {
+        assert!(Instant::now() < deadline, "SIGHUP was handled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(post_to(&client, &served.api, &token).await, 200);
+    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&audit).unwrap().lines().count(),
+        1,
+        "the new file gets new lines"
+    );
+}
