@@ -116,7 +116,7 @@ async fn local_rate_limit_queues_within_the_deadline_then_answers_429_with_retry
 
 /// Runs futures concurrently on this task and collects their outputs in order.
 async fn futures_join<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<_> = futures.map(|f| Box::pin(async move { f.await })).collect();
+    let mut pending: Vec<_> = futures.map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut all_done = true;
