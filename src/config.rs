@@ -87,6 +87,18 @@ pub struct ServerConfig {
     pub shutdown_grace: HumanDuration,
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: serve the API over TLS; mutual TLS with `client_ca_file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -118,6 +130,7 @@ impl Default for ServerConfig {
             request_timeout: default_request_timeout(),
             shutdown_grace: default_shutdown_grace(),
             max_in_flight: default_max_in_flight(),
+            tls: None,
         }
     }
 }
@@ -313,6 +326,8 @@ pub struct Issuer {
 pub struct Settings {
     pub config_file: PathBuf,
     pub server: ServerConfig,
+    /// `[server.tls]` with paths resolved, when the API is served over TLS.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub leeway: Duration,
     pub issuers: Vec<Issuer>,
     pub connect: ConnectConfig,
@@ -392,6 +407,16 @@ impl Settings {
         ] {
             if d.0.is_zero() {
                 bad(key, "must be longer than 0s".into());
+            }
+        }
+        let tls = s.tls.as_ref().map(|t| crate::tls::TlsFiles {
+            cert_file: base.join(&t.cert_file),
+            key_file: base.join(&t.key_file),
+            client_ca_file: t.client_ca_file.as_ref().map(|c| base.join(c)),
+        });
+        if let Some(files) = &tls {
+            if let Err(e) = crate::tls::server_config(files) {
+                bad("server.tls", e);
             }
         }
         if cfg.auth.issuers.is_empty() {
@@ -555,6 +580,7 @@ impl Settings {
         Some(Settings {
             config_file: path.to_path_buf(),
             server: cfg.server,
+            tls,
             leeway: cfg.auth.leeway.0,
             issuers,
             connect: cfg.connect,

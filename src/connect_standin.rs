@@ -80,6 +80,7 @@ struct State {
 /// The running stand-in; stops when dropped.
 pub struct ConnectStandIn {
     pub addr: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     task: JoinHandle<()>,
 }
@@ -93,6 +94,22 @@ impl Drop for ConnectStandIn {
 impl ConnectStandIn {
     /// Starts on an ephemeral loopback port, accepting signatures made with `credentials`.
     pub async fn start(credentials: Credentials) -> std::io::Result<ConnectStandIn> {
+        Self::start_with(credentials, None).await
+    }
+
+    /// Like [`start`](Self::start), serving HTTPS with this TLS configuration.
+    pub async fn start_tls(
+        credentials: Credentials,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<ConnectStandIn> {
+        Self::start_with(credentials, Some(Arc::new(crate::tls::ReloadableTls::from_config(tls)))).await
+    }
+
+    async fn start_with(
+        credentials: Credentials,
+        tls: Option<Arc<crate::tls::ReloadableTls>>,
+    ) -> std::io::Result<ConnectStandIn> {
+        let tls_given = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -102,15 +119,25 @@ impl ConnectStandIn {
             default_reply: Mutex::new(Reply::Success),
         });
         let s = state.clone();
-        let task = tokio::spawn(crate::server::serve_forever(listener, move |req| {
+        let task = tokio::spawn(crate::server::serve_forever(listener, tls, move |req| {
             answer(s.clone(), req)
         }));
-        Ok(ConnectStandIn { addr, state, task })
+        Ok(ConnectStandIn {
+            addr,
+            tls: tls_given,
+            state,
+            task,
+        })
     }
 
-    /// The endpoint URL to configure the gateway with.
+    /// The endpoint URL to configure the gateway with (`https://localhost:…`
+    /// when serving TLS, the name the test certificates carry).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// Queues replies for the next requests, in order.

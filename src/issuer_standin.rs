@@ -125,7 +125,7 @@ impl IssuerStandIn {
             fetches: AtomicUsize::new(0),
         });
         let s = state.clone();
-        let task = tokio::spawn(crate::server::serve_forever(listener, move |req| {
+        let task = tokio::spawn(crate::server::serve_forever(listener, None, move |req| {
             let s = s.clone();
             async move { Ok::<_, std::convert::Infallible>(answer(&s, req)) }
         }));

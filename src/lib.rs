@@ -22,6 +22,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod server;
 pub mod signing;
+pub mod tls;
 pub mod upstream;
 
 /// Sent as `user-agent` on every outbound call.

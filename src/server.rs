@@ -24,11 +24,12 @@ use crate::config::Settings;
 use crate::cors::Cors;
 use crate::credentials::{CredentialsCache, DEFAULT_REFRESH_MARGIN};
 use crate::endpoint::Router;
-use crate::http_client;
+use crate::http_client::{self, Egress};
 use crate::jwks::IssuerKeys;
 use crate::metrics::Metrics;
 use crate::pipeline::{Body, Gateway};
 use crate::rate_limit::RateLimiter;
+use crate::tls::ReloadableTls;
 use crate::upstream::{RetrySettings, Upstream};
 
 /// How long start-up waits for first keys and credentials before serving
@@ -47,6 +48,8 @@ pub struct Dependencies {
     pub retry: Option<RetrySettings>,
     /// The audit sink; `None` means the config's `[audit] file`.
     pub audit: Option<Arc<AuditSink>>,
+    /// Proxy and extra CAs for outbound calls; `None` means from the environment.
+    pub egress: Option<Egress>,
     /// Reads endpoint variables (`AWS_ENDPOINT_URL_CONNECT`, …); the process
     /// environment by default.
     pub env: fn(&str) -> Option<String>,
@@ -59,6 +62,7 @@ impl Default for Dependencies {
             credentials_margin: DEFAULT_REFRESH_MARGIN,
             retry: None,
             audit: None,
+            egress: None,
             env: |k| std::env::var(k).ok(),
         }
     }
@@ -132,7 +136,14 @@ pub async fn start_on(
     admin: Option<TcpListener>,
 ) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let client = http_client::build();
+    let egress = deps
+        .egress
+        .unwrap_or_else(|| Egress::from_env(|k| std::env::var(k).ok()));
+    let client = http_client::build_with(&egress);
+    let tls = match &settings.tls {
+        Some(files) => Some(Arc::new(ReloadableTls::new(files.clone()).map_err(StartError::Config)?)),
+        None => None,
+    };
     let issuers: Vec<Arc<IssuerKeys>> = settings
         .issuers
         .iter()
@@ -200,7 +211,7 @@ pub async fn start_on(
     background.push(tokio::spawn(credentials.clone().refresh_loop()));
     background.push(tokio::spawn(watch_policy_file(gateway.clone())));
     #[cfg(unix)]
-    background.push(tokio::spawn(reload_on_sighup(gateway.clone())));
+    background.push(tokio::spawn(reload_on_sighup(gateway.clone(), tls.clone())));
 
     let api_addr = api.local_addr().map_err(|source| StartError::Listen {
         addr: settings.server.listen,
@@ -216,7 +227,7 @@ pub async fn start_on(
             let g = gateway.clone();
             // The admin listener outlives the API drain, so probes see `/readyz` 503
             // until the end; it is stopped with the background tasks.
-            background.push(tokio::spawn(serve_forever(listener, move |req| {
+            background.push(tokio::spawn(serve_forever(listener, None, move |req| {
                 admin::handle(g.clone(), req)
             })));
             addr
@@ -224,9 +235,14 @@ pub async fn start_on(
         None => None,
     };
     let g = gateway.clone();
-    let served = tokio::spawn(serve(api, header_read_timeout, shutdown_rx, grace, move |req| {
-        g.clone().handle(req)
-    }));
+    let served = tokio::spawn(serve(
+        api,
+        header_read_timeout,
+        shutdown_rx,
+        grace,
+        tls.clone(),
+        move |req| g.clone().handle(req),
+    ));
     let admin_text = admin_addr.map_or_else(|| "disabled".to_string(), |a| a.to_string());
     tracing::info!(listen = %api_addr, admin = %admin_text, version = env!("CARGO_PKG_VERSION"), "connect-monitor-gateway serving");
     Ok(RunningGateway {
@@ -254,6 +270,7 @@ async fn serve<F, Fut, E>(
     header_read_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
+    tls: Option<Arc<ReloadableTls>>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -280,11 +297,21 @@ async fn serve<F, Fut, E>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let conn = http.serve_connection(TokioIo::new(stream), service_fn(handler));
-                let conn = graceful.watch(conn);
+                let (handler, http, watcher, tls) = (handler.clone(), http.clone(), graceful.watcher(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let served = match tls {
+                        None => watcher.watch(http.serve_connection(TokioIo::new(stream), service_fn(handler))).await,
+                        Some(tls) => {
+                            // The handshake counts against the header read timeout too.
+                            let accepted = tokio::time::timeout(header_read_timeout, tls.acceptor().accept(stream)).await;
+                            let Ok(Ok(stream)) = accepted else {
+                                tracing::debug!("TLS handshake failed or timed out");
+                                return;
+                            };
+                            watcher.watch(http.serve_connection(TokioIo::new(stream), service_fn(handler))).await
+                        }
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -298,15 +325,16 @@ async fn serve<F, Fut, E>(
     }
 }
 
-/// Serves a handler until the task is dropped (the in-process stand-ins).
-pub async fn serve_forever<F, Fut, E>(listener: TcpListener, handler: F)
+/// Serves a handler until the task is dropped (the admin listener and the
+/// in-process stand-ins), over TLS when given.
+pub async fn serve_forever<F, Fut, E>(listener: TcpListener, tls: Option<Arc<ReloadableTls>>, handler: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     let (_keep_open, never) = watch::channel(false);
-    serve(listener, Duration::from_secs(30), never, Duration::ZERO, handler).await;
+    serve(listener, Duration::from_secs(30), never, Duration::ZERO, tls, handler).await;
 }
 
 /// How often the policy file is checked for changes.
@@ -328,7 +356,7 @@ async fn watch_policy_file(gateway: Arc<Gateway>) {
 
 /// SIGHUP: re-read the policy and reopen the audit file (log rotation).
 #[cfg(unix)]
-async fn reload_on_sighup(gateway: Arc<Gateway>) {
+async fn reload_on_sighup(gateway: Arc<Gateway>, tls: Option<Arc<ReloadableTls>>) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; reload by editing the policy file");
         return;
@@ -338,6 +366,12 @@ async fn reload_on_sighup(gateway: Arc<Gateway>) {
         gateway.reload_policy();
         if let Err(e) = gateway.audit.reopen() {
             tracing::error!(error = %e, "the audit file could not be reopened; still writing to the old one");
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificates reloaded"),
+                Err(e) => tracing::error!(error = %e, "new TLS certificates refused; the previous ones stay in force"),
+            }
         }
     }
 }

@@ -130,6 +130,10 @@ pub struct Options {
     pub jwks_refresh: &'static str,
     /// The identity provider answers 503 from the start.
     pub issuer_down_at_start: bool,
+    /// Serve the Connect stand-in over TLS (tests/fixtures/tls/server.pem).
+    pub connect_tls: bool,
+    /// Outbound proxy and extra CAs; none by default.
+    pub egress: Option<connect_monitor_gateway::http_client::Egress>,
 }
 
 impl Default for Options {
@@ -149,6 +153,8 @@ impl Default for Options {
             }),
             jwks_refresh: "10m",
             issuer_down_at_start: false,
+            connect_tls: false,
+            egress: None,
         }
     }
 }
@@ -235,7 +241,13 @@ impl Harness {
         let keys = Keys::load();
         let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
         issuer.set_up(!o.issuer_down_at_start);
-        let connect = ConnectStandIn::start(test_credentials(None)).await.unwrap();
+        let connect = if o.connect_tls {
+            ConnectStandIn::start_tls(test_credentials(None), tls_server_config(None))
+                .await
+                .unwrap()
+        } else {
+            ConnectStandIn::start(test_credentials(None)).await.unwrap()
+        };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("policy.toml"), &o.policy).unwrap();
         let config = dir.path().join("gateway.toml");
@@ -247,6 +259,7 @@ impl Harness {
             credentials_margin: o.credentials_margin,
             retry: o.retry.clone(),
             audit: Some(audit.clone()),
+            egress: Some(o.egress.clone().unwrap_or_default()),
             env: |_| None,
         };
         let gateway = server::start(&settings, deps).await.unwrap();
@@ -440,4 +453,25 @@ fn response_complete(bytes: &[u8]) -> bool {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
     body.len() >= length
+}
+
+/// A test TLS file's path.
+pub fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The test server certificate (localhost, 127.0.0.1), optionally requiring
+/// client certificates signed by `client_ca`.
+pub fn tls_server_config(client_ca: Option<&str>) -> Arc<rustls::ServerConfig> {
+    connect_monitor_gateway::tls::server_config(&connect_monitor_gateway::tls::TlsFiles {
+        cert_file: tls_fixture("server.pem"),
+        key_file: tls_fixture("server.key"),
+        client_ca_file: client_ca.map(tls_fixture),
+    })
+    .unwrap()
+}
+
+/// The test CA, for clients that must trust the test server certificate.
+pub fn test_ca() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    connect_monitor_gateway::tls::read_certs(&tls_fixture("ca.pem")).unwrap()
 }
