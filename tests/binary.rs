@@ -437,3 +437,79 @@ async fn sighup_reopens_the_audit_file_after_rotation() {
         "the new file gets new lines"
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let keys = Keys::load();
+    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
+    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
+    let text = support::config_text(
+        &issuer,
+        &connect,
+        &Options {
+            server_extra: "header_read_timeout = \"2s\"".into(),
+            ..Options::default()
+        },
+    ) + "\n[audit]\nfile = \"audit.log\"\n";
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let served = serve(&cfg);
+    let pid = served.child.id();
+    let before = rss_kib(pid);
+
+    // 2000 connections: half send nothing, half dribble an unfinished request head.
+    let opened = Instant::now();
+    let mut conns = Vec::new();
+    for i in 0..2000 {
+        let mut s = tokio::net::TcpStream::connect(&served.api).await.unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"POST /contact/monitor HTTP/1.1\r\nHost: gw\r\n")
+                .await
+                .unwrap();
+        }
+        conns.push(s);
+    }
+    let during = rss_kib(pid);
+    // Every one is closed by the gateway within header_read_timeout + 1 s of being opened.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        for mut s in conns {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "some connections were still open after 5 s");
+    assert!(
+        opened.elapsed() < Duration::from_secs(2 + 1 + 2),
+        "closed after {:?}",
+        opened.elapsed()
+    );
+    let after = rss_kib(pid);
+    println!("RSS: before {before} KiB, with 2000 connections {during} KiB, after {after} KiB");
+    assert!(
+        during < before + 64 * 1024,
+        "2000 idle connections cost {} KiB",
+        during - before
+    );
+    // And it still serves.
+    let client = connect_monitor_gateway::http_client::build();
+    assert_eq!(post_to(&client, &served.api, &token_for(&keys, &issuer)).await, 200);
+}
