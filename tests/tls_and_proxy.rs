@@ -256,3 +256,24 @@ fn no_proxy_variables_means_direct() {
             .is_some()
     );
 }
+
+#[test]
+fn certificates_are_reread_on_reload_and_a_bad_set_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
+    std::fs::copy(tls_fixture("server.key"), &key).unwrap();
+    let tls = connect_monitor_gateway::tls::ReloadableTls::new(connect_monitor_gateway::tls::TlsFiles {
+        cert_file: cert.clone(),
+        key_file: key.clone(),
+        client_ca_file: None,
+    })
+    .unwrap();
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
+    assert!(tls.reload().is_err(), "a broken certificate is refused");
+    // A certificate that does not match the key is refused too.
+    std::fs::copy(tls_fixture("client.pem"), &cert).unwrap();
+    assert!(tls.reload().is_err(), "a certificate for another key is refused");
+    std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
+    assert!(tls.reload().is_ok(), "a good set is taken");
+}
