@@ -193,11 +193,17 @@ async fn main() {
     let counts = counts.lock().unwrap().clone();
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let exit = child.wait().unwrap();
-    println!("requests: {total} in {seconds} s ({:.0}/s)", total as f64 / seconds as f64);
+    println!(
+        "requests: {total} in {seconds} s ({:.0}/s)",
+        total as f64 / seconds as f64
+    );
     println!("answers by status: {counts:?} (0 = no answer)");
     println!("RSS: start {rss_start} KiB, end {rss_end} KiB");
     println!("audit lines: {audit_lines} (requests {total}); ERROR log lines: {errors_logged}");
-    println!("bad signatures at the Connect stand-in: {}", connect.bad_signatures().len());
+    println!(
+        "bad signatures at the Connect stand-in: {}",
+        connect.bad_signatures().len()
+    );
     println!("gateway exit after SIGTERM: {:?}", exit.code());
     let _ = std::fs::remove_dir_all(&dir);
     let ok = audit_lines == total && !counts.contains_key(&0) && connect.bad_signatures().is_empty();
