@@ -71,51 +71,18 @@ impl aws_credential_types::provider::ProvideCredentials for Failing {
 
 #[tokio::test]
 async fn missing_credentials_answer_503_and_readyz_says_why() {
-    let keys = support::Keys::load();
-    let issuer = connect_monitor_gateway::issuer_standin::IssuerStandIn::start(keys.published())
-        .await
-        .unwrap();
-    let connect = connect_monitor_gateway::connect_standin::ConnectStandIn::start(support::test_credentials(None))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
-    let cfg = dir.path().join("g.toml");
-    std::fs::write(&cfg, support::config_text(&issuer, &connect, &Options::default())).unwrap();
-    let settings = connect_monitor_gateway::config::Settings::load(&cfg).unwrap();
-    let g = connect_monitor_gateway::server::start(
-        &settings,
-        connect_monitor_gateway::server::Dependencies {
-            credentials: Some(aws_credential_types::provider::SharedCredentialsProvider::new(Failing)),
-            audit: Some(std::sync::Arc::new(connect_monitor_gateway::audit::AuditSink::Memory(
-                Default::default(),
-            ))),
-            env: |_| None,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let client = connect_monitor_gateway::http_client::build();
-    let (status, body) = get(&client, &format!("http://{}/readyz", g.admin_addr.unwrap())).await;
+    let h = Harness::start().await;
+    let g = h
+        .gateway_with_credentials(aws_credential_types::provider::SharedCredentialsProvider::new(Failing))
+        .await;
+    let (status, body) = get(&h.client, &format!("http://{}/readyz", g.admin_addr.unwrap())).await;
     assert_eq!(status, 503);
     assert!(
         body.contains("aws_credentials") && body.contains("not resolved"),
         "{body}"
     );
-    let mut claims = serde_json::json!({
-        "iss": issuer.issuer(), "aud": support::AUDIENCE, "sub": "s", "exp": support::now() + 60,
-        "groups": "supervisors", "connect_user_id": "user-1"
-    });
-    claims["iat"] = support::now().into();
-    let req = http::Request::post(format!("http://{}/contact/monitor", g.api_addr))
-        .header("authorization", format!("Bearer {}", keys.ed.mint(&claims)))
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(BODY.as_bytes())))
-        .unwrap();
-    let response = client.request(req).await.unwrap();
-    assert_eq!(response.status(), 503);
-    assert!(connect.received().is_empty());
+    assert_eq!(h.monitor_at(&g).await, 503);
+    assert!(h.connect.received().is_empty());
 }
 
 async fn get(client: &connect_monitor_gateway::http_client::HttpClient, url: &str) -> (u16, String) {

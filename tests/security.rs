@@ -142,18 +142,6 @@ async fn run(h: &Harness, case: Case) {
     );
 }
 
-fn claims_with(h: &Harness, changes: Value) -> Value {
-    let mut claims = h.claims("sup-1", "supervisors", "user-1");
-    for (k, v) in changes.as_object().unwrap() {
-        if v.is_null() {
-            claims.as_object_mut().unwrap().remove(k);
-        } else {
-            claims[k] = v.clone();
-        }
-    }
-    claims
-}
-
 const UNAUTH: Option<&str> = Some("UNAUTHENTICATED");
 
 #[tokio::test]
@@ -454,13 +442,13 @@ async fn tokens_are_refused_with_401() {
         ),
         case(
             "exp missing",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"exp": null})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"exp": null})))),
             401,
             UNAUTH,
         ),
         case(
             "exp past beyond leeway",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"exp": now() - 61})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"exp": now() - 61})))),
             401,
             UNAUTH,
         ),
@@ -469,32 +457,32 @@ async fn tokens_are_refused_with_401() {
             Send::Token(
                 h.keys
                     .ed
-                    .mint(&claims_with(&h, json!({"exp": (now() + 600).to_string()}))),
+                    .mint(&h.claims_with(json!({"exp": (now() + 600).to_string()}))),
             ),
             401,
             UNAUTH,
         ),
         case(
             "exp a float too large",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"exp": 1e300})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"exp": 1e300})))),
             401,
             UNAUTH,
         ),
         case(
             "nbf in the future beyond leeway",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"nbf": now() + 120})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"nbf": now() + 120})))),
             401,
             UNAUTH,
         ),
         case(
             "iat in the future beyond leeway",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"iat": now() + 120})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"iat": now() + 120})))),
             401,
             UNAUTH,
         ),
         case(
             "iss mismatch",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"iss": "https://evil.example"})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"iss": "https://evil.example"})))),
             401,
             UNAUTH,
         ),
@@ -503,32 +491,32 @@ async fn tokens_are_refused_with_401() {
             Send::Token(
                 h.keys
                     .ed
-                    .mint(&claims_with(&h, json!({"iss": format!("{}/", h.issuer.issuer())}))),
+                    .mint(&h.claims_with(json!({"iss": format!("{}/", h.issuer.issuer())}))),
             ),
             401,
             UNAUTH,
         ),
         case(
             "aud missing",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"aud": null})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"aud": null})))),
             401,
             UNAUTH,
         ),
         case(
             "aud empty",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"aud": []})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"aud": []})))),
             401,
             UNAUTH,
         ),
         case(
             "aud without ours",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"aud": ["other-service"]})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"aud": ["other-service"]})))),
             401,
             UNAUTH,
         ),
         case(
             "sub missing",
-            Send::Token(h.keys.ed.mint(&claims_with(&h, json!({"sub": null})))),
+            Send::Token(h.keys.ed.mint(&h.claims_with(json!({"sub": null})))),
             401,
             UNAUTH,
         ),

@@ -269,7 +269,11 @@ fn certificates_are_reread_on_reload_and_a_bad_set_is_refused() {
         client_ca_file: None,
     })
     .unwrap();
-    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     assert!(tls.reload().is_err(), "a broken certificate is refused");
     // A certificate that does not match the key is refused too.
     std::fs::copy(tls_fixture("client.pem"), &cert).unwrap();

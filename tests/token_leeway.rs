@@ -3,31 +3,22 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{now, Harness, BODY};
-
-/// Valid claims with some members replaced.
-fn claims_with(h: &Harness, changes: Value) -> Value {
-    let mut claims = h.claims("sup-1", "supervisors", "user-1");
-    for (k, v) in changes.as_object().unwrap() {
-        claims[k] = v.clone();
-    }
-    claims
-}
 
 #[tokio::test]
 async fn claims_within_leeway_are_accepted() {
     let h = Harness::start().await;
-    let token = h.keys.ed.mint(&claims_with(
-        &h,
-        json!({"exp": now() - 30, "nbf": now() + 30, "iat": now() + 30}),
-    ));
+    let token = h
+        .keys
+        .ed
+        .mint(&h.claims_with(json!({"exp": now() - 30, "nbf": now() + 30, "iat": now() + 30})));
     let a = h.monitor(Some(&token), BODY).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     let token = h
         .keys
         .ed
-        .mint(&claims_with(&h, json!({"aud": ["other", support::AUDIENCE]})));
+        .mint(&h.claims_with(json!({"aud": ["other", support::AUDIENCE]})));
     assert_eq!(
         h.monitor(Some(&token), BODY).await.status,
         200,

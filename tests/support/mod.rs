@@ -297,6 +297,47 @@ impl Harness {
         })
     }
 
+    /// The supervisor's claims with some members replaced (`null` removes one).
+    pub fn claims_with(&self, changes: Value) -> Value {
+        let mut claims = self.claims("sup-1", "supervisors", "user-1");
+        for (k, v) in changes.as_object().expect("changes are an object") {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    }
+
+    /// A second gateway on this harness's config and stand-ins, with its own
+    /// credentials provider (for credentials-failure tests).
+    pub async fn gateway_with_credentials(&self, provider: SharedCredentialsProvider) -> RunningGateway {
+        let deps = Dependencies {
+            credentials: Some(provider),
+            audit: Some(Arc::new(AuditSink::Memory(Default::default()))),
+            egress: Some(Default::default()),
+            env: |_| None,
+            ..Default::default()
+        };
+        server::start(&self.settings, deps).await.unwrap()
+    }
+
+    /// POSTs the standard body with the supervisor's token to another gateway.
+    pub async fn monitor_at(&self, gateway: &RunningGateway) -> u16 {
+        let req = Request::post(format!("http://{}/contact/monitor", gateway.api_addr))
+            .header("authorization", format!("Bearer {}", self.supervisor_token()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(20), self.client.request(req)).await;
+        answer
+            .expect("answer within 20 s")
+            .expect("gateway answered")
+            .status()
+            .as_u16()
+    }
+
     /// A valid token of a supervisor whose Connect user id is `user-1`.
     pub fn supervisor_token(&self) -> String {
         self.keys.ed.mint(&self.claims("sup-1", "supervisors", "user-1"))
