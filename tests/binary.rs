@@ -480,7 +480,6 @@ async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory(
     let before = rss_kib(pid);
 
     // 2000 connections: half send nothing, half dribble an unfinished request head.
-    let opened = Instant::now();
     let mut conns = Vec::new();
     for i in 0..2000 {
         let mut s = tokio::net::TcpStream::connect(&served.api).await.unwrap();
@@ -489,26 +488,27 @@ async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory(
                 .await
                 .unwrap();
         }
-        conns.push(s);
+        conns.push((Instant::now(), s));
     }
     let during = rss_kib(pid);
-    // Every one is closed by the gateway within header_read_timeout + 1 s of being opened.
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        for mut s in conns {
+    // Every one is closed by the gateway about header_read_timeout after it was opened.
+    let mut slowest = Duration::ZERO;
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        for (opened, mut s) in conns {
             let mut buf = [0u8; 512];
             while let Ok(n) = s.read(&mut buf).await {
                 if n == 0 {
                     break;
                 }
             }
+            slowest = slowest.max(opened.elapsed());
         }
     })
     .await;
-    assert!(closed.is_ok(), "some connections were still open after 5 s");
+    assert!(closed.is_ok(), "some connections were still open after 15 s");
     assert!(
-        opened.elapsed() < Duration::from_secs(2 + 1 + 2),
-        "closed after {:?}",
-        opened.elapsed()
+        slowest < Duration::from_secs(2 + 2),
+        "a connection lived {slowest:?} (header_read_timeout 2 s)"
     );
     let after = rss_kib(pid);
     println!("RSS: before {before} KiB, with 2000 connections {during} KiB, after {after} KiB");
