@@ -1,4 +1,4 @@
-//! The request path, stage by stage: route → admit → authenticate → read and
+//! The request path, stage by stage: admit → route → authenticate → read and
 //! validate the body → authorize → sign and forward → answer and audit.
 //! Each stage lives in its own module; this one only puts them in order.
 
@@ -45,6 +45,7 @@ pub struct Gateway {
     pub audit: Arc<AuditSink>,
     pub metrics: Arc<Metrics>,
     pub in_flight: Arc<Semaphore>,
+    pub max_in_flight: usize,
     pub cors: Cors,
     pub max_body_bytes: u64,
     pub request_timeout: Duration,
@@ -106,9 +107,23 @@ impl Gateway {
 
     /// Answers one API request. Never fails: every error becomes an envelope.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+        // Each request runs on its own task: if the caller hangs up mid-call, the
+        // call to Connect still completes, is audited, and leaves the gauges right.
+        match tokio::spawn(self.answer(req)).await {
+            Ok(response) => Ok(response),
+            Err(e) => {
+                tracing::error!(error = %e, "request task failed");
+                let body = json!({"success": false, "error": {"code": "INTERNAL_ERROR",
+                    "message": "The gateway failed to answer", "request_id": ""}});
+                Ok(json_response(StatusCode::INTERNAL_SERVER_ERROR, &body, ""))
+            }
+        }
+    }
+
+    async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         // A browser's preflight carries no token and is not an API request.
         if let Some(preflight) = self.cors.preflight(req.method(), req.headers()) {
-            return Ok(preflight);
+            return preflight;
         }
         let cors_origin = self.cors.allowed_origin(req.headers());
         let started = Instant::now();
@@ -119,7 +134,18 @@ impl Gateway {
             ..AuditRecord::default()
         };
         self.metrics.in_flight().inc();
-        let result = self.process(req, started, &mut audit).await;
+        // Admit: shed load beyond max_in_flight at once, rather than queue. The
+        // permit is held until the audit line is written (shutdown waits for it).
+        let admitted = self.in_flight.clone().try_acquire_owned().ok();
+        let result = match admitted {
+            Some(_) => self.process(req, started, &mut audit).await,
+            None => {
+                self.metrics.load_shed();
+                Err(GatewayError::Unavailable(
+                    "the gateway is at capacity; retry shortly".into(),
+                ))
+            }
+        };
         let mut response = match result {
             Ok(done) => self.success(done, &request_id, &mut audit),
             Err(error) => self.failure(error, &request_id, &mut audit),
@@ -132,7 +158,8 @@ impl Gateway {
         self.audit.write(&audit);
         self.metrics.request_done(audit.code, elapsed);
         self.metrics.in_flight().dec();
-        Ok(response)
+        drop(admitted);
+        response
     }
 
     async fn process(
@@ -154,11 +181,6 @@ impl Gateway {
                 "exactly one Host header is required".into(),
             )));
         }
-        // Admit: shed load beyond max_in_flight at once, rather than queue.
-        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            self.metrics.load_shed();
-            GatewayError::Unavailable("the gateway is at capacity; retry shortly".into())
-        })?;
         let deadline = started + self.request_timeout;
 
         // Authenticate before reading the body: no `100 Continue` for strangers.

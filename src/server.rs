@@ -95,7 +95,12 @@ impl RunningGateway {
     pub async fn shutdown(self, grace: Duration) {
         self.gateway.draining.store(true, Ordering::SeqCst);
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(grace + Duration::from_secs(1), self.served).await;
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = tokio::time::timeout_at(deadline + Duration::from_secs(1), self.served).await;
+        // Requests whose caller hung up are still finishing their Connect call:
+        // wait for them too (all admission permits back), within the same grace.
+        let all = u32::try_from(self.gateway.max_in_flight).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout_at(deadline, self.gateway.in_flight.acquire_many(all)).await;
         for task in self.background {
             task.abort();
         }
@@ -189,6 +194,7 @@ pub async fn start_on(
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
+        max_in_flight: settings.server.max_in_flight,
         cors: Cors::new(settings.cors.allowed_origins.clone(), settings.cors.max_age.0),
         max_body_bytes: settings.server.max_body_bytes,
         request_timeout: settings.server.request_timeout.0,

@@ -324,3 +324,35 @@ async fn invalid_policy_reload_keeps_the_last_good_policy() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn caller_hanging_up_mid_call_still_gets_the_call_completed_and_audited() {
+    let h = Harness::start().await;
+    h.connect
+        .set_default(Reply::Delayed(Duration::from_millis(500), Box::new(Reply::Success)));
+    let request = format!(
+        "POST /contact/monitor HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
+        h.supervisor_token(),
+        BODY.len()
+    );
+    // The caller gives up after 100 ms, while Connect is still answering.
+    let a = support::raw_exchange(
+        h.gateway().api_addr,
+        &[(request.as_bytes(), Duration::ZERO)],
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(a.status, None, "no answer yet when the caller hung up");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while h.audit_lines().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the call was audited");
+    let line = &h.audit_lines()[0];
+    assert_eq!(line["status"], 200, "the call to Connect completed: {line}");
+    assert_eq!(h.connect.received().len(), 1);
+    let (_, metrics) = h.admin("/metrics").await;
+    assert!(metrics.lines().any(|l| l == "cmg_in_flight 0"), "{metrics}");
+}
