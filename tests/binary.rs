@@ -521,3 +521,44 @@ async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory(
     let client = connect_monitor_gateway::http_client::build();
     assert_eq!(post_to(&client, &served.api, &token_for(&keys, &issuer)).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_file_has_no_half_line_when_the_process_is_killed() {
+    let (mut served, _connect, issuer, keys, _dir, audit) = served_with_audit(Duration::from_millis(20)).await;
+    let client = connect_monitor_gateway::http_client::build();
+    let token = token_for(&keys, &issuer);
+    // Keep 16 callers busy, then SIGKILL the gateway in the middle of it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, api, token, stop) = (client.clone(), served.api.clone(), token.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if post_to(&client, &api, &token).await == 0 {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while std::fs::read_to_string(&audit).map(|t| t.lines().count()).unwrap_or(0) < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("200 audited requests");
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in callers {
+        let _ = c.await;
+    }
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(text.ends_with('\n'), "the file ends with a whole line");
+    for line in text.lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("half line {line:?}: {e}"));
+        assert!(record["request_id"].is_string());
+    }
+}
