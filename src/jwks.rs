@@ -205,6 +205,7 @@ impl IssuerKeys {
         match result {
             Ok(set) => {
                 tracing::debug!(issuer = %self.issuer.issuer, keys = set.keys.len(), "issuer keys refreshed");
+                self.metrics.jwks_keys(&self.issuer.issuer, set.keys.len());
                 *self.current.write().expect("key set lock") = Arc::new(set);
                 Ok(())
             }

@@ -25,6 +25,7 @@ pub struct Metrics {
     policy_reloads: Family<Labels, Counter>,
     retries: Counter,
     load_shed: Counter,
+    jwks_keys: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -47,6 +48,7 @@ impl Metrics {
         let policy_reloads = Family::<Labels, Counter>::default();
         let retries = Counter::default();
         let load_shed = Counter::default();
+        let jwks_keys = Family::<Labels, Gauge>::default();
         registry.register(
             "cmg_requests",
             "API requests answered, by envelope code",
@@ -85,6 +87,11 @@ impl Metrics {
             load_shed.clone(),
         );
         registry.register(
+            "cmg_jwks_keys",
+            "Signing keys held per issuer (the key cache)",
+            jwks_keys.clone(),
+        );
+        registry.register(
             "cmg_build",
             "Build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -100,6 +107,7 @@ impl Metrics {
             policy_reloads,
             retries,
             load_shed,
+            jwks_keys,
         }
     }
 
@@ -129,6 +137,13 @@ impl Metrics {
         self.policy_reloads
             .get_or_create(&vec![("result", result.to_string())])
             .inc();
+    }
+
+    /// How many keys an issuer's cache holds after a successful refresh.
+    pub fn jwks_keys(&self, issuer: &str, keys: usize) {
+        self.jwks_keys
+            .get_or_create(&vec![("issuer", issuer.to_string())])
+            .set(keys as i64);
     }
 
     pub fn retry(&self) {

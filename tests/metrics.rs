@@ -96,6 +96,7 @@ async fn metrics_hold_every_family_with_the_right_counts() {
         1.0
     );
     assert_eq!(get("cmg_in_flight"), 0.0);
+    assert_eq!(get(&format!("cmg_jwks_keys{{issuer=\"{}\"}}", h.issuer.issuer())), 3.0);
     assert_eq!(
         get(&format!("cmg_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))),
         1.0
