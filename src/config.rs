@@ -516,7 +516,7 @@ impl Settings {
                 );
             }
         }
-        let default_region_known = c.region.is_some() || std::env::var("AWS_REGION").is_ok_and(|r| !r.is_empty());
+        let default_region_known = default_region(c, |k| std::env::var(k).ok()).is_some();
         for (i, inst) in c.instances.iter().enumerate() {
             if inst.id.is_empty() || inst.id.chars().count() > 100 {
                 bad(
@@ -592,13 +592,18 @@ impl Settings {
         })
     }
 
-    /// The region an instance is routed to, when the config says.
-    pub fn default_region(&self) -> Option<String> {
-        self.connect
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+    /// The default region: `connect.region`, else `AWS_REGION` (read through `env`).
+    pub fn default_region(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        default_region(&self.connect, env)
     }
+}
+
+/// `connect.region`, else a non-empty `AWS_REGION`: the one place this rule lives.
+fn default_region(connect: &ConnectConfig, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    connect
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION").filter(|r| !r.is_empty()))
 }
 
 /// `us-east-1`, `eu-west-2`, `us-gov-west-1`: lower-case words and digits joined by dashes.

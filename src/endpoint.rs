@@ -98,11 +98,7 @@ impl Router {
         Ok(Router {
             override_endpoint,
             use_fips: settings.connect.use_fips,
-            default_region: settings
-                .connect
-                .region
-                .clone()
-                .or_else(|| env("AWS_REGION").filter(|r| !r.is_empty())),
+            default_region: settings.default_region(&env),
             instances: settings
                 .connect
                 .instances

@@ -34,6 +34,8 @@ pub enum GatewayError {
     // Our side.
     #[error("{0}")]
     Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     // Connect's side.
     #[error(transparent)]
     Upstream(#[from] UpstreamFailure),
@@ -109,6 +111,11 @@ impl GatewayError {
                 "The request body did not arrive in time",
             ),
             E::Unavailable(why) => Answer::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", capitalize(why)),
+            E::Internal(_) => Answer::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "The gateway failed to answer",
+            ),
             E::Upstream(failure) => upstream_answer(failure),
         }
     }

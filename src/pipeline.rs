@@ -17,7 +17,7 @@ use crate::audit::{AuditRecord, AuditSink};
 use crate::authentication::{bearer_token, AuthFailure, Authenticator, Identity};
 use crate::cors::Cors;
 use crate::endpoint::{RouteError, Router};
-use crate::errors::{GatewayError, OK_CODE};
+use crate::errors::{Answer, GatewayError, OK_CODE};
 use crate::metrics::Metrics;
 use crate::monitor_request::MonitorRequest;
 use crate::policy::{Decision, DenyReason, Policy};
@@ -113,9 +113,12 @@ impl Gateway {
             Ok(response) => Ok(response),
             Err(e) => {
                 tracing::error!(error = %e, "request task failed");
-                let body = json!({"success": false, "error": {"code": "INTERNAL_ERROR",
-                    "message": "The gateway failed to answer", "request_id": ""}});
-                Ok(json_response(StatusCode::INTERNAL_SERVER_ERROR, &body, ""))
+                let request_id = uuid::Uuid::new_v4().to_string();
+                Ok(error_response(
+                    &GatewayError::Internal(e.to_string()).answer(),
+                    &request_id,
+                    None,
+                ))
             }
         }
     }
@@ -305,33 +308,34 @@ impl Gateway {
         } else {
             tracing::info!(request_id, code = answer.code, error = %error, "request refused");
         }
-        let body = json!({
-            "success": false,
-            "error": {"code": answer.code, "message": answer.message, "request_id": request_id}
-        });
-        let mut response = json_response(answer.status, &body, request_id);
-        let headers = response.headers_mut();
-        match answer.status {
-            StatusCode::UNAUTHORIZED => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            StatusCode::METHOD_NOT_ALLOWED => {
-                headers.insert(ALLOW, HeaderValue::from_static("POST"));
-            }
-            _ => {}
-        }
-        if let Some(after) = answer.retry_after {
-            headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs_f64().ceil() as u64));
-        }
-        if let Some(id) = audit
-            .aws_request_id
-            .as_deref()
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
-            headers.insert(AWS_REQUEST_ID, id);
-        }
-        response
+        error_response(&answer, request_id, audit.aws_request_id.as_deref())
     }
+}
+
+/// The error envelope for an answer, with the headers its status calls for.
+fn error_response(answer: &Answer, request_id: &str, aws_request_id: Option<&str>) -> Response<Body> {
+    let body = json!({
+        "success": false,
+        "error": {"code": answer.code, "message": answer.message, "request_id": request_id}
+    });
+    let mut response = json_response(answer.status, &body, request_id);
+    let headers = response.headers_mut();
+    match answer.status {
+        StatusCode::UNAUTHORIZED => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            headers.insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        _ => {}
+    }
+    if let Some(after) = answer.retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs_f64().ceil() as u64));
+    }
+    if let Some(id) = aws_request_id.and_then(|v| HeaderValue::from_str(v).ok()) {
+        headers.insert(AWS_REQUEST_ID, id);
+    }
+    response
 }
 
 /// A JSON response with the request id; the one way answers are built.

@@ -156,7 +156,7 @@ pub async fn start_on(
         .collect();
     let provider = match deps.credentials {
         Some(p) => p,
-        None => default_credentials(settings.default_region()).await,
+        None => default_credentials(settings.default_region(|k| std::env::var(k).ok())).await,
     };
     let credentials = Arc::new(CredentialsCache::new(provider, deps.credentials_margin));
     let retry = deps
