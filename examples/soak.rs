@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use connect_monitor_gateway::connect_standin::{ConnectStandIn, Reply};
-use connect_monitor_gateway::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
+use connect_monitor_gateway::demo::connect_standin::{ConnectStandIn, Reply};
+use connect_monitor_gateway::demo::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 use http_body_util::Full;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -80,7 +80,7 @@ async fn main() {
 
     let mut child = Command::new(&binary)
         .args(["serve", "--config", dir.join("gateway.toml").to_str().unwrap()])
-        .env("RUST_LOG", "warn,connect_monitor_gateway::server=info")
+        .env("RUST_LOG", "warn,connect_monitor_gateway::gateway=info")
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
@@ -119,7 +119,7 @@ async fn main() {
         t.push_str("AAAA");
         Arc::new(t)
     };
-    let client = connect_monitor_gateway::http_client::build();
+    let client = connect_monitor_gateway::http::client::build();
     let counts = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
     let sent = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);

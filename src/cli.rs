@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
+use crate::auth::token::Identity;
+use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
-use crate::endpoint::{RouteError, Router};
-use crate::monitor_request::MonitorRequest;
-use crate::policy::{Decision, DenyReason};
-use crate::server::{self, Dependencies};
+use crate::connect::monitor_request::MonitorRequest;
+use crate::gateway::build::{self, Dependencies};
+use crate::http::server::shutdown_signal;
 
 /// Exit code for bad input or an invalid configuration.
 pub const EXIT_USAGE: u8 = 2;
@@ -51,6 +52,7 @@ pub enum Command {
         request: String,
     },
     /// Run on the embedded default: in-process issuer and Connect stand-in.
+    #[cfg(feature = "demo")]
     Demo {
         /// Send the sample requests, print the outcomes, exit 0 only if all are as expected.
         #[arg(long)]
@@ -84,8 +86,8 @@ pub fn check(config: Option<PathBuf>) -> ExitCode {
             println!(
                 "{}: ok ({} issuer(s), {} grant(s))",
                 s.config_file.display(),
-                s.issuers.len(),
-                s.policy.grants.len()
+                s.auth.issuers.len(),
+                s.authz.policy.grants.len()
             );
             ExitCode::SUCCESS
         }
@@ -93,7 +95,19 @@ pub fn check(config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-pub fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode {
+/// The decision the gateway would make, made by the same function it uses.
+pub async fn decide(settings: &Settings, claims: Value, request: &MonitorRequest) -> Result<Permit, Refusal> {
+    let authorizer = Authorizer::new(&settings.authz, &settings.connect);
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let identity = Identity {
+        issuer: text("iss"),
+        subject: text("sub"),
+        claims,
+    };
+    authorizer.decide(&identity, request).await
+}
+
+pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode {
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
@@ -112,22 +126,20 @@ pub fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    // The instance allow-list decides before the grants, as in the gateway.
-    let routable = Router::new(&settings, |_| None).map(|r| r.route(&request.instance_id));
-    let decision = match routable {
-        Ok(Err(RouteError::UnknownInstance)) => Decision::Deny(DenyReason::InstanceNotAllowed),
-        _ => settings.policy.evaluate(&claims, &request, &settings.user_id_claim),
+    let (verdict, code) = match decide(&settings, claims, &request).await {
+        Ok(permit) => (json!({"decision": "allow", "grant": permit.grant}), ExitCode::SUCCESS),
+        Err(Refusal::Denied(reason)) => (
+            json!({"decision": "deny", "reason": reason.as_str()}),
+            ExitCode::from(1),
+        ),
+        // What the gateway answers 503 for: its own configuration, not the caller.
+        Err(Refusal::NoRegion) => (
+            json!({"decision": "unavailable", "status": 503, "reason": "no region is configured for this instance"}),
+            ExitCode::from(1),
+        ),
     };
-    match decision {
-        Decision::Allow { grant } => {
-            println!("{}", json!({"decision": "allow", "grant": grant}));
-            ExitCode::SUCCESS
-        }
-        Decision::Deny(reason) => {
-            println!("{}", json!({"decision": "deny", "reason": reason.as_str()}));
-            ExitCode::from(1)
-        }
-    }
+    println!("{verdict}");
+    code
 }
 
 pub async fn serve(config: Option<PathBuf>) -> ExitCode {
@@ -135,7 +147,7 @@ pub async fn serve(config: Option<PathBuf>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let running = match server::start(&settings, Dependencies::default()).await {
+    let running = match build::start(&settings, Dependencies::default()).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -143,13 +155,14 @@ pub async fn serve(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    server::shutdown_signal().await;
-    tracing::info!(grace = ?settings.server.shutdown_grace.0, "shutting down: draining in-flight requests");
-    running.shutdown(settings.server.shutdown_grace.0).await;
+    shutdown_signal().await;
+    tracing::info!(grace = ?settings.server.shutdown_grace, "shutting down: draining in-flight requests");
+    running.shutdown(settings.server.shutdown_grace).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
+#[cfg(feature = "demo")]
 pub async fn demo(once: bool) -> ExitCode {
     match crate::demo::run(once).await {
         Ok(true) => ExitCode::SUCCESS,

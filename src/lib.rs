@@ -1,29 +1,24 @@
 //! connect-monitor-gateway: an authorizing SigV4 gateway in front of Amazon
 //! Connect's MonitorContact. See README.md and CONTRACT.md.
+//!
+//! The layers, each a folder: `http` (the server edge), `gateway` (the
+//! request path and its composition root), `auth` (who the caller is),
+//! `authz` (what it may do), `connect` (calling Amazon Connect), `config`
+//! (the file as a whole), `telemetry` (audit and metrics), `check` (how
+//! configuration problems are named), `cli`, and `demo` (stand-ins and keys
+//! that exist only with the default-on `demo` feature).
 
-pub mod admin;
-pub mod audit;
-pub mod authentication;
+pub mod auth;
+pub mod authz;
+pub mod check;
 pub mod cli;
 pub mod config;
-pub mod connect_standin;
-pub mod cors;
-pub mod credentials;
+pub mod connect;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod endpoint;
-pub mod errors;
-pub mod http_client;
-pub mod issuer_standin;
-pub mod jwks;
-pub mod metrics;
-pub mod monitor_request;
-pub mod pipeline;
-pub mod policy;
-pub mod rate_limit;
-pub mod server;
-pub mod signing;
-pub mod tls;
-pub mod upstream;
+pub mod gateway;
+pub mod http;
+pub mod telemetry;
 
 /// Sent as `user-agent` on every outbound call.
 pub const USER_AGENT: &str = concat!("connect-monitor-gateway/", env!("CARGO_PKG_VERSION"));

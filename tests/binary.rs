@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use connect_monitor_gateway::connect_standin::{ConnectStandIn, Reply};
-use connect_monitor_gateway::issuer_standin::IssuerStandIn;
+use connect_monitor_gateway::demo::connect_standin::{ConnectStandIn, Reply};
+use connect_monitor_gateway::demo::issuer_standin::IssuerStandIn;
 use support::{Keys, Options, ACCESS_KEY, BODY, SECRET_KEY, SESSION_TOKEN};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connect-monitor-gateway");
@@ -230,7 +230,7 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
     std::fs::write(&cfg, text).unwrap();
     let served = serve(&cfg);
 
-    let client = connect_monitor_gateway::http_client::build();
+    let client = connect_monitor_gateway::http::client::build();
     let claims = serde_json::json!({
         "iss": issuer.issuer(), "aud": support::AUDIENCE, "sub": "sup-1", "exp": support::now() + 600,
         "groups": ["supervisors"], "connect_user_id": "user-1"
@@ -277,7 +277,7 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
         })
         .collect();
     assert_eq!(signatures.len(), 2);
-    connect_monitor_gateway::connect_standin::ConnectStandIn::bad_signatures(&connect)
+    connect_monitor_gateway::demo::connect_standin::ConnectStandIn::bad_signatures(&connect)
         .is_empty()
         .then_some(())
         .expect("signatures verified");
@@ -353,7 +353,7 @@ fn token_for(keys: &Keys, issuer: &IssuerStandIn) -> String {
     }))
 }
 
-async fn post_to(client: &connect_monitor_gateway::http_client::HttpClient, api: &str, token: &str) -> u16 {
+async fn post_to(client: &connect_monitor_gateway::http::client::HttpClient, api: &str, token: &str) -> u16 {
     let req = http::Request::post(format!("http://{api}/contact/monitor"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
@@ -368,7 +368,7 @@ async fn post_to(client: &connect_monitor_gateway::http_client::HttpClient, api:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_twenty_in_flight_requests_finish_and_exits_0() {
     let (mut served, connect, issuer, keys, _dir, audit) = served_with_audit(Duration::from_secs(1)).await;
-    let client = connect_monitor_gateway::http_client::build();
+    let client = connect_monitor_gateway::http::client::build();
     let token = token_for(&keys, &issuer);
     let requests: Vec<_> = (0..20)
         .map(|_| {
@@ -426,7 +426,7 @@ async fn sigterm_lets_twenty_in_flight_requests_finish_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reopens_the_audit_file_after_rotation() {
     let (served, _connect, issuer, keys, dir, audit) = served_with_audit(Duration::ZERO).await;
-    let client = connect_monitor_gateway::http_client::build();
+    let client = connect_monitor_gateway::http::client::build();
     let token = token_for(&keys, &issuer);
     assert_eq!(post_to(&client, &served.api, &token).await, 200);
     let rotated = dir.path().join("audit.log.1");
@@ -518,14 +518,14 @@ async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory(
         during - before
     );
     // And it still serves.
-    let client = connect_monitor_gateway::http_client::build();
+    let client = connect_monitor_gateway::http::client::build();
     assert_eq!(post_to(&client, &served.api, &token_for(&keys, &issuer)).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_file_has_no_half_line_when_the_process_is_killed() {
     let (mut served, _connect, issuer, keys, _dir, audit) = served_with_audit(Duration::from_millis(20)).await;
-    let client = connect_monitor_gateway::http_client::build();
+    let client = connect_monitor_gateway::http::client::build();
     let token = token_for(&keys, &issuer);
     // Keep 16 callers busy, then SIGKILL the gateway in the middle of it.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

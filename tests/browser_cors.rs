@@ -35,9 +35,10 @@ fn chromium() -> String {
 
 /// Serves one HTML page whose script calls the gateway and writes the outcome into the DOM.
 async fn page_server(listener: TcpListener, html: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(connect_monitor_gateway::server::serve_forever(
+    tokio::spawn(connect_monitor_gateway::http::server::serve(
         listener,
-        None,
+        connect_monitor_gateway::http::server::Listening::plain(std::time::Duration::from_secs(30)),
+        std::future::pending(),
         move |_req: Request<Incoming>| {
             let html = html.clone();
             async move {

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use connect_monitor_gateway::connect_standin::Reply;
+use connect_monitor_gateway::demo::connect_standin::Reply;
 use serde_json::json;
 use support::{Harness, Options, BODY};
 

@@ -85,7 +85,7 @@ async fn missing_credentials_answer_503_and_readyz_says_why() {
     assert!(h.connect.received().is_empty());
 }
 
-async fn get(client: &connect_monitor_gateway::http_client::HttpClient, url: &str) -> (u16, String) {
+async fn get(client: &connect_monitor_gateway::http::client::HttpClient, url: &str) -> (u16, String) {
     use http_body_util::BodyExt;
     let req = http::Request::get(url)
         .body(http_body_util::Full::new(bytes::Bytes::new()))

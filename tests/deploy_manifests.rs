@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use connect_monitor_gateway::check::Environment;
 use connect_monitor_gateway::config::Settings;
-use connect_monitor_gateway::metrics::Metrics;
+use connect_monitor_gateway::telemetry::metrics::Metrics;
 use serde_json::Value;
 
 fn read(path: &str) -> String {
@@ -128,7 +129,8 @@ fn load(gateway_toml: &str, policy_toml: &str) -> Settings {
     std::fs::write(dir.path().join("policy.toml"), policy_toml).unwrap();
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, gateway_toml).unwrap();
-    Settings::from_toml(gateway_toml, &path).unwrap_or_else(|e| panic!("the config does not load:\n{e}"))
+    Settings::from_toml(gateway_toml, &path, Environment::default())
+        .unwrap_or_else(|e| panic!("the config does not load:\n{e}"))
 }
 
 fn k8s_settings() -> Settings {
@@ -233,9 +235,10 @@ fn configmap_config_passes_the_gateway_loader() {
         "the root filesystem is read-only: audit goes to stdout"
     );
     assert!(
-        s.issuers
+        s.auth
+            .issuers
             .iter()
-            .all(|i| matches!(i.keys, connect_monitor_gateway::config::KeySource::Url(_))),
+            .all(|i| matches!(i.keys, connect_monitor_gateway::auth::issuer::KeySource::Url(_))),
         "no key file is mounted: issuers use jwks_url"
     );
 }
@@ -352,7 +355,7 @@ fn config_mount_is_the_folder_of_the_config_path() {
     assert_eq!(value(&mount, "mountPath"), Some(folder(&config).as_str()));
     assert_eq!(value(&mount, "readOnly"), Some("true"));
     // policy.file resolves beside gateway.toml, so it must be a key of the same ConfigMap.
-    let policy = k8s_settings().policy_file;
+    let policy = k8s_settings().authz.policy_file;
     assert_eq!(policy.file_name().unwrap(), "policy.toml", "the ConfigMap's policy key");
     assert!(!cm.policy_toml.trim().is_empty());
 
@@ -386,7 +389,7 @@ fn config_mount_is_the_folder_of_the_config_path() {
 
 #[test]
 fn termination_grace_exceeds_prestop_plus_shutdown_grace() {
-    let grace = k8s_settings().server.shutdown_grace.0;
+    let grace = k8s_settings().server.shutdown_grace;
     let text = deployment();
     let lines: Vec<&str> = text.lines().collect();
     let termination = Duration::from_secs(number(
@@ -402,7 +405,7 @@ fn termination_grace_exceeds_prestop_plus_shutdown_grace() {
     );
 
     let task = ecs();
-    let grace = ecs_settings(&task).server.shutdown_grace.0;
+    let grace = ecs_settings(&task).server.shutdown_grace;
     let stop = Duration::from_secs(
         ecs_container(&task, "gateway")["stopTimeout"]
             .as_u64()
@@ -471,7 +474,7 @@ fn containers_run_as_the_image_user_on_a_read_only_root() {
 fn served_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
     let metrics = Metrics::new();
     metrics.request_done("OK", Duration::from_millis(1));
-    metrics.upstream_attempt("success");
+    metrics.upstream_attempt("MonitorContact", "success");
     metrics.upstream_duration(Duration::from_millis(1));
     metrics.jwks_refresh("https://idp.example.com", "success");
     metrics.policy_reload("success");

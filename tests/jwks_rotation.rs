@@ -4,7 +4,7 @@
 
 mod support;
 
-use connect_monitor_gateway::issuer_standin::jwks_of;
+use connect_monitor_gateway::demo::issuer_standin::jwks_of;
 use support::{Harness, Options, BODY};
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use connect_monitor_gateway::connect_standin::Reply;
+use connect_monitor_gateway::demo::connect_standin::Reply;
 use support::{Harness, BODY};
 
 /// Parses the text format strictly: `# HELP`/`# TYPE`/`# EOF` comments and
@@ -84,8 +84,14 @@ async fn metrics_hold_every_family_with_the_right_counts() {
     assert_eq!(get("cmg_requests_total{code=\"UNAUTHENTICATED\"}"), 1.0);
     assert_eq!(get("cmg_requests_total{code=\"UPSTREAM_ERROR\"}"), 1.0);
     assert_eq!(get("cmg_request_duration_seconds_count"), 6.0);
-    assert_eq!(get("cmg_upstream_attempts_total{outcome=\"success\"}"), 2.0);
-    assert_eq!(get("cmg_upstream_attempts_total{outcome=\"server_error\"}"), 3.0);
+    assert_eq!(
+        get("cmg_upstream_attempts_total{operation=\"MonitorContact\",outcome=\"success\"}"),
+        2.0
+    );
+    assert_eq!(
+        get("cmg_upstream_attempts_total{operation=\"MonitorContact\",outcome=\"server_error\"}"),
+        3.0
+    );
     assert_eq!(get("cmg_upstream_retries_total"), 2.0);
     assert_eq!(get("cmg_upstream_duration_seconds_count"), 5.0);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use connect_monitor_gateway::connect_standin::Reply;
+use connect_monitor_gateway::demo::connect_standin::Reply;
 use http::Request;
 use http_body_util::Full;
 use serde_json::{json, Value};

@@ -97,7 +97,7 @@ async fn duplicate_user_id_never_reaches_connect() {
     assert_eq!(answer.status, 400);
     assert_eq!(answer.code(), "VALIDATION_ERROR");
     assert!(
-        answer.message().contains("duplicate field `UserId`"),
+        answer.message().contains("UserId is given more than once"),
         "{}",
         answer.message()
     );

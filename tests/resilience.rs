@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider};
-use connect_monitor_gateway::connect_standin::Reply;
-use connect_monitor_gateway::upstream::RetrySettings;
+use connect_monitor_gateway::connect::retry::RetrySettings;
+use connect_monitor_gateway::demo::connect_standin::Reply;
 use support::{Harness, Options, BODY};
 
 fn fast_retries() -> RetrySettings {
@@ -48,11 +48,11 @@ async fn retry_quota_exhausted_fails_at_once_without_a_new_attempt() {
         3,
         "no retry at all once the quota is exhausted"
     );
-    assert_eq!(h.gateway().gateway.upstream.quota().available(), 6);
+    assert_eq!(h.gateway().gateway.connect.quota().available(), 6);
     // A success refunds: one token when it needed no retry.
     h.connect.set_default(Reply::Success);
     assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
-    assert_eq!(h.gateway().gateway.upstream.quota().available(), 7);
+    assert_eq!(h.gateway().gateway.connect.quota().available(), 7);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
-use connect_monitor_gateway::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
+use connect_monitor_gateway::demo::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 use http::Request;
 use http_body_util::Full;
 use jsonwebtoken::Algorithm;
@@ -753,9 +753,10 @@ async fn invalid_policy_refuses_to_start() {
     .unwrap();
     let keys = support::Keys::load();
     let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
-    let connect = connect_monitor_gateway::connect_standin::ConnectStandIn::start(support::test_credentials(None))
-        .await
-        .unwrap();
+    let connect =
+        connect_monitor_gateway::demo::connect_standin::ConnectStandIn::start(support::test_credentials(None))
+            .await
+            .unwrap();
     let cfg = dir.path().join("g.toml");
     std::fs::write(&cfg, support::config_text(&issuer, &connect, &Options::default())).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_connect-monitor-gateway"))

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use connect_monitor_gateway::http_client::Egress;
+use connect_monitor_gateway::http::client::Egress;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -81,7 +81,7 @@ async fn post_https(
             let _ = r.into_body().collect().await;
             Ok(status)
         }
-        Ok(Err(e)) => Err(connect_monitor_gateway::http_client::error_chain(&e)),
+        Ok(Err(e)) => Err(connect_monitor_gateway::http::client::error_chain(&e)),
         Err(_) => Err("timed out".into()),
     }
 }
@@ -116,7 +116,12 @@ async fn unreadable_certificates_are_refused_by_check() {
         "[server.tls]\ncert_file = \"bad.pem\"\nkey_file = \"{}\"\n[[auth.issuers]]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"EdDSA\"]\njwks_url = \"https://i/jwks\"\n[connect]\nregion = \"us-east-1\"\n[policy]\nfile = \"policy.toml\"\n",
         tls_fixture("server.key").display()
     );
-    let err = connect_monitor_gateway::config::Settings::from_toml(&text, &dir.path().join("g.toml")).unwrap_err();
+    let err = connect_monitor_gateway::config::Settings::from_toml(
+        &text,
+        &dir.path().join("g.toml"),
+        connect_monitor_gateway::check::Environment::default(),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("server.tls") && err.to_string().contains("bad.pem"),
         "{err}"
@@ -263,7 +268,7 @@ fn certificates_are_reread_on_reload_and_a_bad_set_is_refused() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
     std::fs::copy(tls_fixture("server.key"), &key).unwrap();
-    let tls = connect_monitor_gateway::tls::ReloadableTls::new(connect_monitor_gateway::tls::TlsFiles {
+    let tls = connect_monitor_gateway::http::tls::ReloadableTls::new(connect_monitor_gateway::http::tls::TlsFiles {
         cert_file: cert.clone(),
         key_file: key.clone(),
         client_ca_file: None,

@@ -25,7 +25,7 @@ async fn accepted(body: &str) {
 
 #[tokio::test]
 async fn body_must_be_json() {
-    refused("{not json", "body is not a valid MonitorContact request").await;
+    refused("{not json", "body is not valid JSON").await;
     refused("", "body must be a JSON object").await;
 }
 
@@ -147,17 +147,26 @@ async fn capabilities_only_silent_monitor_or_barge() {
 async fn capabilities_must_be_a_list_of_strings() {
     refused(
         r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":"BARGE"}"#,
-        "invalid type",
+        "AllowedMonitorCapabilities must be an array of strings",
     )
     .await;
 }
 
 #[tokio::test]
 async fn members_must_be_strings() {
-    refused(r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#, "invalid type").await;
+    refused(
+        r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#,
+        "InstanceId must be a string",
+    )
+    .await;
     refused(
         r#"{"InstanceId":"inst-1","ContactId":"c","UserId":["user-1"]}"#,
-        "invalid type",
+        "UserId must be a string",
+    )
+    .await;
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":null,"UserId":"user-1"}"#,
+        "ContactId must be a string",
     )
     .await;
 }
@@ -166,7 +175,7 @@ async fn members_must_be_strings() {
 async fn unknown_member_is_refused() {
     refused(
         r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","userId":"x"}"#,
-        "unknown field `userId`",
+        "body has a member that MonitorContact does not define",
     )
     .await;
 }
@@ -175,9 +184,69 @@ async fn unknown_member_is_refused() {
 async fn duplicate_member_is_refused() {
     refused(
         r#"{"InstanceId":"inst-1","InstanceId":"inst-2","ContactId":"c","UserId":"user-1"}"#,
-        "duplicate field `InstanceId`",
+        "InstanceId is given more than once",
     )
     .await;
+}
+
+#[tokio::test]
+async fn null_client_token_is_refused() {
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":null}"#,
+        "ClientToken must be a string, or left out",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn null_capabilities_are_refused() {
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":null}"#,
+        "AllowedMonitorCapabilities must be an array of strings, or left out",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn empty_capabilities_list_is_refused() {
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":[]}"#,
+        "AllowedMonitorCapabilities must list at least one capability",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_capability_is_refused() {
+    refused(
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":["SILENT_MONITOR","SILENT_MONITOR"]}"#,
+        "AllowedMonitorCapabilities must not list a capability twice",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn messages_never_echo_the_callers_bytes() {
+    let h = Harness::start().await;
+    for body in [
+        r#"{"<img src=x>":1,"InstanceId":"inst-1","ContactId":"c","UserId":"user-1"}"#,
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","<img src=x>":1,"<img src=x>":2}"#,
+        r#"{"InstanceId":"<script>x</script>","ContactId":["<script>"],"UserId":"user-1"}"#,
+        r#"{"InstanceId":{"<script>":"<img src=x>"},"ContactId":"c","UserId":"user-1"}"#,
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":["<script>x</script>"]}"#,
+        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":["<img src=x>"]}"#,
+        r#"{"InstanceId":"<script>x</script>","ContactId":"c","UserId":"user-1"} <img src=x>"#,
+        r#"{"InstanceId":"<script>"#,
+    ] {
+        let a = h.monitor(Some(&h.supervisor_token()), body).await;
+        assert_eq!((a.status, a.code()), (400, "VALIDATION_ERROR"), "{body}: {:?}", a.body);
+        assert!(
+            !a.message().contains("<img") && !a.message().contains("<script"),
+            "{body}: message {:?} echoes the caller's bytes",
+            a.message()
+        );
+    }
+    assert!(h.connect.received().is_empty());
 }
 
 #[tokio::test]

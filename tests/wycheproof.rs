@@ -1,9 +1,9 @@
 //! The Wycheproof JOSE vectors (tests/fixtures/wycheproof), every one run
 //! through the gateway's own key loading and JWS verification path.
 
-use connect_monitor_gateway::authentication::verify_jws;
-use connect_monitor_gateway::config::parse_algorithm;
-use connect_monitor_gateway::jwks;
+use connect_monitor_gateway::auth::issuer::parse_algorithm;
+use connect_monitor_gateway::auth::jwks;
+use connect_monitor_gateway::auth::token::verify_jws;
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 

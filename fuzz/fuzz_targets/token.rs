@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use connect_monitor_gateway::authentication::{parse_strict_object, verify_jws, CompactJws};
-use connect_monitor_gateway::config::parse_algorithm;
-use connect_monitor_gateway::jwks::{self, KeySet};
+use connect_monitor_gateway::auth::token::{parse_strict_object, verify_jws, CompactJws};
+use connect_monitor_gateway::auth::issuer::parse_algorithm;
+use connect_monitor_gateway::auth::jwks::{self, KeySet};
 use jsonwebtoken::Algorithm;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

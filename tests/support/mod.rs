@@ -10,13 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use bytes::Bytes;
-use connect_monitor_gateway::audit::AuditSink;
+use connect_monitor_gateway::check::Environment;
 use connect_monitor_gateway::config::Settings;
-use connect_monitor_gateway::connect_standin::ConnectStandIn;
-use connect_monitor_gateway::http_client::{self, HttpClient};
-use connect_monitor_gateway::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
-use connect_monitor_gateway::server::{self, Dependencies, RunningGateway};
-use connect_monitor_gateway::upstream::RetrySettings;
+use connect_monitor_gateway::connect::retry::RetrySettings;
+use connect_monitor_gateway::demo::connect_standin::ConnectStandIn;
+use connect_monitor_gateway::demo::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
+use connect_monitor_gateway::gateway::build::{self as server, Dependencies, RunningGateway};
+use connect_monitor_gateway::http::client::{self as http_client, HttpClient};
+use connect_monitor_gateway::telemetry::audit::AuditSink;
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::Algorithm;
@@ -133,7 +134,7 @@ pub struct Options {
     /// Serve the Connect stand-in over TLS (tests/fixtures/tls/server.pem).
     pub connect_tls: bool,
     /// Outbound proxy and extra CAs; none by default.
-    pub egress: Option<connect_monitor_gateway::http_client::Egress>,
+    pub egress: Option<connect_monitor_gateway::http::client::Egress>,
 }
 
 impl Default for Options {
@@ -242,7 +243,7 @@ impl Harness {
         let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
         issuer.set_up(!o.issuer_down_at_start);
         let connect = if o.connect_tls {
-            ConnectStandIn::start_tls(test_credentials(None), tls_server_config(None))
+            ConnectStandIn::start_tls(test_credentials(None), tls_files(None))
                 .await
                 .unwrap()
         } else {
@@ -252,7 +253,9 @@ impl Harness {
         std::fs::write(dir.path().join("policy.toml"), &o.policy).unwrap();
         let config = dir.path().join("gateway.toml");
         std::fs::write(&config, config_text(&issuer, &connect, &o)).unwrap();
-        let settings = Settings::load(&config).unwrap_or_else(|e| panic!("test config: {e}"));
+        // No environment: the machine's AWS_* and proxy variables never reach a test.
+        let settings =
+            Settings::load_with(&config, Environment::default()).unwrap_or_else(|e| panic!("test config: {e}"));
         let audit = Arc::new(AuditSink::Memory(Default::default()));
         let deps = Dependencies {
             credentials: Some(SharedCredentialsProvider::new(o.credentials.clone())),
@@ -260,7 +263,6 @@ impl Harness {
             retry: o.retry.clone(),
             audit: Some(audit.clone()),
             egress: Some(o.egress.clone().unwrap_or_default()),
-            env: |_| None,
         };
         let gateway = server::start(&settings, deps).await.unwrap();
         Harness {
@@ -317,7 +319,6 @@ impl Harness {
             credentials: Some(provider),
             audit: Some(Arc::new(AuditSink::Memory(Default::default()))),
             egress: Some(Default::default()),
-            env: |_| None,
             ..Default::default()
         };
         server::start(&self.settings, deps).await.unwrap()
@@ -504,15 +505,19 @@ pub fn tls_fixture(name: &str) -> std::path::PathBuf {
 /// The test server certificate (localhost, 127.0.0.1), optionally requiring
 /// client certificates signed by `client_ca`.
 pub fn tls_server_config(client_ca: Option<&str>) -> Arc<rustls::ServerConfig> {
-    connect_monitor_gateway::tls::server_config(&connect_monitor_gateway::tls::TlsFiles {
+    connect_monitor_gateway::http::tls::server_config(&tls_files(client_ca)).unwrap()
+}
+
+/// The test certificate files (localhost, 127.0.0.1), optionally with a client CA.
+pub fn tls_files(client_ca: Option<&str>) -> connect_monitor_gateway::http::tls::TlsFiles {
+    connect_monitor_gateway::http::tls::TlsFiles {
         cert_file: tls_fixture("server.pem"),
         key_file: tls_fixture("server.key"),
         client_ca_file: client_ca.map(tls_fixture),
-    })
-    .unwrap()
+    }
 }
 
 /// The test CA, for clients that must trust the test server certificate.
 pub fn test_ca() -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    connect_monitor_gateway::tls::read_certs(&tls_fixture("ca.pem")).unwrap()
+    connect_monitor_gateway::http::tls::read_certs(&tls_fixture("ca.pem")).unwrap()
 }

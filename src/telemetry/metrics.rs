@@ -61,7 +61,7 @@ impl Metrics {
         );
         registry.register(
             "cmg_upstream_attempts",
-            "Attempts to call Connect, by outcome",
+            "Attempts to call Connect, by operation and outcome",
             upstream_attempts.clone(),
         );
         registry.register(
@@ -116,9 +116,13 @@ impl Metrics {
         self.request_duration.observe(elapsed.as_secs_f64());
     }
 
-    pub fn upstream_attempt(&self, outcome: &'static str) {
+    /// One attempt at a Connect operation, by outcome.
+    pub fn upstream_attempt(&self, operation: &'static str, outcome: &'static str) {
         self.upstream_attempts
-            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .get_or_create(&vec![
+                ("operation", operation.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
             .inc();
     }
 

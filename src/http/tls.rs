@@ -82,18 +82,6 @@ impl ReloadableTls {
         })
     }
 
-    /// From a ready configuration (the test stand-ins).
-    pub fn from_config(config: Arc<ServerConfig>) -> Self {
-        ReloadableTls {
-            files: TlsFiles {
-                cert_file: PathBuf::new(),
-                key_file: PathBuf::new(),
-                client_ca_file: None,
-            },
-            current: RwLock::new(TlsAcceptor::from(config)),
-        }
-    }
-
     pub fn acceptor(&self) -> TlsAcceptor {
         self.current.read().expect("tls lock").clone()
     }

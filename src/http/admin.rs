@@ -6,36 +6,22 @@ use std::sync::Arc;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::pipeline::{json_response, Body, Gateway};
+use super::{json_response, Body};
 
-/// Readiness: every issuer has keys and AWS credentials are resolved.
-pub fn readiness(gateway: &Gateway) -> (bool, Value) {
-    let mut checks = Map::new();
-    let mut ready = true;
-    for issuer in gateway.authenticator.issuers() {
-        let ok = issuer.has_keys();
-        ready &= ok;
-        checks.insert(
-            format!("jwks:{}", issuer.issuer.issuer),
-            Value::from(if ok { "ok" } else { "no keys" }),
-        );
-    }
-    if gateway.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        ready = false;
-        checks.insert("draining".into(), Value::from("shutting down"));
-    }
-    let creds = gateway.upstream.credentials().is_ready();
-    ready &= creds;
-    checks.insert(
-        "aws_credentials".into(),
-        Value::from(if creds { "ok" } else { "not resolved" }),
-    );
-    (ready, Value::Object(checks))
+/// What the admin endpoints report on; the gateway implements it.
+pub trait Health: Send + Sync {
+    /// Whether the API can serve now, with a check name → state map.
+    fn readiness(&self) -> (bool, Value);
+    /// The metrics exposition text.
+    fn metrics_text(&self) -> String;
 }
 
-pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    health: Arc<dyn Health>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let id = uuid::Uuid::new_v4().to_string();
     if req.method() != Method::GET {
         let mut r = json_response(
@@ -50,7 +36,7 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Res
     Ok(match req.uri().path() {
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"}), &id),
         "/readyz" => {
-            let (ready, checks) = readiness(&gateway);
+            let (ready, checks) = health.readiness();
             if ready {
                 json_response(StatusCode::OK, &json!({"status": "ready", "checks": checks}), &id)
             } else {
@@ -62,7 +48,7 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Res
             }
         }
         "/metrics" => {
-            let mut r = Response::new(Body::from(gateway.metrics.render()));
+            let mut r = Response::new(Body::from(health.metrics_text()));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

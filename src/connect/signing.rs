@@ -1,6 +1,8 @@
-//! SigV4 signing of the outbound MonitorContact call, with aws-sigv4.
-//! Signs what the official SDK signs: content-type, host, x-amz-date and
-//! x-amz-security-token; content-length and user-agent are added after.
+//! SigV4 signing of calls to Connect, with aws-sigv4. Signs what the official
+//! SDK signs: host, x-amz-date and x-amz-security-token, plus content-type
+//! when there is a body; content-length and user-agent are added after.
+//! aws-sigv4's default settings encode the canonical path once more and
+//! normalize it, as Connect (like every service but S3) expects.
 
 use std::time::SystemTime;
 
@@ -9,8 +11,9 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use http::Method;
 
-use crate::endpoint::Route;
+use super::endpoint::Route;
 
 /// The SigV4 signing name of Amazon Connect.
 pub const SERVICE: &str = "connect";
@@ -19,19 +22,28 @@ pub const SERVICE: &str = "connect";
 #[error("signing failed: {0}")]
 pub struct SigningFailed(String);
 
+fn failed(e: impl std::fmt::Display) -> SigningFailed {
+    SigningFailed(e.to_string())
+}
+
 /// Builds the signed request for one attempt. Called again for every retry,
 /// so each attempt carries a fresh `x-amz-date` over the same body.
 pub fn signed_request(
     route: &Route,
-    body: Bytes,
+    method: &Method,
+    path_and_query: &str,
+    body: Option<Bytes>,
     credentials: &Credentials,
     time: SystemTime,
 ) -> Result<http::Request<Bytes>, SigningFailed> {
-    let mut request = http::Request::post(route.endpoint.monitor_contact_uri())
-        .header(HOST, route.endpoint.host())
-        .header(CONTENT_TYPE, "application/json")
-        .body(body)
-        .map_err(|e| SigningFailed(e.to_string()))?;
+    let mut builder = http::Request::builder()
+        .method(method.clone())
+        .uri(route.endpoint.uri(path_and_query).map_err(failed)?)
+        .header(HOST, route.endpoint.host());
+    if body.is_some() {
+        builder = builder.header(CONTENT_TYPE, "application/json");
+    }
+    let mut request = builder.body(body.clone().unwrap_or_default()).map_err(failed)?;
 
     let identity = credentials.clone().into();
     let params = v4::SigningParams::builder()
@@ -41,10 +53,10 @@ pub fn signed_request(
         .time(time)
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| SigningFailed(e.to_string()))?
+        .map_err(failed)?
         .into();
     let signable = SignableRequest::new(
-        "POST",
+        method.as_str(),
         request.uri().to_string(),
         request
             .headers()
@@ -52,15 +64,15 @@ pub fn signed_request(
             .map(|(k, v)| (k.as_str(), v.to_str().expect("headers we set are ASCII"))),
         SignableBody::Bytes(request.body()),
     )
-    .map_err(|e| SigningFailed(e.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| SigningFailed(e.to_string()))?
-        .into_parts();
+    .map_err(failed)?;
+    let (instructions, _signature) = sign(signable, &params).map_err(failed)?.into_parts();
     instructions.apply_to_request_http1x(&mut request);
 
     let length = request.body().len();
     let headers = request.headers_mut();
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    if body.is_some() {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
     headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
     Ok(request)
 }
@@ -68,16 +80,31 @@ pub fn signed_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::parse_endpoint;
+    use crate::connect::endpoint::parse_endpoint;
 
-    #[test]
-    fn signs_the_sdk_header_set() {
-        let route = Route {
+    fn route() -> Route {
+        Route {
             region: "eu-west-2".into(),
             endpoint: parse_endpoint("https://connect.eu-west-2.amazonaws.com").unwrap(),
-        };
-        let creds = Credentials::new("AKIDEXAMPLE", "secret", Some("session".into()), None, "t");
-        let req = signed_request(&route, Bytes::from_static(b"{}"), &creds, SystemTime::UNIX_EPOCH).unwrap();
+        }
+    }
+
+    fn creds() -> Credentials {
+        Credentials::new("AKIDEXAMPLE", "secret", Some("session".into()), None, "t")
+    }
+
+    #[test]
+    fn a_post_signs_the_sdk_header_set() {
+        let body = Some(Bytes::from_static(b"{}"));
+        let req = signed_request(
+            &route(),
+            &Method::POST,
+            "/contact/monitor",
+            body,
+            &creds(),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
         let auth = req.headers()["authorization"].to_str().unwrap();
         assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/19700101/eu-west-2/connect/aws4_request"));
         assert!(
@@ -93,5 +120,27 @@ mod tests {
             7,
             "host, content-type, x-amz-date, x-amz-security-token, authorization, content-length, user-agent: {names:?}"
         );
+    }
+
+    #[test]
+    fn a_get_has_no_body_no_content_type_and_signs_the_empty_payload() {
+        let req = signed_request(
+            &route(),
+            &Method::GET,
+            "/users/inst/a%20b%2Fc",
+            None,
+            &creds(),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.contains("SignedHeaders=host;x-amz-date;x-amz-security-token,"),
+            "{auth}"
+        );
+        assert!(req.headers().get("content-type").is_none());
+        assert!(req.headers().get("content-length").is_none());
+        assert!(req.body().is_empty());
+        assert_eq!(req.uri().path(), "/users/inst/a%20b%2Fc");
     }
 }

@@ -12,7 +12,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::jwks::{IssuerKeys, KeySet, VerificationKey};
+use super::issuer::parse_algorithm;
+use super::jwks::{IssuerKeys, KeySet, VerificationKey};
 
 /// Who the caller is, once its token checked out.
 #[derive(Debug, Clone)]
@@ -76,6 +77,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = value
         .to_str()
         .map_err(|_| AuthError::Malformed("header is not visible ASCII"))?;
+    // `Bearer ` with nothing after it arrives trimmed to `Bearer`: a missing token.
+    if value.trim().eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::NotBearer);
@@ -180,7 +185,7 @@ fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
     }
     let alg = header.get("alg").and_then(Value::as_str).ok_or(AuthError::Algorithm)?;
     // Exact, case-sensitive names; "none" in any spelling is not among them.
-    crate::config::parse_algorithm(alg).ok_or(AuthError::Algorithm)
+    parse_algorithm(alg).ok_or(AuthError::Algorithm)
 }
 
 /// Whether a key may verify `alg`: the key type fits, and the JWK's own
@@ -432,7 +437,8 @@ mod tests {
             bearer_token(&headers(&["Basic dXNlcjpwYXNz"])),
             Err(AuthError::NotBearer)
         );
-        assert_eq!(bearer_token(&headers(&["Bearer"])), Err(AuthError::NotBearer));
+        assert_eq!(bearer_token(&headers(&["Bearer"])), Err(AuthError::Missing));
+        assert_eq!(bearer_token(&headers(&["Bearerx"])), Err(AuthError::NotBearer));
         assert_eq!(bearer_token(&headers(&["Bearer "])), Err(AuthError::Missing));
     }
 

@@ -6,15 +6,61 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::check::Check;
+
+/// `[audit]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    #[serde(default = "default_audit_file")]
+    file: String,
+}
+
+fn default_audit_file() -> String {
+    "-".to_string()
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            file: default_audit_file(),
+        }
+    }
+}
+
+impl AuditSection {
+    /// Where audit lines go: `-` (stdout) or a path resolved against the config's folder.
+    pub fn check(self, c: &mut Check) -> String {
+        if self.file.is_empty() {
+            c.bad("audit.file", "use \"-\" for stdout or a file path");
+        }
+        if self.file == "-" || self.file.is_empty() {
+            self.file
+        } else {
+            c.resolve(Path::new(&self.file)).display().to_string()
+        }
+    }
+}
+
+/// The gateway's verdict on a request, as the audit names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Authorization allowed the call, whatever Connect then said.
+    Allow,
+    /// Refused before Connect was called.
+    #[default]
+    Deny,
+}
 
 /// One audit record. Identifiers only: no token, header or body.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditRecord {
     pub ts: String,
     pub request_id: String,
-    /// `allow` when the policy allowed the call (whatever Connect then said), else `deny`.
-    pub decision: &'static str,
+    pub decision: Verdict,
     /// The deny reason (a policy reason, or the envelope code in lower case);
     /// the grant's name on allow.
     pub reason: Option<String>,

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -14,6 +15,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use crate::http::server::{serve, Listening};
 
 /// The path the JWKS is served at.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -125,10 +128,15 @@ impl IssuerStandIn {
             fetches: AtomicUsize::new(0),
         });
         let s = state.clone();
-        let task = tokio::spawn(crate::server::serve_forever(listener, None, move |req| {
-            let s = s.clone();
-            async move { Ok::<_, std::convert::Infallible>(answer(&s, req)) }
-        }));
+        let task = tokio::spawn(serve(
+            listener,
+            Listening::plain(Duration::from_secs(30)),
+            std::future::pending(),
+            move |req| {
+                let s = s.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&s, req)) }
+            },
+        ));
         Ok(IssuerStandIn { addr, state, task })
     }
 

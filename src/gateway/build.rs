@@ -1,43 +1,38 @@
-//! Building the gateway from settings and serving it: the API and admin
-//! listeners, HTTP/1.1 limits, background refreshes and graceful shutdown.
+//! The composition root: builds the gateway from its settings (plus the parts
+//! tests swap), starts the listeners and the background work (key and
+//! credential refresh, policy reload, SIGHUP), and stops it all gracefully.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::admin;
-use crate::audit::AuditSink;
-use crate::authentication::Authenticator;
+use super::Gateway;
+use crate::auth::jwks::IssuerKeys;
+use crate::auth::token::Authenticator;
+use crate::authz::Authorizer;
 use crate::config::Settings;
-use crate::cors::Cors;
-use crate::credentials::{CredentialsCache, DEFAULT_REFRESH_MARGIN};
-use crate::endpoint::Router;
-use crate::http_client::{self, Egress};
-use crate::jwks::IssuerKeys;
-use crate::metrics::Metrics;
-use crate::pipeline::{Body, Gateway};
-use crate::rate_limit::RateLimiter;
-use crate::tls::ReloadableTls;
-use crate::upstream::{RetrySettings, Upstream};
+use crate::connect::client::ConnectClient;
+use crate::connect::credentials::{CredentialsCache, DEFAULT_REFRESH_MARGIN};
+use crate::connect::rate_limit::RateLimiter;
+use crate::connect::retry::RetrySettings;
+use crate::http::admin;
+use crate::http::client::{self as http_client, Egress};
+use crate::http::server::{serve, Listening};
+use crate::http::tls::ReloadableTls;
+use crate::telemetry::audit::AuditSink;
+use crate::telemetry::metrics::Metrics;
 
 /// How long start-up waits for first keys and credentials before serving
 /// anyway (not ready) and letting the background tasks keep trying.
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
-/// Request head limits (start line and headers together).
-const MAX_HEADERS: usize = 64;
-const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// How often the policy file is checked for changes.
+const POLICY_POLL: Duration = Duration::from_secs(2);
 
 /// What the gateway is built from besides its settings; tests swap parts.
 pub struct Dependencies {
@@ -48,11 +43,9 @@ pub struct Dependencies {
     pub retry: Option<RetrySettings>,
     /// The audit sink; `None` means the config's `[audit] file`.
     pub audit: Option<Arc<AuditSink>>,
-    /// Proxy and extra CAs for outbound calls; `None` means from the environment.
+    /// Proxy and extra CAs for outbound calls; `None` means from the
+    /// environment the settings were loaded with.
     pub egress: Option<Egress>,
-    /// Reads endpoint variables (`AWS_ENDPOINT_URL_CONNECT`, …); the process
-    /// environment by default.
-    pub env: fn(&str) -> Option<String>,
 }
 
 impl Default for Dependencies {
@@ -63,7 +56,6 @@ impl Default for Dependencies {
             retry: None,
             audit: None,
             egress: None,
-            env: |k| std::env::var(k).ok(),
         }
     }
 }
@@ -143,25 +135,26 @@ pub async fn start_on(
     let metrics = Arc::new(Metrics::new());
     let egress = deps
         .egress
-        .unwrap_or_else(|| Egress::from_env(|k| std::env::var(k).ok()));
+        .unwrap_or_else(|| Egress::from_env(|k| settings.env.get(k).map(str::to_owned)));
     let client = http_client::build_with(&egress);
-    let tls = match &settings.tls {
+    let tls = match &settings.server.tls {
         Some(files) => Some(Arc::new(ReloadableTls::new(files.clone()).map_err(StartError::Config)?)),
         None => None,
     };
     let issuers: Vec<Arc<IssuerKeys>> = settings
+        .auth
         .issuers
         .iter()
         .map(|i| Arc::new(IssuerKeys::new(i.clone(), client.clone(), metrics.clone())))
         .collect();
     let provider = match deps.credentials {
         Some(p) => p,
-        None => default_credentials(settings.default_region(|k| std::env::var(k).ok())).await,
+        None => default_credentials(settings.connect.default_region.clone()).await,
     };
     let credentials = Arc::new(CredentialsCache::new(provider, deps.credentials_margin));
     let retry = deps
         .retry
-        .unwrap_or_else(|| RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout.0));
+        .unwrap_or_else(|| RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout));
     let audit = match deps.audit {
         Some(a) => a,
         None => Arc::new(
@@ -171,48 +164,43 @@ pub async fn start_on(
             })?,
         ),
     };
-    let router = Router::new(settings, deps.env).map_err(StartError::Config)?;
-    tracing::info!(endpoint = %router.describe(), "routing MonitorContact calls");
+    let authorizer = Authorizer::new(&settings.authz, &settings.connect);
+    tracing::info!(endpoint = %authorizer.router().describe(), "routing calls to Connect");
+    let limiter = settings
+        .connect
+        .rate_limit
+        .map(|(rate, burst)| RateLimiter::new(rate, burst));
 
     let gateway = Arc::new(Gateway {
-        authenticator: Authenticator::new(issuers.clone(), settings.leeway),
-        policy: RwLock::new(Arc::new(settings.policy.clone())),
-        policy_file: settings.policy_file.clone(),
-        draining: AtomicBool::new(false),
-        user_id_claim: settings.user_id_claim.clone(),
-        router,
-        upstream: Upstream::new(
-            client,
-            credentials.clone(),
-            retry,
-            settings
-                .connect
-                .max_rate
-                .map(|rate| RateLimiter::new(rate, settings.connect.burst.unwrap_or_else(|| rate.ceil() as u32))),
-            metrics.clone(),
-        ),
+        authenticator: Authenticator::new(issuers.clone(), settings.auth.leeway),
+        authorizer,
+        connect: ConnectClient::new(client, credentials.clone(), retry, limiter, metrics.clone()),
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
         max_in_flight: settings.server.max_in_flight,
-        cors: Cors::new(settings.cors.allowed_origins.clone(), settings.cors.max_age.0),
+        draining: AtomicBool::new(false),
+        cors: settings.cors.clone(),
         max_body_bytes: settings.server.max_body_bytes,
-        request_timeout: settings.server.request_timeout.0,
+        request_timeout: settings.server.request_timeout,
     });
 
     // First keys and credentials, concurrently and bounded; then keep them fresh.
-    let first_keys = futures_join_all(issuers.iter().map(|i| {
-        let i = i.clone();
-        async move {
-            let _ = i.refresh().await;
-        }
-    }));
+    let first_keys = issuers
+        .iter()
+        .map(|i| tokio::spawn(refresh_once(i.clone())))
+        .collect::<Vec<_>>();
     let first_credentials = async {
         if let Err(e) = credentials.refresh().await {
             tracing::warn!(error = %e, "no AWS credentials yet; not ready");
         }
     };
-    let _ = tokio::time::timeout(STARTUP_WAIT, async { tokio::join!(first_keys, first_credentials) }).await;
+    let all_keys = async {
+        for task in first_keys {
+            let _ = task.await;
+        }
+    };
+    let _ = tokio::time::timeout(STARTUP_WAIT, async { tokio::join!(all_keys, first_credentials) }).await;
     let mut background: Vec<JoinHandle<()>> = issuers.iter().map(|i| tokio::spawn(i.clone().refresh_loop())).collect();
     background.push(tokio::spawn(credentials.clone().refresh_loop()));
     background.push(tokio::spawn(watch_policy_file(gateway.clone())));
@@ -223,30 +211,36 @@ pub async fn start_on(
         addr: settings.server.listen,
         source,
     })?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let grace = settings.server.shutdown_grace.0;
-    let header_read_timeout = settings.server.header_read_timeout.0;
-
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr().ok();
-            let g = gateway.clone();
+            let health: Arc<dyn admin::Health> = gateway.clone();
             // The admin listener outlives the API drain, so probes see `/readyz` 503
             // until the end; it is stopped with the background tasks.
-            background.push(tokio::spawn(serve_forever(listener, None, move |req| {
-                admin::handle(g.clone(), req)
-            })));
+            let listening = Listening::plain(settings.server.header_read_timeout);
+            background.push(tokio::spawn(serve(
+                listener,
+                listening,
+                std::future::pending(),
+                move |req| admin::handle(health.clone(), req),
+            )));
             addr
         }
         None => None,
     };
     let g = gateway.clone();
+    let listening = Listening {
+        header_read_timeout: settings.server.header_read_timeout,
+        tls: tls.clone(),
+        grace: settings.server.shutdown_grace,
+    };
     let served = tokio::spawn(serve(
         api,
-        header_read_timeout,
-        shutdown_rx,
-        grace,
-        tls.clone(),
+        listening,
+        async move {
+            let _ = shutdown_rx.changed().await;
+        },
         move |req| g.clone().handle(req),
     ));
     let admin_text = admin_addr.map_or_else(|| "disabled".to_string(), |a| a.to_string());
@@ -261,98 +255,17 @@ pub async fn start_on(
     })
 }
 
-/// Runs futures concurrently and waits for all (a tiny join_all, to avoid a dependency).
-async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(futures: impl Iterator<Item = F>) {
-    let tasks: Vec<JoinHandle<()>> = futures.map(tokio::spawn).collect();
-    for t in tasks {
-        let _ = t.await;
-    }
+async fn refresh_once(issuer: Arc<IssuerKeys>) {
+    let _ = issuer.refresh().await;
 }
-
-/// Accepts HTTP/1.1 connections until shutdown, then drains within `grace`.
-/// HTTP/1 only: `Upgrade: h2c` is never honoured.
-async fn serve<F, Fut, E>(
-    listener: TcpListener,
-    header_read_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
-    tls: Option<Arc<ReloadableTls>>,
-    handler: F,
-) where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<Body>, E>> + Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
-{
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        // Room for a large JWT, not for header floods: 431 beyond either limit.
-        .max_headers(MAX_HEADERS)
-        .max_header_size(MAX_HEADER_BYTES);
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: pause instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let (handler, http, watcher, tls) = (handler.clone(), http.clone(), graceful.watcher(), tls.clone());
-                tokio::spawn(async move {
-                    let served = match tls {
-                        None => watcher.watch(http.serve_connection(TokioIo::new(stream), service_fn(handler))).await,
-                        Some(tls) => {
-                            // The handshake counts against the header read timeout too.
-                            let accepted = tokio::time::timeout(header_read_timeout, tls.acceptor().accept(stream)).await;
-                            let Ok(Ok(stream)) = accepted else {
-                                tracing::debug!("TLS handshake failed or timed out");
-                                return;
-                            };
-                            watcher.watch(http.serve_connection(TokioIo::new(stream), service_fn(handler))).await
-                        }
-                    };
-                    if let Err(e) = served {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("shutdown grace ran out with requests still in flight");
-    }
-}
-
-/// Serves a handler until the task is dropped (the admin listener and the
-/// in-process stand-ins), over TLS when given.
-pub async fn serve_forever<F, Fut, E>(listener: TcpListener, tls: Option<Arc<ReloadableTls>>, handler: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<Body>, E>> + Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
-{
-    let (_keep_open, never) = watch::channel(false);
-    serve(listener, Duration::from_secs(30), never, Duration::ZERO, tls, handler).await;
-}
-
-/// How often the policy file is checked for changes.
-const POLICY_POLL: Duration = Duration::from_secs(2);
 
 /// Re-reads the policy when its file changes (modification time or size).
 async fn watch_policy_file(gateway: Arc<Gateway>) {
     let stamp = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
-    let mut last = stamp(&gateway.policy_file);
+    let mut last = stamp(gateway.authorizer.policy_file());
     loop {
         tokio::time::sleep(POLICY_POLL).await;
-        let now = stamp(&gateway.policy_file);
+        let now = stamp(gateway.authorizer.policy_file());
         if now != last {
             last = now;
             gateway.reload_policy();
@@ -360,7 +273,7 @@ async fn watch_policy_file(gateway: Arc<Gateway>) {
     }
 }
 
-/// SIGHUP: re-read the policy and reopen the audit file (log rotation).
+/// SIGHUP: re-read the policy, reopen the audit file (log rotation), reload TLS.
 #[cfg(unix)]
 async fn reload_on_sighup(gateway: Arc<Gateway>, tls: Option<Arc<ReloadableTls>>) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
@@ -379,23 +292,5 @@ async fn reload_on_sighup(gateway: Arc<Gateway>, tls: Option<Arc<ReloadableTls>>
                 Err(e) => tracing::error!(error = %e, "new TLS certificates refused; the previous ones stay in force"),
             }
         }
-    }
-}
-
-/// Resolves when SIGTERM (what orchestrators send) or SIGINT arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

@@ -1,5 +1,8 @@
 //! Demo mode (CONTRACT §8): the gateway on an embedded config, with an
 //! in-process issuer and a SigV4-checking Connect stand-in, no AWS needed.
+//! Everything here, the stand-ins and the demo's published keys included,
+//! exists only with the default-on `demo` feature; the test suite uses the
+//! stand-ins too.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,14 +16,18 @@ use http_body_util::{BodyExt, Full};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 
-use crate::audit::AuditSink;
 use crate::config::Settings;
-use crate::connect_standin::ConnectStandIn;
-use crate::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
-use crate::server::{self, Dependencies};
+use crate::gateway::build::{self, Dependencies};
+use crate::http::server::shutdown_signal;
+use crate::telemetry::audit::AuditSink;
+use connect_standin::ConnectStandIn;
+use issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 
-const DEMO_CONFIG: &str = include_str!("../config/demo/gateway.toml");
-const DEMO_POLICY: &str = include_str!("../config/demo/policy.toml");
+pub mod connect_standin;
+pub mod issuer_standin;
+
+const DEMO_CONFIG: &str = include_str!("../../config/demo/gateway.toml");
+const DEMO_POLICY: &str = include_str!("../../config/demo/policy.toml");
 /// A key made for the demo and published here; it guards nothing real.
 const DEMO_ISSUER_KEY: &[u8] = include_bytes!("demo_ed25519.pem");
 const DEMO_INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
@@ -158,7 +165,7 @@ pub async fn run(once: bool) -> Result<bool, String> {
         audit: Some(audit.clone()),
         ..Dependencies::default()
     };
-    let running = server::start_on(&settings, deps, api, Some(admin))
+    let running = build::start_on(&settings, deps, api, Some(admin))
         .await
         .map_err(|e| e.to_string())?;
     let samples = samples(&key, &issuer.issuer());
@@ -190,7 +197,7 @@ pub async fn run(once: bool) -> Result<bool, String> {
             println!("{}\n", curl(api_addr, sample));
         }
         println!("Audit records follow as JSON lines. Ctrl-C to stop.");
-        server::shutdown_signal().await;
+        shutdown_signal().await;
         Ok(true)
     };
     running.shutdown(Duration::from_secs(2)).await;
@@ -199,7 +206,7 @@ pub async fn run(once: bool) -> Result<bool, String> {
 }
 
 async fn send_samples(addr: SocketAddr, samples: &[Sample]) -> bool {
-    let client = crate::http_client::build();
+    let client = crate::http::client::build();
     let mut all_ok = true;
     for sample in samples {
         let mut request = http::Request::post(format!("http://{addr}/contact/monitor"))

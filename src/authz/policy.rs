@@ -1,5 +1,5 @@
-//! Authorization: the grants of the policy file (CONTRACT §4), deny by default,
-//! every deny with a named reason.
+//! The grants of the policy file (CONTRACT §4): loaded and checked, then
+//! evaluated deny-by-default, every deny with a named reason.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{toml_error_key, Problem, Problems};
-use crate::monitor_request::{Capability, MonitorRequest};
+use crate::check::{parse_toml, Problem, Problems};
+use crate::connect::monitor_request::{Capability, MonitorRequest};
 
 /// Why a request was denied; the wire names are part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,7 @@ pub enum Decision {
 }
 
 /// A value a claim may be required to hold: string, integer or boolean.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 enum ClaimValue {
     Text(String),
     Integer(i64),
@@ -65,11 +64,38 @@ impl ClaimValue {
 }
 
 /// One value, or a list meaning "any of them".
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 enum ClaimRule {
     One(ClaimValue),
     AnyOf(Vec<ClaimValue>),
+}
+
+impl ClaimValue {
+    fn from_toml(value: toml::Value) -> Option<ClaimValue> {
+        match value {
+            toml::Value::String(s) => Some(ClaimValue::Text(s)),
+            toml::Value::Integer(i) => Some(ClaimValue::Integer(i)),
+            toml::Value::Boolean(b) => Some(ClaimValue::Flag(b)),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ClaimRule {
+    /// By hand, so a wrong value is named in the policy's words, not serde's.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rule = match toml::Value::deserialize(d)? {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(ClaimValue::from_toml)
+                .collect::<Option<Vec<_>>>()
+                .map(ClaimRule::AnyOf),
+            one => ClaimValue::from_toml(one).map(ClaimRule::One),
+        };
+        rule.ok_or_else(|| {
+            serde::de::Error::custom("a claim rule is a string, an integer, a boolean, or a list of them")
+        })
+    }
 }
 
 impl ClaimRule {
@@ -87,11 +113,25 @@ impl ClaimRule {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 enum AsUserRaw {
     Keyword(String),
     Users(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for AsUserRaw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = match toml::Value::deserialize(d)? {
+            toml::Value::String(k) => Some(AsUserRaw::Keyword(k)),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .map(AsUserRaw::Users),
+            _ => None,
+        };
+        raw.ok_or_else(|| serde::de::Error::custom("as_user is \"self\", \"any\" or a list of user ids"))
+    }
 }
 
 /// Whose Contact Control Panel a grant lets the caller put into monitoring.
@@ -146,14 +186,10 @@ impl Policy {
     }
 
     pub fn from_toml(text: &str, file: &str) -> Result<Policy, Problems> {
-        let parsed: PolicyFile = toml::from_str(text).map_err(|e| {
-            Problems(vec![Problem::new(
-                file,
-                toml_error_key(text, &e),
-                e.message().trim().to_string(),
-            )])
-        })?;
         let mut problems = Vec::new();
+        let Some(parsed) = parse_toml::<PolicyFile>(text, file, &mut problems) else {
+            return Err(Problems(problems));
+        };
         let mut grants = Vec::new();
         for (i, g) in parsed.grant.into_iter().enumerate() {
             let at = |k: &str| format!("grant[{i}].{k}");
@@ -466,5 +502,20 @@ as_user = "any"
         );
         let err = Policy::from_toml("[[grant]]\nname = \"x\"\nbogus = 1\n", "p.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn a_float_claim_value_is_named_in_the_policys_words() {
+        let err = Policy::from_toml(
+            "[[grant]]\nname = \"x\"\nclaims = { level = 1.5 }\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a string, an integer, a boolean, or a list of them"),
+            "{err}"
+        );
+        assert!(!err.contains("untagged") && !err.contains("ClaimRule"), "{err}");
     }
 }

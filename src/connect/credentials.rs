@@ -80,7 +80,7 @@ impl CredentialsCache {
         let creds = match asked {
             Err(_) => return Err(CredentialsUnavailable("the credentials provider timed out".into())),
             // The provider's error text names the chain link that failed; it carries no secret.
-            Ok(Err(e)) => return Err(CredentialsUnavailable(crate::http_client::error_chain(&e))),
+            Ok(Err(e)) => return Err(CredentialsUnavailable(crate::http::client::error_chain(&e))),
             Ok(Ok(c)) => c,
         };
         if creds.expiry().is_some_and(|e| e <= SystemTime::now()) {

@@ -1,8 +1,10 @@
 //! An in-process Amazon Connect stand-in for demo mode and tests: it checks
-//! the SigV4 signature of every request by recomputing it from what arrived,
-//! records what it got, and answers MonitorContact (or as a test scripts).
+//! the SigV4 signature of every request (POSTs and GETs) by recomputing it
+//! from what arrived, records what it got, routes each request to its
+//! operation, and answers as Connect would (or as a test scripts, per
+//! operation).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -18,13 +20,72 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::http::server::{serve, Listening};
+use crate::http::tls::{ReloadableTls, TlsFiles};
+
 /// How far a signature's `x-amz-date` may be from now, as AWS allows.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// The Connect operations the stand-in knows by their routes (REFERENCE.md).
+const ROUTES: &[(&str, &str, &str)] = &[
+    ("POST", "/contact/monitor", "MonitorContact"),
+    ("POST", "/search-users", "SearchUsers"),
+    ("GET", "/contacts/", "DescribeContact"),
+    ("GET", "/users/", "DescribeUser"),
+    (
+        "GET",
+        "/security-profiles-permissions/",
+        "ListSecurityProfilePermissions",
+    ),
+    ("GET", "/user-hierarchy-groups/", "DescribeUserHierarchyGroup"),
+];
+
+/// The operation a request is for, and its path labels, percent-decoded.
+fn route(method: &str, path: &str) -> (&'static str, Vec<String>) {
+    for (m, prefix, operation) in ROUTES {
+        if *m != method {
+            continue;
+        }
+        if path == *prefix {
+            return (operation, Vec::new());
+        }
+        if let Some(rest) = path.strip_prefix(prefix).filter(|_| prefix.ends_with('/')) {
+            return (operation, rest.split('/').map(percent_decode).collect());
+        }
+    }
+    ("Unknown", Vec::new())
+}
+
+/// `%2F` → `/`; anything malformed is kept as it came.
+fn percent_decode(label: &str) -> String {
+    let bytes = label.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// One request as the stand-in received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The operation its route names (`Unknown` for none).
+    pub operation: &'static str,
+    /// The path labels after the operation's route, percent-decoded.
+    pub labels: Vec<String>,
     pub method: String,
+    /// The path and query, as sent.
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -72,7 +133,12 @@ impl Reply {
 struct State {
     credentials: Credentials,
     received: Mutex<Vec<Received>>,
+    /// Replies for any operation, in order.
     script: Mutex<VecDeque<Reply>>,
+    /// Replies for one operation, taken before the shared script.
+    scripts: Mutex<HashMap<&'static str, VecDeque<Reply>>>,
+    /// DescribeUser's records, by user id.
+    users: Mutex<HashMap<String, Value>>,
     /// Given when the script is empty.
     default_reply: Mutex<Reply>,
 }
@@ -97,18 +163,13 @@ impl ConnectStandIn {
         Self::start_with(credentials, None).await
     }
 
-    /// Like [`start`](Self::start), serving HTTPS with this TLS configuration.
-    pub async fn start_tls(
-        credentials: Credentials,
-        tls: Arc<rustls::ServerConfig>,
-    ) -> std::io::Result<ConnectStandIn> {
-        Self::start_with(credentials, Some(Arc::new(crate::tls::ReloadableTls::from_config(tls)))).await
+    /// Like [`start`](Self::start), serving HTTPS with these certificate files.
+    pub async fn start_tls(credentials: Credentials, files: TlsFiles) -> std::io::Result<ConnectStandIn> {
+        let tls = ReloadableTls::new(files).map_err(std::io::Error::other)?;
+        Self::start_with(credentials, Some(Arc::new(tls))).await
     }
 
-    async fn start_with(
-        credentials: Credentials,
-        tls: Option<Arc<crate::tls::ReloadableTls>>,
-    ) -> std::io::Result<ConnectStandIn> {
+    async fn start_with(credentials: Credentials, tls: Option<Arc<ReloadableTls>>) -> std::io::Result<ConnectStandIn> {
         let tls_given = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -116,10 +177,16 @@ impl ConnectStandIn {
             credentials,
             received: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
+            scripts: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             default_reply: Mutex::new(Reply::Success),
         });
         let s = state.clone();
-        let task = tokio::spawn(crate::server::serve_forever(listener, tls, move |req| {
+        let listening = Listening {
+            tls,
+            ..Listening::plain(Duration::from_secs(30))
+        };
+        let task = tokio::spawn(serve(listener, listening, std::future::pending(), move |req| {
             answer(s.clone(), req)
         }));
         Ok(ConnectStandIn {
@@ -145,6 +212,18 @@ impl ConnectStandIn {
         self.state.script.lock().expect("script lock").extend(replies);
     }
 
+    /// Queues replies for the next requests to one operation (e.g. `DescribeUser`).
+    pub fn script_for(&self, operation: &'static str, replies: impl IntoIterator<Item = Reply>) {
+        let mut scripts = self.state.scripts.lock().expect("scripts lock");
+        scripts.entry(operation).or_default().extend(replies);
+    }
+
+    /// Adds a user DescribeUser answers with (its `Id` member is the key).
+    pub fn add_user(&self, user: Value) {
+        let id = user["Id"].as_str().unwrap_or_default().to_owned();
+        self.state.users.lock().expect("users lock").insert(id, user);
+    }
+
     /// The reply once the script runs out.
     pub fn set_default(&self, reply: Reply) {
         *self.state.default_reply.lock().expect("default lock") = reply;
@@ -167,18 +246,22 @@ impl ConnectStandIn {
 async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let signature_problem = verify_sigv4(
         parts.method.as_str(),
-        parts.uri.path(),
+        &path,
         &parts.headers,
         &body,
         &state.credentials,
         SystemTime::now(),
     )
     .err();
+    let (operation, labels) = route(parts.method.as_str(), parts.uri.path());
     let received = Received {
+        operation,
+        labels,
         method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
+        path,
         headers: parts.headers,
         body,
         signature_problem: signature_problem.clone(),
@@ -192,7 +275,13 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
             r#"{"Message":"signature mismatch"}"#,
         ));
     }
-    let next = state.script.lock().expect("script lock").pop_front();
+    let for_operation = state
+        .scripts
+        .lock()
+        .expect("scripts lock")
+        .get_mut(operation)
+        .and_then(VecDeque::pop_front);
+    let next = for_operation.or_else(|| state.script.lock().expect("script lock").pop_front());
     let mut reply = next.unwrap_or_else(|| state.default_reply.lock().expect("default lock").clone());
     loop {
         match reply {
@@ -205,8 +294,34 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
                 let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 return Ok(raw(status, &headers, &body));
             }
-            Reply::Success => return Ok(monitor_success(&received)),
+            Reply::Success => return Ok(success(&state, &received)),
         }
+    }
+}
+
+/// What Connect answers when the operation succeeds.
+fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
+    match received.operation {
+        "MonitorContact" => monitor_success(received),
+        "DescribeUser" => {
+            let user = received
+                .labels
+                .get(1)
+                .and_then(|id| state.users.lock().expect("users lock").get(id).cloned());
+            match user {
+                Some(user) => raw(200, &[], &json!({"User": user}).to_string()),
+                None => raw(
+                    404,
+                    &[("x-amzn-errortype", "ResourceNotFoundException")],
+                    r#"{"Message":"no such user"}"#,
+                ),
+            }
+        }
+        _ => raw(
+            400,
+            &[("x-amzn-errortype", "InvalidRequestException")],
+            r#"{"Message":"the stand-in does not model this operation"}"#,
+        ),
     }
 }
 
@@ -296,8 +411,8 @@ fn credential_scope(headers: &HeaderMap) -> Result<Scope, String> {
     })
 }
 
-/// Recomputes a request's SigV4 signature from the method, path, the headers
-/// it names as signed, and the body; `Ok` only when it matches exactly.
+/// Recomputes a request's SigV4 signature from the method, path and query,
+/// the headers it names as signed, and the body; `Ok` only when it matches exactly.
 pub fn verify_sigv4(
     method: &str,
     path: &str,
@@ -321,7 +436,13 @@ pub fn verify_sigv4(
         }
         v.to_str().map_err(|_| format!("header {name} is not ASCII"))
     };
-    for required in ["host", "x-amz-date", "content-type"] {
+    // A body travels with its content type, signed; a GET has neither.
+    let required: &[&str] = if body.is_empty() {
+        &["host", "x-amz-date"]
+    } else {
+        &["host", "x-amz-date", "content-type"]
+    };
+    for required in required {
         if !scope.signed_headers.iter().any(|h| h == required) {
             return Err(format!("{required} is not signed"));
         }
@@ -401,14 +522,24 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{parse_endpoint, Route};
+    use crate::connect::endpoint::{parse_endpoint, Route};
+    use crate::connect::signing::signed_request;
 
     fn signed(creds: &Credentials) -> http::Request<Bytes> {
         let route = Route {
             region: "us-east-1".into(),
             endpoint: parse_endpoint("http://127.0.0.1:1").unwrap(),
         };
-        crate::signing::signed_request(&route, Bytes::from_static(b"{\"a\":1}"), creds, SystemTime::now()).unwrap()
+        let body = Some(Bytes::from_static(b"{\"a\":1}"));
+        signed_request(
+            &route,
+            &http::Method::POST,
+            "/contact/monitor",
+            body,
+            creds,
+            SystemTime::now(),
+        )
+        .unwrap()
     }
 
     fn check(req: &http::Request<Bytes>, creds: &Credentials) -> Result<(), String> {
@@ -454,5 +585,15 @@ mod tests {
         .is_err());
         let other = Credentials::new("AKID", "other-secret", None, None, "t");
         assert_eq!(check(&req, &other), Err("signature mismatch".into()));
+    }
+
+    #[test]
+    fn routes_name_the_operation_and_decode_its_labels() {
+        assert_eq!(
+            route("GET", "/users/inst-1/a%20b%2Fc"),
+            ("DescribeUser", vec!["inst-1".to_string(), "a b/c".to_string()])
+        );
+        assert_eq!(route("POST", "/contact/monitor").0, "MonitorContact");
+        assert_eq!(route("GET", "/contact/monitor").0, "Unknown");
     }
 }

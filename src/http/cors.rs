@@ -9,7 +9,48 @@ use http::header::{
 };
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use crate::pipeline::Body;
+use serde::Deserialize;
+
+use super::Body;
+use crate::check::{secs, Check, HumanDuration};
+
+/// `[cors]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSection {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default = "default_max_age")]
+    max_age: HumanDuration,
+}
+
+fn default_max_age() -> HumanDuration {
+    secs(600)
+}
+
+impl Default for CorsSection {
+    fn default() -> Self {
+        CorsSection {
+            allowed_origins: Vec::new(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+impl CorsSection {
+    /// Checks every origin is an origin (scheme and host, no path).
+    pub fn check(self, c: &mut Check) -> Cors {
+        for (i, origin) in self.allowed_origins.iter().enumerate() {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+                c.bad(
+                    format!("cors.allowed_origins[{i}]"),
+                    format!("{origin:?} is not an origin like \"https://dashboard.example.com\""),
+                );
+            }
+        }
+        Cors::new(self.allowed_origins, self.max_age.0)
+    }
+}
 
 /// The allowed origins and how long browsers may cache a preflight.
 #[derive(Debug, Clone, Default)]

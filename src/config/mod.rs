@@ -1,0 +1,108 @@
+//! The configuration file as a whole (CONTRACT §3): read, parsed and checked
+//! completely before anything starts, every problem reported by file and key.
+//! Each section is defined and checked by the module that uses it; this one
+//! only puts them together, with the environment read once, here.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::settings::{AuthSection, AuthSettings};
+use crate::authz::{AuthzSettings, PolicySection};
+use crate::check::{parse_toml, Check, Environment, Problem, Problems};
+use crate::connect::settings::{ConnectSection, ConnectSettings};
+use crate::http::cors::{Cors, CorsSection};
+use crate::http::{ServerSection, ServerSettings};
+use crate::telemetry::audit::AuditSection;
+
+/// The configuration file as written: one section per owner.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
+    connect: ConnectSection,
+    #[serde(default)]
+    policy: PolicySection,
+    #[serde(default)]
+    audit: AuditSection,
+    #[serde(default)]
+    cors: CorsSection,
+}
+
+/// The whole configuration, checked and resolved: paths, durations,
+/// defaults and the environment, with the policy loaded.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_file: PathBuf,
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub connect: ConnectSettings,
+    pub authz: AuthzSettings,
+    /// `-` (stdout) or the audit file's path.
+    pub audit_file: String,
+    pub cors: Cors,
+    /// The environment as it was at load.
+    pub env: Environment,
+}
+
+/// The config file to use: `--config`, else `$CMG_CONFIG`, else `config/gateway.toml`.
+pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("CMG_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("config/gateway.toml"))
+}
+
+impl Settings {
+    /// Reads and checks the config file and the policy it names, with the
+    /// process environment.
+    pub fn load(path: &Path) -> Result<Settings, Problems> {
+        Self::load_with(path, Environment::process())
+    }
+
+    /// Like [`load`](Self::load), with the environment given.
+    pub fn load_with(path: &Path, env: Environment) -> Result<Settings, Problems> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem::new(
+                path.display(),
+                "(file)",
+                format!("cannot read: {e}"),
+            )])
+        })?;
+        Self::from_toml(&text, path, env)
+    }
+
+    /// Checks a config given as text; `path` names it and anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path, env: Environment) -> Result<Settings, Problems> {
+        let mut c = Check::new(path, &env);
+        // Parse problems and the sections' own problems are reported together.
+        let parsed = parse_toml::<FileConfig>(text, &c.file, &mut c.problems);
+        let settings = parsed.and_then(|file| {
+            let server = file.server.check(&mut c);
+            let auth = file.auth.check(&mut c);
+            let connect = file.connect.check(&mut c);
+            let cors = file.cors.check(&mut c);
+            let audit_file = file.audit.check(&mut c);
+            let authz = file.policy.check(&mut c)?;
+            Some(Settings {
+                config_file: path.to_path_buf(),
+                server,
+                auth,
+                connect,
+                authz,
+                audit_file,
+                cors,
+                env: env.clone(),
+            })
+        });
+        match settings {
+            Some(s) if c.problems.is_empty() => Ok(s),
+            _ => Err(Problems(c.problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! Loading the whole file: every problem named, sections resolved.
+
+use super::*;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+/// Loads with no environment at all, so the machine's variables never leak in.
+fn load(path: &Path) -> Result<Settings, Problems> {
+    Settings::load_with(path, Environment::default())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const POLICY: &str = r#"
+[[grant]]
+name = "all"
+claims = { groups = "sup" }
+instances = ["*"]
+capabilities = ["SILENT_MONITOR"]
+as_user = "self"
+"#;
+
+const JWKS: &str =
+    r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
+
+fn base_config() -> String {
+    r#"
+[auth]
+[[auth.issuers]]
+issuer = "https://idp.test"
+audiences = ["cmg"]
+algorithms = ["EdDSA"]
+jwks_file = "jwks.json"
+
+[connect]
+region = "us-east-1"
+
+[policy]
+file = "policy.toml"
+"#
+    .to_string()
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let cfg = write(
+        dir.path(),
+        "g.toml",
+        &format!("[server]\nlisen = \"x\"\n{}", base_config()),
+    );
+    let err = load(&cfg).unwrap_err().to_string();
+    assert!(err.contains("server.lisen"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn valid_config_loads_with_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let cfg = write(dir.path(), "g.toml", &base_config());
+    let s = load(&cfg).unwrap();
+    assert_eq!(s.server.max_body_bytes, 8192);
+    assert_eq!(s.server.request_timeout, Duration::from_secs(10));
+    assert_eq!(s.auth.issuers[0].algorithms, vec![Algorithm::EdDSA]);
+    assert_eq!(s.authz.policy_file, dir.path().join("policy.toml"));
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    let text = base_config()
+        .replace("[\"EdDSA\"]", "[\"HS256\"]")
+        .replace("jwks_file = \"jwks.json\"", "jwks_file = \"missing.json\"")
+        .replace("region = \"us-east-1\"", "region = \"us-east-1\"\nmax_attempts = 0");
+    let cfg = write(dir.path(), "g.toml", &text);
+    let err = load(&cfg).unwrap_err();
+    let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"auth.issuers[0].algorithms"), "{keys:?}");
+    assert!(keys.contains(&"auth.issuers[0].jwks_file"), "{keys:?}");
+    assert!(keys.contains(&"connect.max_attempts"), "{keys:?}");
+}
+
+#[test]
+fn bad_duration_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let cfg = write(
+        dir.path(),
+        "g.toml",
+        &format!("[server]\nrequest_timeout = \"soon\"\n{}", base_config()),
+    );
+    let err = load(&cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("request_timeout") && err.contains("invalid duration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn four_mistakes_in_one_file_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let text = format!(
+        "[server]\nlisten = \"not an address\"\nrequest_timeout = \"soon\"\n{}",
+        base_config()
+            .replace("[\"EdDSA\"]", "[\"HS256\"]")
+            .replace("region = \"us-east-1\"", "region = \"us-east-1\"\nmax_attempts = 0")
+    );
+    let cfg = write(dir.path(), "g.toml", &text);
+    let err = load(&cfg).unwrap_err();
+    let text = err.to_string();
+    for key in [
+        "server.listen",
+        "server.request_timeout",
+        "auth.issuers[0].algorithms",
+        "connect.max_attempts",
+    ] {
+        assert!(text.contains(key), "{key} missing from:\n{text}");
+    }
+    assert_eq!(err.0.len(), 4, "{text}");
+}
+
+#[test]
+fn an_empty_file_asks_for_an_issuer_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    let cfg = write(dir.path(), "g.toml", "");
+    let text = load(&cfg).unwrap_err().to_string();
+    assert!(
+        text.contains("auth.issuers: at least one [[auth.issuers]] is required"),
+        "{text}"
+    );
+    assert!(!text.contains(": :"), "{text}");
+}
+
+#[test]
+fn an_invalid_aws_region_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let cfg = write(
+        dir.path(),
+        "g.toml",
+        &base_config().replace("region = \"us-east-1\"", ""),
+    );
+    let env = Environment::from_lookup(|k| (k == "AWS_REGION").then(|| "us east 1".to_string()));
+    let text = Settings::load_with(&cfg, env).unwrap_err().to_string();
+    assert!(
+        text.contains("AWS_REGION: \"us east 1\" is not a region name"),
+        "{text}"
+    );
+    let env = Environment::from_lookup(|k| (k == "AWS_REGION").then(|| "eu-west-2".to_string()));
+    let s = Settings::load_with(&cfg, env).unwrap();
+    assert_eq!(s.connect.default_region.as_deref(), Some("eu-west-2"));
+}
+
+#[test]
+fn endpoint_precedence_config_then_service_env_then_global_env() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let both = |k: &str| match k {
+        "AWS_ENDPOINT_URL_CONNECT" => Some("http://127.0.0.1:4000".to_string()),
+        "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5000".to_string()),
+        _ => None,
+    };
+    let host = |text: &str, env: Environment| {
+        let cfg = write(dir.path(), "g.toml", text);
+        let s = Settings::load_with(&cfg, env).unwrap();
+        let (source, endpoint) = s.connect.endpoint_override.unwrap();
+        (source, endpoint.host())
+    };
+    let configured = base_config().replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\nendpoint = \"https://vpce.example:8443\"",
+    );
+    assert_eq!(
+        host(&configured, Environment::from_lookup(both)),
+        ("connect.endpoint", "vpce.example:8443".to_string())
+    );
+    assert_eq!(
+        host(&base_config(), Environment::from_lookup(both)),
+        ("AWS_ENDPOINT_URL_CONNECT", "127.0.0.1:4000".to_string())
+    );
+    let only_global = |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5000".to_string());
+    assert_eq!(
+        host(&base_config(), Environment::from_lookup(only_global)),
+        ("AWS_ENDPOINT_URL", "127.0.0.1:5000".to_string())
+    );
+    let broken = |k: &str| (k == "AWS_ENDPOINT_URL_CONNECT").then(|| "ftp://x".to_string());
+    let cfg = write(dir.path(), "g.toml", &base_config());
+    let text = Settings::load_with(&cfg, Environment::from_lookup(broken))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("AWS_ENDPOINT_URL_CONNECT"), "{text}");
+}

@@ -1,0 +1,299 @@
+//! The one client for every Connect operation: each attempt signed afresh
+//! with the gateway's credentials, throttling/5xx/connection errors retried by
+//! the SDK's standard mode, everything inside the request's deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::credentials::{CredentialsCache, CredentialsUnavailable};
+use super::endpoint::Route;
+use super::error::{ConnectError, ConnectErrorKind};
+use super::rate_limit::RateLimiter;
+use super::retry::{retry_after, RetryKind, RetryQuota, RetrySettings};
+use super::signing::{self, SigningFailed};
+use crate::http::client::{error_chain, HttpClient};
+use crate::telemetry::metrics::Metrics;
+
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The header in which Connect names its request id.
+pub const AWS_REQUEST_ID: &str = "x-amzn-requestid";
+
+/// One call to one operation, before signing.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The operation's name, e.g. `MonitorContact` (a metric label).
+    pub operation: &'static str,
+    pub method: Method,
+    /// Path and query, labels already percent-encoded.
+    pub path_and_query: String,
+    /// A JSON body; `None` for GETs, which carry neither body nor content type.
+    pub body: Option<Bytes>,
+    /// Whether the local `connect.max_rate` limiter paces this call.
+    pub paced: bool,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub aws_request_id: Option<String>,
+    pub attempts: u32,
+}
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FailureKind {
+    #[error("Connect answered {} {}", .0.status, .0.name)]
+    Connect(ConnectError),
+    #[error("Connect unreachable: {0}")]
+    Unreachable(String),
+    #[error("Connect answered with something that is not a {0} response")]
+    BadResponse(&'static str),
+    #[error("the request deadline ran out")]
+    Timeout,
+    #[error("the local MonitorContact rate limit has no slot before the deadline")]
+    LocalRateLimit,
+    #[error(transparent)]
+    Credentials(#[from] CredentialsUnavailable),
+    #[error(transparent)]
+    Signing(#[from] SigningFailed),
+}
+
+/// A failed call and what we know of it, for the answer and the audit.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {kind}")]
+pub struct ConnectFailure {
+    pub operation: &'static str,
+    pub kind: FailureKind,
+    pub upstream_status: Option<u16>,
+    pub aws_request_id: Option<String>,
+    pub attempts: u32,
+    pub retry_after: Option<Duration>,
+}
+
+impl ConnectFailure {
+    /// A 2xx whose body is not what the operation returns.
+    pub fn bad_response(operation: &'static str, reply: &Reply) -> ConnectFailure {
+        ConnectFailure {
+            operation,
+            kind: FailureKind::BadResponse(operation),
+            upstream_status: Some(reply.status),
+            aws_request_id: reply.aws_request_id.clone(),
+            attempts: reply.attempts,
+            retry_after: None,
+        }
+    }
+}
+
+/// One attempt's result: an answer, or a failure that may be retried.
+enum Attempt {
+    Answered {
+        status: u16,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    Failed(FailureKind),
+}
+
+/// The Connect client shared by every request.
+pub struct ConnectClient {
+    http: HttpClient,
+    credentials: Arc<CredentialsCache>,
+    retry: RetrySettings,
+    quota: RetryQuota,
+    limiter: Option<RateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectClient {
+    pub fn new(
+        http: HttpClient,
+        credentials: Arc<CredentialsCache>,
+        retry: RetrySettings,
+        limiter: Option<RateLimiter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        ConnectClient {
+            http,
+            credentials,
+            quota: RetryQuota::new(retry.quota_capacity),
+            retry,
+            limiter,
+            metrics,
+        }
+    }
+
+    pub fn quota(&self) -> &RetryQuota {
+        &self.quota
+    }
+
+    pub fn credentials(&self) -> &Arc<CredentialsCache> {
+        &self.credentials
+    }
+
+    async fn attempt(&self, route: &Route, call: &Call, deadline: Instant) -> Attempt {
+        let credentials = match tokio::time::timeout_at(deadline.into(), self.credentials.get()).await {
+            Err(_) => return Attempt::Failed(FailureKind::Timeout),
+            Ok(Err(e)) => return Attempt::Failed(e.into()),
+            Ok(Ok(c)) => c,
+        };
+        let signed = signing::signed_request(
+            route,
+            &call.method,
+            &call.path_and_query,
+            call.body.clone(),
+            &credentials,
+            SystemTime::now(),
+        );
+        let request = match signed {
+            Ok(r) => r.map(Full::new),
+            Err(e) => return Attempt::Failed(e.into()),
+        };
+        let budget = self
+            .retry
+            .attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let started = Instant::now();
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| FailureKind::Unreachable(error_chain(&e)))?;
+            let status = response.status().as_u16();
+            let (parts, incoming) = response.into_parts();
+            let body = Limited::new(incoming, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| FailureKind::Unreachable(format!("reading the response: {e}")))?
+                .to_bytes();
+            Ok::<_, FailureKind>((status, parts.headers, body))
+        };
+        let result = tokio::time::timeout(budget, exchange).await;
+        self.metrics.upstream_duration(started.elapsed());
+        match result {
+            Err(_) => Attempt::Failed(FailureKind::Timeout),
+            Ok(Err(kind)) => Attempt::Failed(kind),
+            Ok(Ok((status, headers, body))) => Attempt::Answered { status, headers, body },
+        }
+    }
+
+    /// Calls an operation, retrying what is safe to retry until `deadline`.
+    pub async fn send(&self, route: &Route, call: &Call, deadline: Instant) -> Result<Reply, ConnectFailure> {
+        let operation = call.operation;
+        let mut attempts = 0;
+        let mut last_cost = None;
+        let mut previous: Option<ConnectFailure> = None;
+        loop {
+            if let (true, Some(limiter)) = (call.paced, &self.limiter) {
+                if let Err(refused) = limiter.acquire(deadline).await {
+                    // No slot before the deadline: say when to come back, or
+                    // answer with what the last attempt got.
+                    return Err(previous.unwrap_or(ConnectFailure {
+                        operation,
+                        kind: FailureKind::LocalRateLimit,
+                        upstream_status: None,
+                        aws_request_id: None,
+                        attempts,
+                        retry_after: Some(refused.retry_after),
+                    }));
+                }
+            }
+            attempts += 1;
+            let (failure, retry) = match self.attempt(route, call, deadline).await {
+                Attempt::Answered { status, headers, body } => {
+                    let aws_request_id = headers
+                        .get(AWS_REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    if (200..300).contains(&status) {
+                        self.metrics.upstream_attempt(operation, "success");
+                        self.quota.refund(last_cost);
+                        return Ok(Reply {
+                            status,
+                            body,
+                            aws_request_id,
+                            attempts,
+                        });
+                    }
+                    let error = ConnectError::parse(status, &headers, &body);
+                    let retry = RetryKind::of(error.kind);
+                    self.metrics.upstream_attempt(
+                        operation,
+                        match error.kind {
+                            ConnectErrorKind::Throttling => "throttled",
+                            ConnectErrorKind::ServerError => "server_error",
+                            _ => "client_error",
+                        },
+                    );
+                    let failure = ConnectFailure {
+                        operation,
+                        kind: FailureKind::Connect(error),
+                        upstream_status: Some(status),
+                        aws_request_id,
+                        attempts,
+                        retry_after: retry_after(&headers),
+                    };
+                    (failure, retry)
+                }
+                Attempt::Failed(kind) => {
+                    let (retry, outcome) = match &kind {
+                        FailureKind::Timeout => (Some(RetryKind::Transient), "timeout"),
+                        FailureKind::Unreachable(_) => (Some(RetryKind::Transient), "connection_error"),
+                        _ => (None, "not_sent"),
+                    };
+                    self.metrics.upstream_attempt(operation, outcome);
+                    let failure = ConnectFailure {
+                        operation,
+                        kind,
+                        upstream_status: None,
+                        aws_request_id: None,
+                        attempts,
+                        retry_after: None,
+                    };
+                    (failure, retry)
+                }
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ConnectFailure {
+                    kind: FailureKind::Timeout,
+                    ..failure
+                });
+            }
+            let Some(kind) = retry else {
+                return Err(failure);
+            };
+            if attempts >= self.retry.max_attempts {
+                return Err(failure);
+            }
+            // Connect's own hint wins over our backoff, within the same cap.
+            let delay = failure
+                .retry_after
+                .map(|hint| hint.min(self.retry.max_backoff))
+                .unwrap_or_else(|| self.retry.backoff(kind, attempts));
+            if delay >= remaining {
+                // Waiting would outlive the deadline: answer with what we know.
+                return Err(failure);
+            }
+            let cost = self.retry.cost(kind);
+            if !self.quota.try_spend(cost) {
+                // Connect is failing for many callers: stop adding retries.
+                self.metrics.upstream_attempt(operation, "retry_quota_exhausted");
+                tracing::warn!(error = %failure, "retry quota exhausted; not retrying");
+                return Err(failure);
+            }
+            last_cost = Some(cost);
+            self.metrics.retry();
+            tracing::debug!(operation, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure.kind, "retrying");
+            previous = Some(failure);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}

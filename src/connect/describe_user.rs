@@ -1,0 +1,66 @@
+//! The DescribeUser operation (REFERENCE.md, "Lookups"): a signed GET of
+//! `/users/{InstanceId}/{UserId}`, read for the user's hierarchy group and
+//! security profiles. Connect-aware authorization (CONTRACT §9) builds on it.
+
+use std::time::Instant;
+
+use http::Method;
+use serde::Deserialize;
+
+use super::client::{Call, ConnectClient, ConnectFailure};
+use super::endpoint::{path_label, Route};
+
+pub const OPERATION: &str = "DescribeUser";
+
+/// The facts of a Connect user the gateway reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ConnectUser {
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// Absent when the user belongs to no hierarchy group.
+    #[serde(rename = "HierarchyGroupId", default)]
+    pub hierarchy_group_id: Option<String>,
+    #[serde(rename = "SecurityProfileIds", default)]
+    pub security_profile_ids: Vec<String>,
+}
+
+/// The request path: the bare instance id and the user id, each a path label.
+pub fn path(instance_id: &str, user_id: &str) -> String {
+    format!("/users/{}/{}", path_label(instance_id), path_label(user_id))
+}
+
+/// Describes one user of an instance.
+pub async fn describe_user(
+    client: &ConnectClient,
+    route: &Route,
+    instance_id: &str,
+    user_id: &str,
+    deadline: Instant,
+) -> Result<ConnectUser, ConnectFailure> {
+    let call = Call {
+        operation: OPERATION,
+        method: Method::GET,
+        path_and_query: path(instance_id, user_id),
+        body: None,
+        paced: false,
+    };
+    let reply = client.send(route, &call, deadline).await?;
+    #[derive(Deserialize)]
+    struct Output {
+        #[serde(rename = "User")]
+        user: ConnectUser,
+    }
+    serde_json::from_slice::<Output>(&reply.body)
+        .map(|o| o.user)
+        .map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_percent_encoded_in_the_path() {
+        assert_eq!(path("inst-1", "a b/c"), "/users/inst-1/a%20b%2Fc");
+    }
+}

@@ -1,0 +1,73 @@
+//! The MonitorContact operation: its route, the body sent (rebuilt from the
+//! validated request, with a ClientToken), and the answer it returns. The
+//! gateway serves it at the same path, so callers move over unchanged.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Method;
+use serde::Deserialize;
+
+use super::client::{Call, ConnectClient, ConnectFailure};
+use super::endpoint::Route;
+use super::monitor_request::MonitorRequest;
+
+pub const OPERATION: &str = "MonitorContact";
+/// Connect's route for MonitorContact; the gateway's API path too.
+pub const PATH: &str = "/contact/monitor";
+
+/// What a successful MonitorContact call gave back.
+#[derive(Debug, Clone)]
+pub struct Monitored {
+    pub contact_id: String,
+    pub contact_arn: String,
+    /// The ClientToken the call was made with (the caller's, or one we made).
+    pub client_token: String,
+    pub status: u16,
+    pub aws_request_id: Option<String>,
+    pub attempts: u32,
+}
+
+/// The caller's ClientToken, or a fresh UUIDv4 as the SDK would make: every
+/// retry of this call then carries the same one, so Connect acts at most once.
+pub fn client_token(request: &MonitorRequest) -> String {
+    request
+        .client_token
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Calls MonitorContact for a validated, authorized request.
+pub async fn monitor_contact(
+    client: &ConnectClient,
+    route: &Route,
+    request: &MonitorRequest,
+    client_token: &str,
+    deadline: Instant,
+) -> Result<Monitored, ConnectFailure> {
+    let call = Call {
+        operation: OPERATION,
+        method: Method::POST,
+        path_and_query: PATH.to_owned(),
+        body: Some(Bytes::from(request.to_connect_body(client_token))),
+        paced: true,
+    };
+    let reply = client.send(route, &call, deadline).await?;
+    #[derive(Deserialize)]
+    struct Output {
+        #[serde(rename = "ContactId")]
+        contact_id: String,
+        #[serde(rename = "ContactArn")]
+        contact_arn: String,
+    }
+    let output: Output =
+        serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;
+    Ok(Monitored {
+        contact_id: output.contact_id,
+        contact_arn: output.contact_arn,
+        client_token: client_token.to_owned(),
+        status: reply.status,
+        aws_request_id: reply.aws_request_id,
+        attempts: reply.attempts,
+    })
+}

@@ -1,0 +1,700 @@
+//! The MonitorContact request body: strict parsing, every constraint of
+//! Connect's model (REFERENCE.md), and the re-serialization sent upstream.
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::cell::Cell;
+use std::fmt;
+
+/// A monitoring capability of Connect's `MonitorCapability` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Capability {
+    #[serde(rename = "SILENT_MONITOR")]
+    SilentMonitor,
+    #[serde(rename = "BARGE")]
+    Barge,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::SilentMonitor => "SILENT_MONITOR",
+            Capability::Barge => "BARGE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Capability> {
+        match s {
+            "SILENT_MONITOR" => Some(Capability::SilentMonitor),
+            "BARGE" => Some(Capability::Barge),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request that passed every check; the only thing the gateway forwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorRequest {
+    pub instance_id: String,
+    pub contact_id: String,
+    pub user_id: String,
+    /// What the caller asked for; `["SILENT_MONITOR"]` when it sent none.
+    pub capabilities: Vec<Capability>,
+    pub client_token: Option<String>,
+}
+
+/// Why a body was refused; the text names the member and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(pub String);
+
+impl InvalidRequest {
+    fn new(message: impl Into<String>) -> InvalidRequest {
+        InvalidRequest(message.into())
+    }
+}
+
+/// The members of Connect's model, in its order; member names are
+/// case-sensitive, so `userId` is not one of them.
+const MEMBERS: [&str; 5] = [
+    "InstanceId",
+    "ContactId",
+    "UserId",
+    "AllowedMonitorCapabilities",
+    "ClientToken",
+];
+
+const MAX_CAPABILITIES: usize = 2;
+
+fn check_length(member: &str, value: &str, min: usize, max: usize) -> Result<(), InvalidRequest> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(InvalidRequest(format!(
+            "{member} must be {min} to {max} characters long (got {n})"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the body as one JSON object with no member name given twice at any
+/// depth. serde's own messages are never used: they quote the caller's bytes
+/// (an invented member's name, a value of the wrong type), and the 400 text
+/// goes back to a browser and into logs. Every message here is ours.
+fn read_object(body: &[u8]) -> Result<Map<String, Value>, InvalidRequest> {
+    // serde_json reads any JSON value; the model only has the object form, so
+    // an array (or anything else) is refused before it is read at all.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(InvalidRequest::new("body must be a JSON object"));
+    }
+    let duplicate = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = Strict {
+        top_level: true,
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| match duplicate.get() {
+        Some(Duplicate::Member(member)) => InvalidRequest(format!("{member} is given more than once")),
+        Some(Duplicate::Other) => InvalidRequest::new("a member is given more than once"),
+        // Only the position of serde_json's error, never its text.
+        None if e.line() > 0 => InvalidRequest(format!(
+            "body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+        None => InvalidRequest::new("body is not valid JSON"),
+    })?;
+    de.end()
+        .map_err(|_| InvalidRequest::new("body has trailing characters after the JSON object"))?;
+    match value {
+        Value::Object(members) => Ok(members),
+        _ => Err(InvalidRequest::new("body must be a JSON object")),
+    }
+}
+
+/// A member name found twice. It travels beside serde_json's error, not in
+/// it, so the message can name a model member and never an invented one.
+#[derive(Debug, Clone, Copy)]
+enum Duplicate {
+    /// One of the model's members, at the top level of the body.
+    Member(&'static str),
+    /// Any other name, or one inside a nested object.
+    Other,
+}
+
+/// Reads one JSON value, refusing duplicate member names in every object:
+/// two parsers that keep different duplicates are how a second `UserId`
+/// gets past the policy.
+#[derive(Clone, Copy)]
+struct Strict<'a> {
+    top_level: bool,
+    duplicate: &'a Cell<Option<Duplicate>>,
+}
+
+impl Strict<'_> {
+    fn nested(self) -> Self {
+        Strict {
+            top_level: false,
+            ..self
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.nested())? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if members.contains_key(&name) {
+                let member = MEMBERS.iter().copied().find(|m| *m == name).filter(|_| self.top_level);
+                self.duplicate
+                    .set(Some(member.map_or(Duplicate::Other, Duplicate::Member)));
+                // The text is never shown: `read_object` answers from `duplicate`.
+                return Err(de::Error::custom("duplicate member"));
+            }
+            let value = map.next_value_seed(self.nested())?;
+            members.insert(name, value);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// A required string member: present, and a string (`null` is not absent).
+fn required_string(members: &mut Map<String, Value>, member: &str) -> Result<String, InvalidRequest> {
+    match members.remove(member) {
+        None => Err(InvalidRequest(format!("{member} is required"))),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(InvalidRequest(format!("{member} must be a string"))),
+    }
+}
+
+/// `ClientToken`: a string, or left out; `null` is neither.
+fn client_token(value: Option<Value>) -> Result<Option<String>, InvalidRequest> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(token)) => {
+            check_length("ClientToken", &token, 1, 500)?;
+            Ok(Some(token))
+        }
+        Some(_) => Err(InvalidRequest::new("ClientToken must be a string, or left out")),
+    }
+}
+
+/// `AllowedMonitorCapabilities`: left out (meaning `["SILENT_MONITOR"]`), or
+/// one or two different capabilities. An empty list passes every grant's
+/// capability check without asking for anything, and a repeat means nothing
+/// in the model, so neither is taken (nor forwarded to Connect).
+fn capabilities(value: Option<Value>) -> Result<Vec<Capability>, InvalidRequest> {
+    let not_a_list = || InvalidRequest::new("AllowedMonitorCapabilities must be an array of strings, or left out");
+    let items = match value {
+        None => return Ok(vec![Capability::SilentMonitor]),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(not_a_list()),
+    };
+    let names = items
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<Vec<&str>>>()
+        .ok_or_else(not_a_list)?;
+    if names.is_empty() {
+        return Err(InvalidRequest::new(
+            "AllowedMonitorCapabilities must list at least one capability",
+        ));
+    }
+    if names.len() > MAX_CAPABILITIES {
+        return Err(InvalidRequest(format!(
+            "AllowedMonitorCapabilities may hold at most {MAX_CAPABILITIES} items (got {})",
+            names.len()
+        )));
+    }
+    let mut capabilities = Vec::with_capacity(names.len());
+    for name in names {
+        let capability = Capability::parse(name)
+            .ok_or_else(|| InvalidRequest::new("AllowedMonitorCapabilities items must be SILENT_MONITOR or BARGE"))?;
+        if capabilities.contains(&capability) {
+            return Err(InvalidRequest::new(
+                "AllowedMonitorCapabilities must not list a capability twice",
+            ));
+        }
+        capabilities.push(capability);
+    }
+    Ok(capabilities)
+}
+
+impl MonitorRequest {
+    /// Parses and validates a body. Never echoes the caller's values back,
+    /// nor the names of members it made up.
+    pub fn parse(body: &[u8]) -> Result<MonitorRequest, InvalidRequest> {
+        let mut members = read_object(body)?;
+        if members.keys().any(|name| !MEMBERS.contains(&name.as_str())) {
+            return Err(InvalidRequest(format!(
+                "body has a member that MonitorContact does not define (allowed: {})",
+                MEMBERS.join(", ")
+            )));
+        }
+        let instance_id = required_string(&mut members, "InstanceId")?;
+        let contact_id = required_string(&mut members, "ContactId")?;
+        let user_id = required_string(&mut members, "UserId")?;
+        check_length("InstanceId", &instance_id, 1, 100)?;
+        check_length("ContactId", &contact_id, 1, 256)?;
+        check_length("UserId", &user_id, 1, 256)?;
+        let capabilities = capabilities(members.remove("AllowedMonitorCapabilities"))?;
+        let client_token = client_token(members.remove("ClientToken"))?;
+        Ok(MonitorRequest {
+            instance_id,
+            contact_id,
+            user_id,
+            capabilities,
+            client_token,
+        })
+    }
+
+    /// The body sent to Connect: rebuilt from the validated fields, never the
+    /// caller's bytes, with the capabilities that were authorized spelled out.
+    pub fn to_connect_body(&self, client_token: &str) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct ConnectBody<'a> {
+            #[serde(rename = "InstanceId")]
+            instance_id: &'a str,
+            #[serde(rename = "ContactId")]
+            contact_id: &'a str,
+            #[serde(rename = "UserId")]
+            user_id: &'a str,
+            #[serde(rename = "AllowedMonitorCapabilities")]
+            capabilities: &'a [Capability],
+            #[serde(rename = "ClientToken")]
+            client_token: &'a str,
+        }
+        serde_json::to_vec(&ConnectBody {
+            instance_id: &self.instance_id,
+            contact_id: &self.contact_id,
+            user_id: &self.user_id,
+            capabilities: &self.capabilities,
+            client_token,
+        })
+        .expect("serializing plain strings cannot fail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<MonitorRequest, InvalidRequest> {
+        MonitorRequest::parse(s.as_bytes())
+    }
+
+    /// The message of a refused body.
+    fn refusal(s: &str) -> String {
+        match parse(s) {
+            Ok(r) => panic!("{s} was accepted as {r:?}"),
+            Err(InvalidRequest(message)) => message,
+        }
+    }
+
+    const UNKNOWN: &str = "body has a member that MonitorContact does not define \
+                           (allowed: InstanceId, ContactId, UserId, AllowedMonitorCapabilities, ClientToken)";
+
+    #[test]
+    fn missing_capabilities_means_silent_monitor() {
+        let r = parse(r#"{"InstanceId":"i","ContactId":"c","UserId":"u"}"#).unwrap();
+        assert_eq!(r.capabilities, vec![Capability::SilentMonitor]);
+        assert_eq!(r.client_token, None);
+    }
+
+    #[test]
+    fn every_member_is_read() {
+        let r = parse(
+            r#" {"ClientToken":"t-1","AllowedMonitorCapabilities":["BARGE","SILENT_MONITOR"],
+                 "UserId":"u","ContactId":"c","InstanceId":"i"} "#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            MonitorRequest {
+                instance_id: "i".into(),
+                contact_id: "c".into(),
+                user_id: "u".into(),
+                capabilities: vec![Capability::Barge, Capability::SilentMonitor],
+                client_token: Some("t-1".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn connect_body_is_rebuilt_with_token_and_capabilities() {
+        let r = parse(r#"{"UserId":"u","InstanceId":"i","ContactId":"c"}"#).unwrap();
+        let body = String::from_utf8(r.to_connect_body("t")).unwrap();
+        assert_eq!(
+            body,
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":["SILENT_MONITOR"],"ClientToken":"t"}"#
+        );
+    }
+
+    #[test]
+    fn connect_body_escapes_what_it_rebuilds() {
+        let r =
+            parse(r#"{"UserId":"u\"\u00e9<","InstanceId":"i","ContactId":"c","AllowedMonitorCapabilities":["BARGE"]}"#)
+                .unwrap();
+        assert_eq!(
+            String::from_utf8(r.to_connect_body("t\"")).unwrap(),
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u\"é<","AllowedMonitorCapabilities":["BARGE"],"ClientToken":"t\""}"#
+        );
+    }
+
+    #[test]
+    fn array_form_of_the_struct_is_refused() {
+        assert_eq!(
+            parse(r#"["i","c","u",null,null]"#),
+            Err(InvalidRequest("body must be a JSON object".into()))
+        );
+    }
+
+    #[test]
+    fn body_must_be_a_json_object() {
+        for body in ["", "   ", "\"i\"", "1", "null", "true", "\u{feff}{}"] {
+            assert_eq!(refusal(body), "body must be a JSON object", "{body:?}");
+        }
+    }
+
+    #[test]
+    fn body_that_is_not_json_is_refused() {
+        assert_eq!(refusal("{not json"), "body is not valid JSON (line 1, column 2)");
+        assert_eq!(
+            refusal("{\n\"InstanceId\":\"i\",\n\"ContactId\":"),
+            "body is not valid JSON (line 3, column 12)"
+        );
+        assert!(refusal("{\"InstanceId\":\"\\ud800\"}").starts_with("body is not valid JSON"));
+        assert!(MonitorRequest::parse(b"{\"InstanceId\":\"\xff\"}")
+            .unwrap_err()
+            .0
+            .starts_with("body is not valid JSON"));
+    }
+
+    #[test]
+    fn trailing_characters_are_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u"} {}"#),
+            "body has trailing characters after the JSON object"
+        );
+        assert!(parse("{\"InstanceId\":\"i\",\"ContactId\":\"c\",\"UserId\":\"u\"}\r\n\t ").is_ok());
+    }
+
+    #[test]
+    fn required_members_are_required() {
+        assert_eq!(refusal(r#"{"ContactId":"c","UserId":"u"}"#), "InstanceId is required");
+        assert_eq!(refusal(r#"{"InstanceId":"i","UserId":"u"}"#), "ContactId is required");
+        assert_eq!(refusal(r#"{"InstanceId":"i","ContactId":"c"}"#), "UserId is required");
+        assert_eq!(refusal("{}"), "InstanceId is required");
+    }
+
+    #[test]
+    fn unknown_member_is_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","Extra":1}"#),
+            UNKNOWN
+        );
+    }
+
+    #[test]
+    fn member_names_are_case_sensitive() {
+        assert_eq!(refusal(r#"{"InstanceId":"i","ContactId":"c","userId":"u"}"#), UNKNOWN);
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","clientToken":"t"}"#),
+            UNKNOWN
+        );
+    }
+
+    #[test]
+    fn duplicate_member_is_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","UserId":"victim"}"#),
+            "UserId is given more than once"
+        );
+        // The same name, spelt with an escape, is the same member.
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","User\u0049d":"victim"}"#),
+            "UserId is given more than once"
+        );
+        assert_eq!(
+            refusal(r#"{"ClientToken":"a","ClientToken":"a","InstanceId":"i","ContactId":"c","UserId":"u"}"#),
+            "ClientToken is given more than once"
+        );
+        // A made-up name is not named back.
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","X":1,"X":1}"#),
+            "a member is given more than once"
+        );
+    }
+
+    #[test]
+    fn duplicate_member_is_refused_at_any_depth() {
+        for body in [
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":[{"UserId":1,"UserId":2}]}"#,
+            r#"{"InstanceId":{"a":{"UserId":1,"UserId":2}},"ContactId":"c","UserId":"u"}"#,
+            r#"{"X":[[{"k":1,"k":2}]]}"#,
+        ] {
+            assert_eq!(refusal(body), "a member is given more than once", "{body}");
+        }
+    }
+
+    #[test]
+    fn members_must_be_strings() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":1,"ContactId":"c","UserId":"u"}"#),
+            "InstanceId must be a string"
+        );
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":true,"UserId":"u"}"#),
+            "ContactId must be a string"
+        );
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":["u"]}"#),
+            "UserId must be a string"
+        );
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","ClientToken":7}"#),
+            "ClientToken must be a string, or left out"
+        );
+    }
+
+    #[test]
+    fn null_required_members_are_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":null,"ContactId":"c","UserId":"u"}"#),
+            "InstanceId must be a string"
+        );
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":null,"UserId":"u"}"#),
+            "ContactId must be a string"
+        );
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":null}"#),
+            "UserId must be a string"
+        );
+    }
+
+    #[test]
+    fn null_client_token_is_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","ClientToken":null}"#),
+            "ClientToken must be a string, or left out"
+        );
+    }
+
+    #[test]
+    fn null_capabilities_are_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":null}"#),
+            "AllowedMonitorCapabilities must be an array of strings, or left out"
+        );
+    }
+
+    #[test]
+    fn capabilities_must_be_an_array_of_strings() {
+        for caps in [
+            r#""BARGE""#,
+            r#"{"BARGE":1}"#,
+            "[1]",
+            r#"["BARGE",null]"#,
+            r#"[["BARGE"]]"#,
+        ] {
+            assert_eq!(
+                refusal(&format!(
+                    r#"{{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":{caps}}}"#
+                )),
+                "AllowedMonitorCapabilities must be an array of strings, or left out",
+                "{caps}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_capabilities_list_is_refused() {
+        assert_eq!(
+            refusal(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":[]}"#),
+            "AllowedMonitorCapabilities must list at least one capability"
+        );
+    }
+
+    #[test]
+    fn duplicate_capability_is_refused() {
+        for caps in [r#"["BARGE","BARGE"]"#, r#"["SILENT_MONITOR","SILENT_MONITOR"]"#] {
+            assert_eq!(
+                refusal(&format!(
+                    r#"{{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":{caps}}}"#
+                )),
+                "AllowedMonitorCapabilities must not list a capability twice",
+                "{caps}"
+            );
+        }
+    }
+
+    #[test]
+    fn capabilities_at_most_two_items() {
+        assert_eq!(
+            refusal(
+                r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":["SILENT_MONITOR","BARGE","BARGE"]}"#
+            ),
+            "AllowedMonitorCapabilities may hold at most 2 items (got 3)"
+        );
+    }
+
+    #[test]
+    fn capabilities_only_silent_monitor_or_barge() {
+        for caps in [r#"["WHISPER"]"#, r#"["silent_monitor"]"#, r#"["BARGE",""]"#] {
+            assert_eq!(
+                refusal(&format!(
+                    r#"{{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":{caps}}}"#
+                )),
+                "AllowedMonitorCapabilities items must be SILENT_MONITOR or BARGE",
+                "{caps}"
+            );
+        }
+        let r =
+            parse(r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":["BARGE"]}"#).unwrap();
+        assert_eq!(r.capabilities, vec![Capability::Barge]);
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let id = "é".repeat(100);
+        assert!(parse(&format!(r#"{{"InstanceId":"{id}","ContactId":"c","UserId":"u"}}"#)).is_ok());
+        let id = "é".repeat(101);
+        assert_eq!(
+            refusal(&format!(r#"{{"InstanceId":"{id}","ContactId":"c","UserId":"u"}}"#)),
+            "InstanceId must be 1 to 100 characters long (got 101)"
+        );
+    }
+
+    #[test]
+    fn lengths_are_checked() {
+        let body = |i: &str, c: &str, u: &str, t: &str| {
+            format!(r#"{{"InstanceId":"{i}","ContactId":"{c}","UserId":"{u}","ClientToken":"{t}"}}"#)
+        };
+        let (i100, s256, t500) = ("i".repeat(100), "s".repeat(256), "t".repeat(500));
+        assert!(parse(&body(&i100, &s256, &s256, &t500)).is_ok());
+        assert_eq!(
+            refusal(&body("", "c", "u", "t")),
+            "InstanceId must be 1 to 100 characters long (got 0)"
+        );
+        assert_eq!(
+            refusal(&body("i", &"c".repeat(257), "u", "t")),
+            "ContactId must be 1 to 256 characters long (got 257)"
+        );
+        assert_eq!(
+            refusal(&body("i", "c", "", "t")),
+            "UserId must be 1 to 256 characters long (got 0)"
+        );
+        assert_eq!(
+            refusal(&body("i", "c", "u", "")),
+            "ClientToken must be 1 to 500 characters long (got 0)"
+        );
+        assert_eq!(
+            refusal(&body("i", "c", "u", &"t".repeat(501))),
+            "ClientToken must be 1 to 500 characters long (got 501)"
+        );
+    }
+
+    #[test]
+    fn messages_never_echo_the_callers_bytes() {
+        let hostile = [
+            r#"{"<img src=x>":1,"InstanceId":"i","ContactId":"c","UserId":"u"}"#,
+            r#"{"<img src=x>":1,"<img src=x>":2}"#,
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","X":{"<img src=x>":1,"<img src=x>":2}}"#,
+            r#"{"InstanceId":"<script>x</script>","ContactId":["<script>"],"UserId":"u"}"#,
+            r#"{"InstanceId":{"<script>":"<img src=x>"},"ContactId":"c","UserId":"u"}"#,
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":["<script>x</script>"]}"#,
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":"<img src=x>"}"#,
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","ClientToken":["<script>"]}"#,
+            r#"{"InstanceId":"<script>x</script>","ContactId":"c","UserId":"u"} <img src=x>"#,
+            r#"{"InstanceId":"<script>"#,
+            r#"{"InstanceId":<script>}"#,
+            r#"{<img src=x>}"#,
+            r#"<img src=x>"#,
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","ClientToken":"<script>x</script>","ClientToken":"t"}"#,
+            r#"{"InstanceId":"i\u003cscript>","ContactId":1e99999,"UserId":"u"}"#,
+        ];
+        for body in hostile {
+            let message = refusal(body);
+            for bad in ["<img", "<script", "script>", "src=x"] {
+                assert!(!message.contains(bad), "{body} → {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_refused_without_overflowing() {
+        let body = format!(r#"{{"X":{}1{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(refusal(&body).starts_with("body is not valid JSON"));
+    }
+
+    #[test]
+    fn forwarded_body_parses_back_to_the_same_request() {
+        let r = parse(
+            r#"{"InstanceId":"i","ContactId":"c","UserId":"u","AllowedMonitorCapabilities":["BARGE","SILENT_MONITOR"],"ClientToken":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(MonitorRequest::parse(&r.to_connect_body("t")), Ok(r));
+    }
+}

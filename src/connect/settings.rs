@@ -1,0 +1,192 @@
+//! `[connect]`: the section as written, checked and resolved against the
+//! environment (the default region, the endpoint override).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::endpoint::{parse_endpoint, Endpoint, Router};
+use crate::check::{secs, valid_region, Check, HumanDuration};
+
+/// `[connect]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSection {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    use_fips: bool,
+    #[serde(default = "default_attempt_timeout")]
+    attempt_timeout: HumanDuration,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    /// Optional local limit on MonitorContact calls per second (Connect's
+    /// default quota is 2/s, burst 5); callers queue within their deadline.
+    #[serde(default)]
+    max_rate: Option<f64>,
+    #[serde(default)]
+    burst: Option<u32>,
+    #[serde(default)]
+    instances: Vec<InstanceSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceSection {
+    id: String,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+fn default_attempt_timeout() -> HumanDuration {
+    secs(3)
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+
+impl Default for ConnectSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every [connect] key has a default")
+    }
+}
+
+/// A `[[connect.instances]]` entry: an instance the gateway serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// `None`: the default region.
+    pub region: Option<String>,
+}
+
+/// `[connect]`, checked and resolved against the environment.
+#[derive(Debug, Clone)]
+pub struct ConnectSettings {
+    /// `connect.region`, else `AWS_REGION`.
+    pub default_region: Option<String>,
+    /// Where every call goes instead of the regional endpoint, and which
+    /// setting said so (`connect.endpoint`, `AWS_ENDPOINT_URL_CONNECT`, …).
+    pub endpoint_override: Option<(&'static str, Endpoint)>,
+    pub use_fips: bool,
+    pub attempt_timeout: Duration,
+    pub max_attempts: u32,
+    /// Calls per second and burst of the local MonitorContact limiter.
+    pub rate_limit: Option<(f64, u32)>,
+    /// When non-empty, the only instances served (an allow-list).
+    pub instances: Vec<Instance>,
+}
+
+impl ConnectSection {
+    pub fn check(self, c: &mut Check) -> ConnectSettings {
+        if self.max_attempts == 0 || self.max_attempts > 10 {
+            c.bad("connect.max_attempts", "must be between 1 and 10");
+        }
+        if self.attempt_timeout.0.is_zero() {
+            c.bad("connect.attempt_timeout", "must be longer than 0s");
+        }
+        if let Some(rate) = self.max_rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+                c.bad(
+                    "connect.max_rate",
+                    format!("{rate} is not a rate between 0 and 10000 per second"),
+                );
+            }
+        }
+        match (self.burst, self.max_rate) {
+            (Some(0), _) => c.bad("connect.burst", "must be at least 1"),
+            (Some(_), None) => c.bad("connect.burst", "only applies with connect.max_rate"),
+            _ => {}
+        }
+        let default_region = self.default_region(c);
+        let endpoint_override = self.endpoint_override(c);
+        for (i, inst) in self.instances.iter().enumerate() {
+            let at = |k: &str| format!("connect.instances[{i}].{k}");
+            if inst.id.is_empty() || inst.id.chars().count() > 100 {
+                c.bad(at("id"), "must be 1 to 100 characters");
+            }
+            if self.instances[..i].iter().any(|o| o.id == inst.id) {
+                c.bad(at("id"), format!("{:?} is listed twice", inst.id));
+            }
+            match &inst.region {
+                Some(r) if !valid_region(r) => c.bad(at("region"), format!("{r:?} is not a region name")),
+                None if default_region.is_none() => {
+                    c.bad(at("region"), "no region here, in connect.region or in AWS_REGION")
+                }
+                _ => {}
+            }
+        }
+        if self.instances.is_empty() && default_region.is_none() {
+            c.bad(
+                "connect.region",
+                "set connect.region (or AWS_REGION, or a region per instance)",
+            );
+        }
+        ConnectSettings {
+            default_region,
+            endpoint_override,
+            use_fips: self.use_fips,
+            attempt_timeout: self.attempt_timeout.0,
+            max_attempts: self.max_attempts,
+            rate_limit: self
+                .max_rate
+                .map(|rate| (rate, self.burst.unwrap_or_else(|| rate.ceil() as u32))),
+            instances: self
+                .instances
+                .into_iter()
+                .map(|i| Instance {
+                    id: i.id,
+                    region: i.region,
+                })
+                .collect(),
+        }
+    }
+
+    /// `connect.region`, else a non-empty `AWS_REGION`: the one place this rule
+    /// lives. A malformed value is a problem named after where it came from.
+    fn default_region(&self, c: &mut Check) -> Option<String> {
+        let (key, region) = match &self.region {
+            Some(r) => ("connect.region", r.clone()),
+            None => ("AWS_REGION", c.env.get("AWS_REGION")?.to_owned()),
+        };
+        if !valid_region(&region) {
+            c.bad(key, format!("{region:?} is not a region name (like \"us-east-1\")"));
+            return None;
+        }
+        Some(region)
+    }
+
+    /// The endpoint override by the precedence of CONTRACT §3: config, then
+    /// `AWS_ENDPOINT_URL_CONNECT`, then `AWS_ENDPOINT_URL`.
+    fn endpoint_override(&self, c: &mut Check) -> Option<(&'static str, Endpoint)> {
+        let (source, text) = match &self.endpoint {
+            Some(e) => ("connect.endpoint", e.clone()),
+            None => ["AWS_ENDPOINT_URL_CONNECT", "AWS_ENDPOINT_URL"]
+                .into_iter()
+                .find_map(|name| c.env.get(name).map(|v| (name, v.to_owned())))?,
+        };
+        match parse_endpoint(&text) {
+            Ok(endpoint) => Some((source, endpoint)),
+            Err(e) => {
+                c.bad(source, format!("{text:?} is not an http(s) URL with a host: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl ConnectSettings {
+    /// The router for these settings.
+    pub fn router(&self) -> Router {
+        Router::new(
+            self.endpoint_override.as_ref().map(|(_, e)| e.clone()),
+            self.use_fips,
+            self.default_region.clone(),
+            self.instances
+                .iter()
+                .filter_map(|i| Some((i.id.clone(), i.region.clone()?)))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,90 @@
+//! The gateway: the request path as named phases ([`phases`]), the one map
+//! from errors to answers ([`errors`]), and its composition root ([`build`]),
+//! which builds every part from the settings and starts serving.
+
+pub mod build;
+pub mod errors;
+pub mod phases;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use crate::auth::token::Authenticator;
+use crate::authz::Authorizer;
+use crate::connect::client::ConnectClient;
+use crate::http::admin::Health;
+use crate::http::cors::Cors;
+use crate::telemetry::audit::AuditSink;
+use crate::telemetry::metrics::Metrics;
+
+/// Everything the request path needs, shared by all connections.
+pub struct Gateway {
+    pub authenticator: Authenticator,
+    pub authorizer: Authorizer,
+    pub connect: ConnectClient,
+    pub audit: Arc<AuditSink>,
+    pub metrics: Arc<Metrics>,
+    /// Admission: one permit per request being handled.
+    pub in_flight: Arc<Semaphore>,
+    pub max_in_flight: usize,
+    /// Set on shutdown: `/readyz` answers 503 while in-flight requests finish.
+    pub draining: AtomicBool,
+    pub cors: Cors,
+    pub max_body_bytes: u64,
+    pub request_timeout: Duration,
+}
+
+impl Gateway {
+    /// Re-reads the policy file (SIGHUP or a change); a bad one is refused
+    /// and the one in force stays.
+    pub fn reload_policy(&self) -> bool {
+        match self.authorizer.reload() {
+            Ok(grants) => {
+                self.metrics.policy_reload("success");
+                tracing::info!(file = %self.authorizer.policy_file().display(), grants, "policy reloaded");
+                true
+            }
+            Err(problems) => {
+                self.metrics.policy_reload("error");
+                tracing::error!(problems = %problems, "new policy refused; the previous policy stays in force");
+                false
+            }
+        }
+    }
+}
+
+impl Health for Gateway {
+    /// Ready when every issuer has keys, AWS credentials are resolved, and
+    /// the gateway is not draining.
+    fn readiness(&self) -> (bool, Value) {
+        let mut checks = Map::new();
+        let mut ready = true;
+        for issuer in self.authenticator.issuers() {
+            let ok = issuer.has_keys();
+            ready &= ok;
+            checks.insert(
+                format!("jwks:{}", issuer.issuer.issuer),
+                Value::from(if ok { "ok" } else { "no keys" }),
+            );
+        }
+        if self.draining.load(Ordering::SeqCst) {
+            ready = false;
+            checks.insert("draining".into(), Value::from("shutting down"));
+        }
+        let creds = self.connect.credentials().is_ready();
+        ready &= creds;
+        checks.insert(
+            "aws_credentials".into(),
+            Value::from(if creds { "ok" } else { "not resolved" }),
+        );
+        (ready, Value::Object(checks))
+    }
+
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+}

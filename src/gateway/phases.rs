@@ -1,0 +1,274 @@
+//! The request path as named phases: admit → route → authenticate → read the
+//! request → decide → call Connect → answer and audit. Each phase records what
+//! it found in the [`Exchange`]; the audit line is built once, at the end,
+//! from those facts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::errors::{GatewayError, OK_CODE};
+use super::Gateway;
+use crate::auth::token::{bearer_token, AuthFailure, Identity};
+use crate::authz::Permit;
+use crate::connect::client::AWS_REQUEST_ID;
+use crate::connect::monitor_contact::{self, Monitored};
+use crate::connect::monitor_request::MonitorRequest;
+use crate::http::{json_response, Body, REQUEST_ID};
+use crate::telemetry::audit::{AuditRecord, Verdict};
+
+/// What the phases of one request found, in the order they found it.
+#[derive(Default)]
+struct Exchange {
+    identity: Option<Identity>,
+    request: Option<MonitorRequest>,
+    permit: Option<Permit>,
+    client_token: Option<String>,
+}
+
+/// A caller-supplied request id is kept when it is short and plain; anything
+/// else is replaced, so logs and headers never carry hostile bytes.
+fn request_id(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl Gateway {
+    /// Answers one API request. Never fails: every error becomes an envelope.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+        // Each request runs on its own task: if the caller hangs up mid-call, the
+        // call to Connect still completes, is audited, and leaves the gauges right.
+        match tokio::spawn(self.answer(req)).await {
+            Ok(response) => Ok(response),
+            Err(e) => {
+                tracing::error!(error = %e, "request task failed");
+                let request_id = uuid::Uuid::new_v4().to_string();
+                Ok(GatewayError::Internal(e.to_string()).response(&request_id))
+            }
+        }
+    }
+
+    async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        // A browser's preflight carries no token and is not an API request.
+        if let Some(preflight) = self.cors.preflight(req.method(), req.headers()) {
+            return preflight;
+        }
+        let cors_origin = self.cors.allowed_origin(req.headers());
+        let started = Instant::now();
+        let request_id = request_id(&req);
+        let mut exchange = Exchange::default();
+        self.metrics.in_flight().inc();
+        // Admit: shed load beyond max_in_flight at once, rather than queue. The
+        // permit is held until the audit line is written (shutdown waits for it).
+        let admitted = self.in_flight.clone().try_acquire_owned().ok();
+        let outcome = match admitted {
+            Some(_) => self.process(req, started, &mut exchange).await,
+            None => {
+                self.metrics.load_shed();
+                Err(GatewayError::AtCapacity)
+            }
+        };
+        let (mut response, audit) = match &outcome {
+            Ok(done) => (success_response(done, &request_id), self.audit_success(&exchange, done)),
+            Err(error) => {
+                let answer = error.answer();
+                if answer.status.is_server_error() {
+                    tracing::warn!(request_id, code = answer.code, error = %error, "request failed");
+                } else {
+                    tracing::info!(request_id, code = answer.code, error = %error, "request refused");
+                }
+                (error.response(&request_id), self.audit_failure(&exchange, error))
+            }
+        };
+        self.cors.decorate(cors_origin, &mut response);
+        let elapsed = started.elapsed();
+        let record = AuditRecord {
+            ts: now_rfc3339(),
+            request_id,
+            duration_ms: millis(elapsed),
+            ..audit
+        };
+        // Written before the answer leaves: a caller never sees a result the audit lacks.
+        self.audit.write(&record);
+        self.metrics.request_done(record.code, elapsed);
+        self.metrics.in_flight().dec();
+        drop(admitted);
+        response
+    }
+
+    async fn process(
+        &self,
+        req: Request<Incoming>,
+        started: Instant,
+        exchange: &mut Exchange,
+    ) -> Result<Monitored, GatewayError> {
+        // Route: one path, one method, one Host.
+        if req.uri().path() != monitor_contact::PATH {
+            return Err(GatewayError::NotFound);
+        }
+        if req.method() != Method::POST {
+            return Err(GatewayError::MethodNotAllowed);
+        }
+        // HTTP/1.1 requires exactly one Host; two give proxies room to disagree.
+        if req.headers().get_all(http::header::HOST).iter().count() != 1 {
+            return Err(GatewayError::NotOneHost);
+        }
+        let deadline = started + self.request_timeout;
+
+        // Authenticate before reading the body: no `100 Continue` for strangers.
+        let identity = exchange.identity.insert(self.authenticate(&req).await?);
+
+        // Read the request: a JSON body that is a valid MonitorContact request.
+        if !is_json(&req) {
+            return Err(GatewayError::UnsupportedMediaType);
+        }
+        let body = self.read_body(req, deadline).await?;
+        let request = exchange.request.insert(MonitorRequest::parse(&body)?);
+
+        // Decide: the one authorization seam.
+        let permit = exchange.permit.insert(self.authorizer.decide(identity, request).await?);
+
+        // Call Connect: the body rebuilt from what was validated.
+        let client_token = exchange.client_token.insert(monitor_contact::client_token(request));
+        Ok(monitor_contact::monitor_contact(&self.connect, &permit.route, request, client_token, deadline).await?)
+    }
+
+    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Identity, GatewayError> {
+        let token = bearer_token(req.headers())?;
+        match self.authenticator.authenticate(token).await {
+            Ok(identity) => Ok(identity),
+            Err(AuthFailure::Rejected(e)) => Err(e.into()),
+            Err(AuthFailure::Unavailable(e)) => Err(e.into()),
+        }
+    }
+
+    /// Reads the body, refusing by `Content-Length` before reading a byte and
+    /// by count while reading (chunked bodies declare nothing).
+    async fn read_body(&self, req: Request<Incoming>, deadline: Instant) -> Result<Bytes, GatewayError> {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(GatewayError::PayloadTooLarge);
+        }
+        let limited = Limited::new(req.into_body(), self.max_body_bytes as usize);
+        match tokio::time::timeout_at(deadline.into(), limited.collect()).await {
+            Err(_) => Err(GatewayError::RequestTimeout),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge),
+            Ok(Err(_)) => Err(GatewayError::BodyUnreadable),
+        }
+    }
+
+    /// The audit facts every record shares: who asked, for what, and the verdict.
+    fn audit_facts(&self, exchange: &Exchange) -> AuditRecord {
+        let request = exchange.request.as_ref();
+        AuditRecord {
+            decision: if exchange.permit.is_some() {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            },
+            reason: exchange.permit.as_ref().map(|p| p.grant.clone()),
+            issuer: exchange.identity.as_ref().map(|i| i.issuer.clone()),
+            subject: exchange.identity.as_ref().map(|i| i.subject.clone()),
+            instance_id: request.map(|r| r.instance_id.clone()),
+            contact_id: request.map(|r| r.contact_id.clone()),
+            user_id: request.map(|r| r.user_id.clone()),
+            capabilities: request.map(|r| r.capabilities.iter().map(|c| c.as_str()).collect()),
+            client_token: exchange.client_token.clone(),
+            ..AuditRecord::default()
+        }
+    }
+
+    fn audit_success(&self, exchange: &Exchange, done: &Monitored) -> AuditRecord {
+        AuditRecord {
+            status: 200,
+            code: OK_CODE,
+            upstream_status: Some(done.status),
+            aws_request_id: done.aws_request_id.clone(),
+            attempts: done.attempts,
+            ..self.audit_facts(exchange)
+        }
+    }
+
+    fn audit_failure(&self, exchange: &Exchange, error: &GatewayError) -> AuditRecord {
+        let answer = error.answer();
+        let facts = self.audit_facts(exchange);
+        // A deny names why: the policy's reason, else the envelope code.
+        let reason = match (facts.decision, error) {
+            (Verdict::Allow, _) => facts.reason.clone(),
+            (Verdict::Deny, GatewayError::Forbidden(reason)) => Some(reason.as_str().to_string()),
+            (Verdict::Deny, _) => Some(answer.code.to_ascii_lowercase()),
+        };
+        let upstream = match error {
+            GatewayError::Upstream(f) => Some(f),
+            _ => None,
+        };
+        AuditRecord {
+            status: answer.status.as_u16(),
+            code: answer.code,
+            reason,
+            upstream_status: upstream.and_then(|f| f.upstream_status),
+            aws_request_id: upstream.and_then(|f| f.aws_request_id.clone()),
+            attempts: upstream.map_or(0, |f| f.attempts),
+            ..facts
+        }
+    }
+}
+
+/// The success envelope of CONTRACT §5, with Connect's request id.
+fn success_response(done: &Monitored, request_id: &str) -> Response<Body> {
+    let body = json!({
+        "success": true,
+        "data": {
+            "id": done.contact_id,
+            "contact_arn": done.contact_arn,
+            "client_token": done.client_token,
+            "created_at": now_rfc3339(),
+        }
+    });
+    let mut response = json_response(StatusCode::OK, &body, request_id);
+    if let Some(id) = done
+        .aws_request_id
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        response.headers_mut().insert(AWS_REQUEST_ID, id);
+    }
+    response
+}
+
+/// A duration in the audit's unit: milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

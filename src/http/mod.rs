@@ -1,0 +1,149 @@
+//! The HTTP edge shared by the API and the admin listener: the one body type,
+//! serving connections (limits, TLS, graceful drain), CORS, the admin
+//! endpoints, and the outbound client. Knows nothing of tokens or Connect.
+
+pub mod admin;
+pub mod client;
+pub mod cors;
+pub mod server;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+
+use crate::check::{secs, Check, HumanDuration};
+
+/// The body type of every response.
+pub type Body = Full<Bytes>;
+
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A JSON response with the request id; the one way answers are built.
+pub fn json_response(status: StatusCode, body: &serde_json::Value, request_id: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    response
+}
+
+/// `[server]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default)]
+    admin_listen: Option<SocketAddr>,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: u64,
+    #[serde(default = "default_header_read_timeout")]
+    header_read_timeout: HumanDuration,
+    #[serde(default = "default_request_timeout")]
+    request_timeout: HumanDuration,
+    #[serde(default = "default_shutdown_grace")]
+    shutdown_grace: HumanDuration,
+    #[serde(default = "default_max_in_flight")]
+    max_in_flight: usize,
+    #[serde(default)]
+    tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`: serve the API over TLS; mutual TLS with `client_ca_file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    #[serde(default)]
+    client_ca_file: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body_bytes() -> u64 {
+    8192
+}
+fn default_header_read_timeout() -> HumanDuration {
+    secs(5)
+}
+fn default_request_timeout() -> HumanDuration {
+    secs(10)
+}
+fn default_shutdown_grace() -> HumanDuration {
+    secs(20)
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every [server] key has a default")
+    }
+}
+
+/// `[server]`, checked: the listeners and the limits every request lives by.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_in_flight: usize,
+    /// With paths resolved, when the API is served over TLS.
+    pub tls: Option<tls::TlsFiles>,
+}
+
+impl ServerSection {
+    pub fn check(self, c: &mut Check) -> ServerSettings {
+        if self.max_body_bytes == 0 {
+            c.bad("server.max_body_bytes", "must be at least 1");
+        }
+        if self.max_in_flight == 0 {
+            c.bad("server.max_in_flight", "must be at least 1");
+        }
+        for (key, d) in [
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.request_timeout", self.request_timeout),
+        ] {
+            if d.0.is_zero() {
+                c.bad(key, "must be longer than 0s");
+            }
+        }
+        let tls = self.tls.map(|t| tls::TlsFiles {
+            cert_file: c.resolve(&t.cert_file),
+            key_file: c.resolve(&t.key_file),
+            client_ca_file: t.client_ca_file.as_ref().map(|f| c.resolve(f)),
+        });
+        if let Some(files) = &tls {
+            if let Err(e) = tls::server_config(files) {
+                c.bad("server.tls", e);
+            }
+        }
+        ServerSettings {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            max_body_bytes: self.max_body_bytes,
+            header_read_timeout: self.header_read_timeout.0,
+            request_timeout: self.request_timeout.0,
+            shutdown_grace: self.shutdown_grace.0,
+            max_in_flight: self.max_in_flight,
+            tls,
+        }
+    }
+}
