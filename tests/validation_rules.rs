@@ -1,228 +1,230 @@
-//! Every constraint of the MonitorContact model (REFERENCE.md), one named
-//! test each: 400 VALIDATION_ERROR, and Connect never called.
+//! Every constraint of the MonitorContact model (REFERENCE.md), by family:
+//! each case named after its rule gets 400 VALIDATION_ERROR naming the member
+//! and the rule, and Connect is never called.
 
 mod support;
 
 use support::Harness;
 
-async fn refused(body: &str, must_mention: &str) {
+/// A rule, a body that breaks it, and what the 400's message must name.
+type Case = (&'static str, String, &'static str);
+
+/// The supervisor's valid body with `extra` members appended.
+fn with(extra: &str) -> String {
+    format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1",{extra}}}"#)
+}
+
+/// The valid body with one member's value replaced (`None` leaves it out).
+fn member(name: &str, value: Option<&str>) -> String {
+    let members = [
+        ("InstanceId", "\"inst-1\""),
+        ("ContactId", "\"c\""),
+        ("UserId", "\"user-1\""),
+    ];
+    let kept: Vec<String> = members
+        .iter()
+        .filter_map(|(n, v)| match (*n == name, value) {
+            (false, _) => Some(format!("\"{n}\":{v}")),
+            (true, Some(replaced)) => Some(format!("\"{n}\":{replaced}")),
+            (true, None) => None,
+        })
+        .collect();
+    format!("{{{}}}", kept.join(","))
+}
+
+/// Each case gets 400 VALIDATION_ERROR naming the rule, and Connect is never called.
+async fn refused(cases: Vec<Case>) {
     let h = Harness::start().await;
-    let a = h.monitor(Some(&h.supervisor_token()), body).await;
-    assert_eq!((a.status, a.code()), (400, "VALIDATION_ERROR"), "{body}: {:?}", a.body);
-    assert!(
-        a.message().contains(must_mention),
-        "{body}: message {:?} should mention {must_mention:?}",
-        a.message()
-    );
-    assert!(h.connect.received().is_empty(), "Connect must not be called for {body}");
+    for (rule, body, must_mention) in &cases {
+        let a = h.monitor(Some(&h.supervisor_token()), body).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "VALIDATION_ERROR"),
+            "{rule}: {body}: {:?}",
+            a.body
+        );
+        assert!(
+            a.message().contains(must_mention),
+            "{rule}: message {:?} should mention {must_mention:?}",
+            a.message()
+        );
+    }
+    assert!(h.connect.received().is_empty(), "Connect must not be called");
 }
 
-async fn accepted(body: &str) {
+/// Bodies at the limits, from a lead who may monitor as `lead-user-1`.
+async fn accepted(bodies: &[String]) {
     let h = Harness::start().await;
-    let a = h.monitor(Some(&h.lead_token()), body).await;
-    assert_eq!(a.status, 200, "{body}: {:?}", a.body);
+    for body in bodies {
+        let a = h.monitor(Some(&h.lead_token()), body).await;
+        assert_eq!(a.status, 200, "{body}: {:?}", a.body);
+    }
 }
 
 #[tokio::test]
-async fn body_must_be_json() {
-    refused("{not json", "body is not valid JSON").await;
-    refused("", "body must be a JSON object").await;
-}
-
-#[tokio::test]
-async fn body_must_be_an_object() {
-    refused(r#"["inst-1","c","user-1",null,null]"#, "body must be a JSON object").await;
-    refused("\"inst-1\"", "body must be a JSON object").await;
-}
-
-#[tokio::test]
-async fn instance_id_is_required() {
-    refused(r#"{"ContactId":"c","UserId":"user-1"}"#, "InstanceId is required").await;
-}
-
-#[tokio::test]
-async fn contact_id_is_required() {
-    refused(r#"{"InstanceId":"inst-1","UserId":"user-1"}"#, "ContactId is required").await;
-}
-
-#[tokio::test]
-async fn user_id_is_required() {
-    refused(r#"{"InstanceId":"inst-1","ContactId":"c"}"#, "UserId is required").await;
-}
-
-#[tokio::test]
-async fn instance_id_length_1_to_100() {
-    refused(
-        r#"{"InstanceId":"","ContactId":"c","UserId":"user-1"}"#,
-        "InstanceId must be 1 to 100",
-    )
-    .await;
-    let long = "i".repeat(101);
-    refused(
-        &format!(r#"{{"InstanceId":"{long}","ContactId":"c","UserId":"user-1"}}"#),
-        "InstanceId must be 1 to 100",
-    )
-    .await;
-    accepted(&format!(
-        r#"{{"InstanceId":"{}","ContactId":"c","UserId":"lead-user-1"}}"#,
-        "i".repeat(100)
-    ))
+async fn body_must_be_one_json_object_of_known_members() {
+    refused(vec![
+        ("body must be JSON", "{not json".into(), "body is not valid JSON"),
+        ("body must not be empty", String::new(), "body must be a JSON object"),
+        (
+            "body must be an object, not an array",
+            r#"["inst-1","c","user-1",null,null]"#.into(),
+            "body must be a JSON object",
+        ),
+        (
+            "body must be an object, not a string",
+            "\"inst-1\"".into(),
+            "body must be a JSON object",
+        ),
+        (
+            "nothing may trail the object",
+            format!("{} {{}}", member("", None)),
+            "trailing",
+        ),
+        (
+            "members are case-sensitive and known",
+            with(r#""userId":"x""#),
+            "body has a member that MonitorContact does not define",
+        ),
+        (
+            "a member is given once",
+            member("InstanceId", Some(r#""inst-1","InstanceId":"inst-2""#)),
+            "InstanceId is given more than once",
+        ),
+    ])
     .await;
 }
 
 #[tokio::test]
-async fn contact_id_length_1_to_256() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"","UserId":"user-1"}"#,
-        "ContactId must be 1 to 256",
-    )
+async fn instance_contact_and_user_ids_are_required_strings_of_bounded_length() {
+    refused(vec![
+        (
+            "InstanceId is required",
+            member("InstanceId", None),
+            "InstanceId is required",
+        ),
+        (
+            "ContactId is required",
+            member("ContactId", None),
+            "ContactId is required",
+        ),
+        ("UserId is required", member("UserId", None), "UserId is required"),
+        (
+            "InstanceId is a string",
+            member("InstanceId", Some("1")),
+            "InstanceId must be a string",
+        ),
+        (
+            "UserId is a string",
+            member("UserId", Some(r#"["user-1"]"#)),
+            "UserId must be a string",
+        ),
+        (
+            "ContactId is not null",
+            member("ContactId", Some("null")),
+            "ContactId must be a string",
+        ),
+        (
+            "InstanceId is 1 to 100 long",
+            member("InstanceId", Some(r#""""#)),
+            "InstanceId must be 1 to 100",
+        ),
+        (
+            "InstanceId is 1 to 100 long",
+            member("InstanceId", Some(&format!("{:?}", "i".repeat(101)))),
+            "InstanceId must be 1 to 100",
+        ),
+        (
+            "ContactId is 1 to 256 long",
+            member("ContactId", Some(r#""""#)),
+            "ContactId must be 1 to 256",
+        ),
+        (
+            "ContactId is 1 to 256 long",
+            member("ContactId", Some(&format!("{:?}", "c".repeat(257)))),
+            "ContactId must be 1 to 256",
+        ),
+        (
+            "UserId is 1 to 256 long",
+            member("UserId", Some(r#""""#)),
+            "UserId must be 1 to 256",
+        ),
+        (
+            "UserId is 1 to 256 long",
+            member("UserId", Some(&format!("{:?}", "u".repeat(257)))),
+            "UserId must be 1 to 256",
+        ),
+    ])
     .await;
-    let long = "c".repeat(257);
-    refused(
-        &format!(r#"{{"InstanceId":"inst-1","ContactId":"{long}","UserId":"user-1"}}"#),
-        "ContactId must be 1 to 256",
-    )
-    .await;
-    accepted(&format!(
-        r#"{{"InstanceId":"inst-1","ContactId":"{}","UserId":"lead-user-1"}}"#,
-        "c".repeat(256)
-    ))
+    let lead = |instance: &str, contact: &str| {
+        format!(r#"{{"InstanceId":"{instance}","ContactId":"{contact}","UserId":"lead-user-1"}}"#)
+    };
+    accepted(&[lead(&"i".repeat(100), "c"), lead("inst-1", &"c".repeat(256))]).await;
+}
+
+#[tokio::test]
+async fn capabilities_are_one_or_two_distinct_known_names_or_left_out() {
+    let caps = |list: &str| with(&format!(r#""AllowedMonitorCapabilities":{list}"#));
+    refused(vec![
+        (
+            "capabilities are SILENT_MONITOR or BARGE",
+            caps(r#"["WHISPER"]"#),
+            "must be SILENT_MONITOR or BARGE",
+        ),
+        (
+            "capability names are case-sensitive",
+            caps(r#"["silent_monitor"]"#),
+            "must be SILENT_MONITOR or BARGE",
+        ),
+        (
+            "capabilities are a list of strings",
+            caps(r#""BARGE""#),
+            "AllowedMonitorCapabilities must be an array of strings",
+        ),
+        (
+            "capabilities are at most two",
+            caps(r#"["SILENT_MONITOR","BARGE","BARGE"]"#),
+            "at most 2 items",
+        ),
+        (
+            "capabilities are not null",
+            caps("null"),
+            "AllowedMonitorCapabilities must be an array of strings, or left out",
+        ),
+        (
+            "capabilities list at least one",
+            caps("[]"),
+            "AllowedMonitorCapabilities must list at least one capability",
+        ),
+        (
+            "no capability twice",
+            caps(r#"["SILENT_MONITOR","SILENT_MONITOR"]"#),
+            "AllowedMonitorCapabilities must not list a capability twice",
+        ),
+    ])
     .await;
 }
 
 #[tokio::test]
-async fn user_id_length_1_to_256() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":""}"#,
-        "UserId must be 1 to 256",
-    )
+async fn client_token_is_a_string_of_at_most_500_or_left_out() {
+    refused(vec![
+        (
+            "ClientToken is at most 500 long",
+            with(&format!(r#""ClientToken":"{}""#, "t".repeat(501))),
+            "ClientToken must be 1 to 500",
+        ),
+        (
+            "ClientToken is not null",
+            with(r#""ClientToken":null"#),
+            "ClientToken must be a string, or left out",
+        ),
+    ])
     .await;
-    let long = "u".repeat(257);
-    refused(
-        &format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"{long}"}}"#),
-        "UserId must be 1 to 256",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn client_token_at_most_500() {
-    let long = "t".repeat(501);
-    refused(
-        &format!(r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":"{long}"}}"#),
-        "ClientToken must be 1 to 500",
-    )
-    .await;
-    accepted(&format!(
+    let token = format!(
         r#"{{"InstanceId":"inst-1","ContactId":"c","UserId":"lead-user-1","ClientToken":"{}"}}"#,
         "t".repeat(500)
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn capabilities_at_most_two_items() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":["SILENT_MONITOR","BARGE","BARGE"]}"#,
-        "at most 2 items",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn capabilities_only_silent_monitor_or_barge() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":["WHISPER"]}"#,
-        "must be SILENT_MONITOR or BARGE",
-    )
-    .await;
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":["silent_monitor"]}"#,
-        "must be SILENT_MONITOR or BARGE",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn capabilities_must_be_a_list_of_strings() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":"BARGE"}"#,
-        "AllowedMonitorCapabilities must be an array of strings",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn members_must_be_strings() {
-    refused(
-        r#"{"InstanceId":1,"ContactId":"c","UserId":"user-1"}"#,
-        "InstanceId must be a string",
-    )
-    .await;
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":["user-1"]}"#,
-        "UserId must be a string",
-    )
-    .await;
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":null,"UserId":"user-1"}"#,
-        "ContactId must be a string",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn unknown_member_is_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","userId":"x"}"#,
-        "body has a member that MonitorContact does not define",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn duplicate_member_is_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","InstanceId":"inst-2","ContactId":"c","UserId":"user-1"}"#,
-        "InstanceId is given more than once",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn null_client_token_is_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","ClientToken":null}"#,
-        "ClientToken must be a string, or left out",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn null_capabilities_are_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":null}"#,
-        "AllowedMonitorCapabilities must be an array of strings, or left out",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_capabilities_list_is_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":[]}"#,
-        "AllowedMonitorCapabilities must list at least one capability",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn duplicate_capability_is_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1","AllowedMonitorCapabilities":["SILENT_MONITOR","SILENT_MONITOR"]}"#,
-        "AllowedMonitorCapabilities must not list a capability twice",
-    )
-    .await;
+    );
+    accepted(&[token]).await;
 }
 
 #[tokio::test]
@@ -247,15 +249,6 @@ async fn messages_never_echo_the_callers_bytes() {
         );
     }
     assert!(h.connect.received().is_empty());
-}
-
-#[tokio::test]
-async fn trailing_garbage_is_refused() {
-    refused(
-        r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"user-1"} {}"#,
-        "trailing",
-    )
-    .await;
 }
 
 #[tokio::test]

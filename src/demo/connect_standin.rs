@@ -588,6 +588,22 @@ mod tests {
     }
 
     #[test]
+    fn a_get_is_verified_over_its_path_and_fails_on_another() {
+        let creds = Credentials::new("AKID", "secret", Some("tok".into()), None, "t");
+        let route = Route {
+            region: "us-east-1".into(),
+            endpoint: parse_endpoint("http://127.0.0.1:1").unwrap(),
+        };
+        let path = "/users/inst/a%20b%2Fc";
+        let req = signed_request(&route, &http::Method::GET, path, None, &creds, SystemTime::now()).unwrap();
+        let verify =
+            |method: &str, path: &str| verify_sigv4(method, path, req.headers(), b"", &creds, SystemTime::now());
+        assert_eq!(verify("GET", path), Ok(()));
+        assert_eq!(verify("GET", "/users/inst/a%20b%2Fd"), Err("signature mismatch".into()));
+        assert_eq!(verify("POST", path), Err("signature mismatch".into()));
+    }
+
+    #[test]
     fn routes_name_the_operation_and_decode_its_labels() {
         assert_eq!(
             route("GET", "/users/inst-1/a%20b%2Fc"),
