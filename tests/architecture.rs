@@ -56,16 +56,12 @@ fn uses(module: &str, text: &str, known: &BTreeMap<String, String>) -> BTreeSet<
     let code = text.split("#[cfg(test)]").next().unwrap_or(text);
     let me: Vec<&str> = module.split("::").collect();
     let is_folder = known.keys().any(|k| k.starts_with(&format!("{module}::")));
-    // `super` in a folder's mod.rs is the folder's parent; elsewhere, the folder.
-    let parent: Vec<&str> = if is_folder || me.len() == 1 {
-        me[..me.len().saturating_sub(1)].to_vec()
-    } else {
-        me[..me.len() - 1].to_vec()
-    };
+    // `super` is the enclosing module, whether this is a folder's mod.rs or a file.
+    let parent: Vec<&str> = me[..me.len().saturating_sub(1)].to_vec();
     let mut found = BTreeSet::new();
     let ident = |c: char| c.is_alphanumeric() || c == '_';
     let mut rest = code;
-    while let Some(at) = rest.find(|c: char| c == 'c' || c == 's' || c == 'u') {
+    while let Some(at) = rest.find(['c', 's', 'u']) {
         let tail = &rest[at..];
         let boundary = rest[..at].chars().last().is_none_or(|c| !ident(c));
         let (base, after) = if !boundary {

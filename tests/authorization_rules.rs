@@ -34,7 +34,7 @@ async fn instance_not_allowed_by_the_grant() {
 #[tokio::test]
 async fn instance_not_in_connect_instances_allow_list() {
     let h = Harness::with(Options {
-        connect_extra: "[[connect.instances]]\nid = \"inst-1\"\nregion = \"eu-central-1\"\n".into(),
+        instances: vec![("inst-1", Some("eu-central-1"))],
         ..Default::default()
     })
     .await;

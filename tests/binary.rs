@@ -1,18 +1,21 @@
 //! The real binary: `check`, `explain`, `--version`, `demo --once`, and
-//! `serve` against in-process stand-ins with every log line captured at
-//! `RUST_LOG=trace`, none of which may hold a token or a secret.
+//! `serve` against in-process stand-ins with every log line captured (at
+//! `RUST_LOG=trace`, none of which may hold a token or a secret).
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connect_monitor_gateway::demo::connect_standin::{ConnectStandIn, Reply};
 use connect_monitor_gateway::demo::issuer_standin::IssuerStandIn;
-use support::{Keys, Options, ACCESS_KEY, BODY, SECRET_KEY, SESSION_TOKEN};
+use connect_monitor_gateway::http::client::HttpClient;
+use support::{join_all, wait_until, Keys, Options, ACCESS_KEY, BODY, SECRET_KEY, SESSION_TOKEN};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connect-monitor-gateway");
 
@@ -163,11 +166,28 @@ impl Drop for Served {
     }
 }
 
-fn serve(config: &Path) -> Served {
+impl Served {
+    fn logs(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for the process to exit.
+    async fn exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut exit = None;
+        wait_until(limit, "the gateway exited", || {
+            exit = self.child.try_wait().unwrap();
+            exit.is_some()
+        })
+        .await;
+        exit.unwrap()
+    }
+}
+
+fn serve(config: &Path, rust_log: &str) -> Served {
     #[allow(clippy::zombie_processes)] // reaped by Served's Drop
     let mut child = Command::new(BIN)
         .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "trace")
+        .env("RUST_LOG", rust_log)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
@@ -203,7 +223,7 @@ fn serve(config: &Path) -> Served {
     // The addresses come from the start-up log line (ports are ephemeral).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = served.output.lock().unwrap().clone();
+        let text = served.logs();
         if let Some(line) = text.lines().find(|l| l.contains("connect-monitor-gateway serving")) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             served.api = v["fields"]["listen"].as_str().unwrap().to_owned();
@@ -215,60 +235,133 @@ fn serve(config: &Path) -> Served {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
-    let keys = Keys::load();
-    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
-    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
-    connect.script([Reply::error(429, "ThrottlingException")]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
-    let audit = dir.path().join("audit.log");
-    let text = support::config_text(&issuer, &connect, &Options::default())
-        + &format!("\n[audit]\nfile = \"{}\"\n", audit.display());
-    let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let served = serve(&cfg);
+/// The stand-ins, and the real binary serving them with its audit in a file.
+struct Stack {
+    served: Served,
+    connect: ConnectStandIn,
+    issuer: IssuerStandIn,
+    keys: Keys,
+    dir: tempfile::TempDir,
+    audit: PathBuf,
+    client: HttpClient,
+}
 
-    let client = connect_monitor_gateway::http::client::build();
-    let claims = serde_json::json!({
-        "iss": issuer.issuer(), "aud": support::AUDIENCE, "sub": "sup-1", "exp": support::now() + 600,
-        "groups": ["supervisors"], "connect_user_id": "user-1"
-    });
-    let token = keys.ed.mint(&claims);
-    let forged = keys.foreign.mint(&claims);
-    let mut statuses = Vec::new();
-    for (tok, body) in [
-        (&token, BODY),                                                          // throttled, then 200
-        (&token, r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"other"}"#), // 403
-        (&forged, BODY),                                                         // 401
-        (&token, "{"),                                                           // 400
-    ] {
-        let req = http::Request::post(format!("http://{}/contact/monitor", served.api))
-            .header("authorization", format!("Bearer {tok}"))
+impl Stack {
+    async fn start(options: Options, rust_log: &str) -> Stack {
+        let keys = Keys::load();
+        let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
+        let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.log");
+        let options = Options {
+            audit_file: Some(audit.clone()),
+            ..options
+        };
+        let config = support::write_config(dir.path(), &issuer, &connect, &options);
+        Stack {
+            served: serve(&config, rust_log),
+            connect,
+            issuer,
+            keys,
+            dir,
+            audit,
+            client: connect_monitor_gateway::http::client::build(),
+        }
+    }
+
+    /// The supervisor's claims, for a token of any key.
+    fn claims(&self) -> serde_json::Value {
+        support::claims(&self.issuer.issuer(), "sup-1", "supervisors", "user-1")
+    }
+
+    /// The supervisor, with a valid token.
+    fn caller(&self) -> Caller {
+        Caller {
+            client: self.client.clone(),
+            api: self.served.api.clone(),
+            token: self.keys.ed.mint(&self.claims()),
+        }
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("half line {l:?}: {e}")))
+            .collect()
+    }
+
+    async fn admin(&self, path: &str) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let req = http::Request::get(format!("http://{}{path}", self.served.admin))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(10), self.client.request(req)).await else {
+            return (0, String::new());
+        };
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.served.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// One caller of the served API: a client, the address and a token.
+#[derive(Clone)]
+struct Caller {
+    client: HttpClient,
+    api: String,
+    token: String,
+}
+
+impl Caller {
+    /// POSTs `body` to /contact/monitor (with a cookie); 0 when no answer came.
+    async fn post(&self, body: &str) -> u16 {
+        let req = http::Request::post(format!("http://{}/contact/monitor", self.api))
+            .header("authorization", format!("Bearer {}", self.token))
             .header("content-type", "application/json")
             .header("cookie", "session=cookie-secret-value")
             .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
             .unwrap();
-        let r = tokio::time::timeout(Duration::from_secs(20), client.request(req))
-            .await
-            .unwrap()
-            .unwrap();
-        statuses.push(r.status().as_u16());
+        match tokio::time::timeout(Duration::from_secs(20), self.client.request(req)).await {
+            Ok(Ok(r)) => r.status().as_u16(),
+            _ => 0,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
+    let stack = Stack::start(Options::default(), "trace").await;
+    stack.connect.script([Reply::error(429, "ThrottlingException")]);
+    let caller = stack.caller();
+    let forger = Caller {
+        token: stack.keys.foreign.mint(&stack.claims()),
+        ..caller.clone()
+    };
+    let (token, forged) = (&caller.token, &forger.token);
+    let mut statuses = Vec::new();
+    for (who, body) in [
+        (&caller, BODY),                                                          // throttled, then 200
+        (&caller, r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"other"}"#), // 403
+        (&forger, BODY),                                                          // 401
+        (&caller, "{"),                                                           // 400
+    ] {
+        statuses.push(who.post(body).await);
     }
     assert_eq!(statuses, [200, 403, 401, 400]);
-    let metrics_req = http::Request::get(format!("http://{}/metrics", served.admin))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let metrics = {
-        use http_body_util::BodyExt;
-        let r = client.request(metrics_req).await.unwrap();
-        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
-    };
+    let (_, metrics) = stack.admin("/metrics").await;
     assert!(metrics.contains("cmg_requests_total"), "{metrics}");
 
     // Every signature Connect received, to look for in the output.
-    let signatures: Vec<String> = connect
+    let signatures: Vec<String> = stack
+        .connect
         .received()
         .iter()
         .map(|r| {
@@ -277,14 +370,11 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
         })
         .collect();
     assert_eq!(signatures.len(), 2);
-    connect_monitor_gateway::demo::connect_standin::ConnectStandIn::bad_signatures(&connect)
-        .is_empty()
-        .then_some(())
-        .expect("signatures verified");
+    assert!(stack.connect.bad_signatures().is_empty(), "signatures verified");
 
-    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    let audit_text = std::fs::read_to_string(&stack.audit).unwrap();
     assert_eq!(audit_text.lines().count(), 4, "{audit_text}");
-    let logs = served.output.lock().unwrap().clone();
+    let logs = stack.served.logs();
     assert!(logs.lines().count() > 20, "trace logging was on: {logs}");
     let secrets = [
         ("the bearer token", token.as_str()),
@@ -294,156 +384,86 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
         ("the AWS session token", SESSION_TOKEN),
         ("the cookie", "cookie-secret-value"),
     ];
-    for (what, secret) in secrets {
+    let signatures = signatures.iter().map(|sig| ("a SigV4 signature", sig.as_str()));
+    for (what, secret) in secrets.into_iter().chain(signatures) {
         for (place, text) in [("logs", &logs), ("audit", &audit_text), ("metrics", &metrics)] {
             assert!(!text.contains(secret), "{what} found in {place}");
         }
     }
-    for sig in &signatures {
-        for (place, text) in [("logs", &logs), ("audit", &audit_text), ("metrics", &metrics)] {
-            assert!(!text.contains(sig.as_str()), "a SigV4 signature found in {place}");
-        }
-    }
 }
 
-fn signal(served: &Served, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &served.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// A served gateway with an audit file, against stand-ins answering after `delay`.
-async fn served_with_audit(
-    delay: Duration,
-) -> (
-    Served,
-    ConnectStandIn,
-    IssuerStandIn,
-    Keys,
-    tempfile::TempDir,
-    std::path::PathBuf,
-) {
-    let keys = Keys::load();
-    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
-    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
-    connect.set_default(Reply::Delayed(delay, Box::new(Reply::Success)));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
-    let audit = dir.path().join("audit.log");
-    let text = support::config_text(
-        &issuer,
-        &connect,
-        &Options {
-            server_extra: "shutdown_grace = \"5s\"".into(),
-            ..Options::default()
-        },
-    ) + &format!("\n[audit]\nfile = \"{}\"\n", audit.display());
-    let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let served = serve(&cfg);
-    (served, connect, issuer, keys, dir, audit)
-}
-
-fn token_for(keys: &Keys, issuer: &IssuerStandIn) -> String {
-    keys.ed.mint(&serde_json::json!({
-        "iss": issuer.issuer(), "aud": support::AUDIENCE, "sub": "sup-1", "exp": support::now() + 600,
-        "groups": ["supervisors"], "connect_user_id": "user-1"
-    }))
-}
-
-async fn post_to(client: &connect_monitor_gateway::http::client::HttpClient, api: &str, token: &str) -> u16 {
-    let req = http::Request::post(format!("http://{api}/contact/monitor"))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(BODY.as_bytes())))
-        .unwrap();
-    match tokio::time::timeout(Duration::from_secs(20), client.request(req)).await {
-        Ok(Ok(r)) => r.status().as_u16(),
-        _ => 0,
-    }
+/// A served gateway with a 5 s shutdown grace, Connect answering after `delay`.
+async fn draining_stack(delay: Duration) -> Stack {
+    let options = Options {
+        shutdown_grace: Some("5s"),
+        ..Options::default()
+    };
+    let stack = Stack::start(options, "info").await;
+    stack
+        .connect
+        .set_default(Reply::Delayed(delay, Box::new(Reply::Success)));
+    stack
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_twenty_in_flight_requests_finish_and_exits_0() {
-    let (mut served, connect, issuer, keys, _dir, audit) = served_with_audit(Duration::from_secs(1)).await;
-    let client = connect_monitor_gateway::http::client::build();
-    let token = token_for(&keys, &issuer);
-    let requests: Vec<_> = (0..20)
-        .map(|_| {
-            let (client, api, token) = (client.clone(), served.api.clone(), token.clone());
-            tokio::spawn(async move { post_to(&client, &api, &token).await })
-        })
-        .collect();
-    // All twenty have reached Connect (and wait there for 1 s) before the signal.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while connect.received().len() < 20 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut stack = draining_stack(Duration::from_secs(2)).await;
+    let finished = Arc::new(AtomicBool::new(false));
+    let requests = join_all((0..20).map(|_| {
+        let (caller, finished) = (stack.caller(), finished.clone());
+        async move {
+            let status = caller.post(BODY).await;
+            finished.store(true, Ordering::SeqCst);
+            status
         }
+    }));
+    // All twenty have reached Connect (and wait there for 2 s) before the signal.
+    wait_until(Duration::from_secs(10), "20 requests in flight", || {
+        stack.connect.received().len() == 20
     })
-    .await
-    .expect("20 requests in flight");
-    let signalled = Instant::now();
-    signal(&served, "TERM");
-    // While draining (the requests wait 1 s at Connect), readiness says no as
-    // soon as the signal is handled.
+    .await;
+    stack.signal("TERM");
+    // While draining, readiness says no: seen before any request has finished.
     let mut ready_status = 0;
-    while signalled.elapsed() < Duration::from_millis(800) {
-        let readyz = http::Request::get(format!("http://{}/readyz", served.admin))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap();
-        ready_status = client.request(readyz).await.map(|r| r.status().as_u16()).unwrap_or(0);
+    while !finished.load(Ordering::SeqCst) {
+        ready_status = stack.admin("/readyz").await.0;
         if ready_status == 503 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(ready_status, 503, "/readyz during the drain");
-    let mut statuses = Vec::new();
-    for r in requests {
-        statuses.push(r.await.unwrap());
-    }
-    assert_eq!(statuses, vec![200; 20]);
-    let exit = loop {
-        if let Some(status) = served.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "exited within shutdown_grace"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    assert_eq!(requests.await, vec![200; 20]);
+    let exit = stack.served.exit(Duration::from_secs(20)).await;
     assert_eq!(exit.code(), Some(0));
-    let text = std::fs::read_to_string(&audit).unwrap();
+    let logs = stack.served.logs();
+    assert!(logs.contains("draining in-flight requests"), "{logs}");
+    assert!(
+        !logs.contains("shutdown grace ran out"),
+        "drained within shutdown_grace: {logs}"
+    );
+    let text = std::fs::read_to_string(&stack.audit).unwrap();
     assert!(text.ends_with('\n'), "no cut line");
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = stack.audit_lines();
     assert_eq!(lines.len(), 20);
     assert!(lines.iter().all(|l| l["status"] == 200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reopens_the_audit_file_after_rotation() {
-    let (served, _connect, issuer, keys, dir, audit) = served_with_audit(Duration::ZERO).await;
-    let client = connect_monitor_gateway::http::client::build();
-    let token = token_for(&keys, &issuer);
-    assert_eq!(post_to(&client, &served.api, &token).await, 200);
-    let rotated = dir.path().join("audit.log.1");
-    std::fs::rename(&audit, &rotated).unwrap();
-    signal(&served, "HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !served.output.lock().unwrap().contains("SIGHUP") {
-        assert!(Instant::now() < deadline, "SIGHUP was handled");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(post_to(&client, &served.api, &token).await, 200);
+    let stack = draining_stack(Duration::ZERO).await;
+    let caller = stack.caller();
+    assert_eq!(caller.post(BODY).await, 200);
+    let rotated = stack.dir.path().join("audit.log.1");
+    std::fs::rename(&stack.audit, &rotated).unwrap();
+    stack.signal("HUP");
+    wait_until(Duration::from_secs(10), "SIGHUP was handled", || {
+        stack.served.logs().contains("SIGHUP")
+    })
+    .await;
+    assert_eq!(caller.post(BODY).await, 200);
     assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1);
-    assert_eq!(
-        std::fs::read_to_string(&audit).unwrap().lines().count(),
-        1,
-        "the new file gets new lines"
-    );
+    assert_eq!(stack.audit_lines().len(), 1, "the new file gets new lines");
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -457,59 +477,73 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// How long the gateway held each connection it closed, by the peer's port:
+/// the `lived_ms` of its debug "connection closed" lines, timed from its own accept.
+fn connection_lifetimes(logs: &str) -> HashMap<u16, Duration> {
+    logs.lines()
+        .filter(|l| l.contains("\"connection closed"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "connect_monitor_gateway::http::server")
+        .filter_map(|v| {
+            let fields = &v["fields"];
+            let port = u16::try_from(fields["peer_port"].as_u64()?).ok()?;
+            Some((port, Duration::from_millis(fields["lived_ms"].as_u64()?)))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let keys = Keys::load();
-    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
-    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.toml"), support::POLICY).unwrap();
-    let text = support::config_text(
-        &issuer,
-        &connect,
-        &Options {
-            server_extra: "header_read_timeout = \"2s\"".into(),
-            ..Options::default()
-        },
-    ) + "\n[audit]\nfile = \"audit.log\"\n";
-    let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let served = serve(&cfg);
-    let pid = served.child.id();
+    let header_read_timeout = Duration::from_secs(2);
+    let options = Options {
+        header_read_timeout: Some("2s"),
+        ..Options::default()
+    };
+    let stack = Stack::start(options, "info,connect_monitor_gateway::http::server=debug").await;
+    let pid = stack.served.child.id();
     let before = rss_kib(pid);
 
     // 2000 connections: half send nothing, half dribble an unfinished request head.
     let mut conns = Vec::new();
     for i in 0..2000 {
-        let mut s = tokio::net::TcpStream::connect(&served.api).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(&stack.served.api).await.unwrap();
         if i % 2 == 1 {
             s.write_all(b"POST /contact/monitor HTTP/1.1\r\nHost: gw\r\n")
                 .await
                 .unwrap();
         }
-        conns.push((Instant::now(), s));
+        conns.push(s);
     }
     let during = rss_kib(pid);
-    // Every one is closed by the gateway about header_read_timeout after it was opened.
-    let mut slowest = Duration::ZERO;
-    let closed = tokio::time::timeout(Duration::from_secs(15), async {
-        for (opened, mut s) in conns {
+    let ports: Vec<u16> = conns.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    // Every one is closed by the gateway (bounded overall, not per connection).
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        for mut s in conns {
             let mut buf = [0u8; 512];
             while let Ok(n) = s.read(&mut buf).await {
                 if n == 0 {
                     break;
                 }
             }
-            slowest = slowest.max(opened.elapsed());
         }
     })
     .await;
-    assert!(closed.is_ok(), "some connections were still open after 15 s");
+    assert!(closed.is_ok(), "some connections were still open after 30 s");
+    // ...about header_read_timeout after the gateway accepted it, by its own clock.
+    let mut lifetimes = HashMap::new();
+    wait_until(Duration::from_secs(10), "a closing line for every connection", || {
+        lifetimes = connection_lifetimes(&stack.served.logs());
+        ports.iter().all(|p| lifetimes.contains_key(p))
+    })
+    .await;
+    let limit = header_read_timeout + Duration::from_millis(1500);
+    let slowest = ports.iter().map(|p| lifetimes[p]).max().unwrap();
     assert!(
-        slowest < Duration::from_secs(2 + 2),
-        "a connection lived {slowest:?} (header_read_timeout 2 s)"
+        slowest <= limit,
+        "the gateway held a connection {slowest:?} (header_read_timeout {header_read_timeout:?})"
     );
+    println!("the gateway held the longest-lived connection {slowest:?}");
     let after = rss_kib(pid);
     println!("RSS: before {before} KiB, with 2000 connections {during} KiB, after {after} KiB");
     assert!(
@@ -518,47 +552,35 @@ async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory(
         during - before
     );
     // And it still serves.
-    let client = connect_monitor_gateway::http::client::build();
-    assert_eq!(post_to(&client, &served.api, &token_for(&keys, &issuer)).await, 200);
+    assert_eq!(stack.caller().post(BODY).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_file_has_no_half_line_when_the_process_is_killed() {
-    let (mut served, _connect, issuer, keys, _dir, audit) = served_with_audit(Duration::from_millis(20)).await;
-    let client = connect_monitor_gateway::http::client::build();
-    let token = token_for(&keys, &issuer);
+    let mut stack = draining_stack(Duration::from_millis(20)).await;
     // Keep 16 callers busy, then SIGKILL the gateway in the middle of it.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let callers: Vec<_> = (0..16)
-        .map(|_| {
-            let (client, api, token, stop) = (client.clone(), served.api.clone(), token.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    if post_to(&client, &api, &token).await == 0 {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while std::fs::read_to_string(&audit).map(|t| t.lines().count()).unwrap_or(0) < 200 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = join_all((0..16).map(|_| {
+        let (caller, stop) = (stack.caller(), stop.clone());
+        async move {
+            // Until told to stop, or the gateway is gone.
+            while !stop.load(Ordering::SeqCst) && caller.post(BODY).await != 0 {}
         }
+    }));
+    wait_until(Duration::from_secs(30), "200 audited requests", || {
+        std::fs::read_to_string(&stack.audit)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            >= 200
     })
-    .await
-    .expect("200 audited requests");
-    served.child.kill().unwrap();
-    served.child.wait().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for c in callers {
-        let _ = c.await;
-    }
-    let text = std::fs::read_to_string(&audit).unwrap();
+    .await;
+    stack.served.child.kill().unwrap();
+    stack.served.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    callers.await;
+    let text = std::fs::read_to_string(&stack.audit).unwrap();
     assert!(text.ends_with('\n'), "the file ends with a whole line");
-    for line in text.lines() {
-        let record: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("half line {line:?}: {e}"));
+    for record in stack.audit_lines() {
         assert!(record["request_id"].is_string());
     }
 }

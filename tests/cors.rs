@@ -10,7 +10,8 @@ use support::{Harness, Options, BODY};
 
 async fn cors_harness() -> Harness {
     Harness::with(Options {
-        server_extra: "[cors]\nallowed_origins = [\"https://dash.example\"]\nmax_age = \"5m\"\n".into(),
+        cors_origins: vec!["https://dash.example".into()],
+        cors_max_age: Some("5m"),
         ..Default::default()
     })
     .await

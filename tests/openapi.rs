@@ -67,7 +67,7 @@ async fn every_answer_matches_the_openapi_spec() {
     let mut answers: Vec<Answer> = Vec::new();
 
     let h = Harness::with(Options {
-        server_extra: "request_timeout = \"1s\"".into(),
+        request_timeout: Some("1s"),
         ..Default::default()
     })
     .await;

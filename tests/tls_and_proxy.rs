@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use connect_monitor_gateway::http::client::Egress;
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
@@ -17,10 +18,10 @@ use support::{tls_fixture, Harness, Options, BODY};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// An HTTPS client trusting the test CA, optionally presenting a client certificate.
-fn https_client(
-    identity: Option<&str>,
-) -> Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>> {
+fn https_client(identity: Option<&str>) -> HttpsClient {
     let mut roots = rustls::RootCertStore::empty();
     for cert in support::test_ca() {
         roots.add(cert).unwrap();
@@ -49,26 +50,17 @@ fn https_client(
     Client::builder(TokioExecutor::new()).build(https)
 }
 
+/// The API served over TLS with the test certificate, requiring client
+/// certificates signed by the test CA if asked.
 fn tls_options(client_ca: bool) -> Options {
-    let mut extra = format!(
-        "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        tls_fixture("server.pem").display(),
-        tls_fixture("server.key").display()
-    );
-    if client_ca {
-        extra += &format!("client_ca_file = \"{}\"\n", tls_fixture("ca.pem").display());
-    }
     Options {
-        server_extra: extra,
+        tls: Some(support::tls_files(client_ca.then_some("ca.pem"))),
         ..Default::default()
     }
 }
 
 /// POSTs over HTTPS; `Err` when the TLS handshake or the exchange fails.
-async fn post_https(
-    h: &Harness,
-    client: &Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>,
-) -> Result<u16, String> {
+async fn post_https(h: &Harness, client: &HttpsClient) -> Result<u16, String> {
     let url = format!("https://localhost:{}/contact/monitor", h.gateway().api_addr.port());
     let req = http::Request::post(url)
         .header("authorization", format!("Bearer {}", h.supervisor_token()))

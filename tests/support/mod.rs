@@ -3,10 +3,16 @@
 //! ephemeral loopback ports. Tests read "stand-ins → gateway → client".
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+pub mod security_cases;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use bytes::Bytes;
@@ -16,7 +22,8 @@ use connect_monitor_gateway::connect::retry::RetrySettings;
 use connect_monitor_gateway::demo::connect_standin::ConnectStandIn;
 use connect_monitor_gateway::demo::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 use connect_monitor_gateway::gateway::build::{self as server, Dependencies, RunningGateway};
-use connect_monitor_gateway::http::client::{self as http_client, HttpClient};
+use connect_monitor_gateway::http::client::{self as http_client, Egress, HttpClient};
+use connect_monitor_gateway::http::tls::{self, TlsFiles};
 use connect_monitor_gateway::telemetry::audit::AuditSink;
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full};
@@ -27,6 +34,10 @@ pub const AUDIENCE: &str = "connect-monitor-gateway";
 pub const ACCESS_KEY: &str = "AKIATESTGATEWAY00001";
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdefghijklmnop";
 pub const SESSION_TOKEN: &str = "test-session-token-zyxwvutsrqponm";
+
+/// How late the gateway may act after one of its own deadlines on a loaded
+/// 2-core machine: tests check the deadline, not the machine's pace.
+pub const DEADLINE_SLACK: Duration = Duration::from_secs(2);
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
@@ -61,24 +72,68 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// Credentials that count how often they are asked for.
-#[derive(Debug, Clone)]
-pub struct CountingCredentials {
-    pub calls: Arc<AtomicUsize>,
-    /// Lifetime of each credential handed out; `None` = no expiry.
-    pub lifetimes: Arc<Mutex<Vec<Option<Duration>>>>,
+/// Standard claims for a caller of `issuer`, valid for ten minutes.
+pub fn claims(issuer: &str, sub: &str, groups: &str, user: &str) -> Value {
+    json!({
+        "iss": issuer, "aud": AUDIENCE, "sub": sub,
+        "iat": now(), "nbf": now(), "exp": now() + 600,
+        "groups": [groups], "connect_user_id": user,
+    })
 }
 
-impl CountingCredentials {
-    pub fn new(lifetimes: Vec<Option<Duration>>) -> Self {
-        CountingCredentials {
-            calls: Arc::new(AtomicUsize::new(0)),
-            lifetimes: Arc::new(Mutex::new(lifetimes)),
-        }
+/// What the test credentials provider hands out when it is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handout {
+    /// Credentials that expire this long after they are handed out (`None`: never).
+    Lasting(Option<Duration>),
+    /// Credentials that expired a minute ago.
+    Expired,
+    /// No credentials in the chain (`CredentialsError::not_loaded`).
+    Missing,
+    /// The provider fails, like an unreachable IMDS (`CredentialsError::provider_error`).
+    Unreachable,
+}
+
+/// The one test credentials provider: hands out what it is told, in order
+/// (the last handout repeats), and records when it was asked.
+#[derive(Debug, Clone)]
+pub struct TestCredentials {
+    handouts: Arc<Mutex<Vec<Handout>>>,
+    asked_at: Arc<Mutex<Vec<SystemTime>>>,
+}
+
+impl TestCredentials {
+    pub fn new(handouts: impl IntoIterator<Item = Handout>) -> Self {
+        let credentials = TestCredentials {
+            handouts: Default::default(),
+            asked_at: Default::default(),
+        };
+        credentials.set(handouts);
+        credentials
     }
 
+    /// From now on, hand these out instead.
+    pub fn set(&self, handouts: impl IntoIterator<Item = Handout>) {
+        let handouts: Vec<Handout> = handouts.into_iter().collect();
+        assert!(!handouts.is_empty(), "at least one handout");
+        *self.handouts.lock().unwrap() = handouts;
+    }
+
+    /// How often the provider was asked.
     pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
+        self.asked_at.lock().unwrap().len()
+    }
+
+    /// When the provider was asked, by the clock credentials expire by.
+    pub fn asked_at(&self) -> Vec<SystemTime> {
+        self.asked_at.lock().unwrap().clone()
+    }
+}
+
+impl Default for TestCredentials {
+    /// Credentials good for an hour, every time.
+    fn default() -> Self {
+        TestCredentials::new([Handout::Lasting(Some(Duration::from_secs(3600)))])
     }
 }
 
@@ -86,21 +141,71 @@ pub fn test_credentials(expiry: Option<SystemTime>) -> Credentials {
     Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN.into()), expiry, "test")
 }
 
-impl ProvideCredentials for CountingCredentials {
+impl ProvideCredentials for TestCredentials {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut lifetimes = self.lifetimes.lock().unwrap();
-        // The last lifetime repeats once the list runs out.
-        let lifetime = if lifetimes.len() > 1 {
-            lifetimes.remove(0)
-        } else {
-            lifetimes.first().copied().flatten()
+        let now = SystemTime::now();
+        self.asked_at.lock().unwrap().push(now);
+        let handout = {
+            let mut handouts = self.handouts.lock().unwrap();
+            if handouts.len() > 1 {
+                handouts.remove(0)
+            } else {
+                handouts[0]
+            }
         };
-        future::ProvideCredentials::ready(Ok(test_credentials(lifetime.map(|l| SystemTime::now() + l))))
+        future::ProvideCredentials::ready(match handout {
+            Handout::Lasting(lifetime) => Ok(test_credentials(lifetime.map(|l| now + l))),
+            Handout::Expired => Ok(test_credentials(Some(now - Duration::from_secs(60)))),
+            Handout::Missing => Err(CredentialsError::not_loaded("no credentials in the test chain")),
+            Handout::Unreachable => Err(CredentialsError::provider_error("IMDS unreachable")),
+        })
     }
+}
+
+/// Starts every future on its own task at once; awaiting the result
+/// collects their outputs in order (a panic in one is re-raised there).
+pub fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Joined<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Joined(futures.into_iter().map(tokio::spawn).collect())
+}
+
+/// Tasks started together by [`join_all`].
+pub struct Joined<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T: Send + 'static> std::future::IntoFuture for Joined<T> {
+    type Output = Vec<T>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Vec<T>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut outputs = Vec::with_capacity(self.0.len());
+            for task in self.0 {
+                match task.await {
+                    Ok(output) => outputs.push(output),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => panic!("a joined task did not finish: {e}"),
+                }
+            }
+            outputs
+        })
+    }
+}
+
+/// Polls `done` every 10 ms until it holds; fails naming `what` once `limit` has passed.
+pub async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(limit, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}: not within {limit:?}");
 }
 
 pub const POLICY: &str = r#"
@@ -119,32 +224,64 @@ capabilities = ["SILENT_MONITOR", "BARGE"]
 as_user = ["lead-user-1"]
 "#;
 
-/// How to build a harness.
+/// How to build a harness: the settings tests change, each rendered into the
+/// configuration file only when set (the gateway's default otherwise).
 pub struct Options {
-    pub server_extra: String,
-    pub connect_extra: String,
-    pub issuer_extra: String,
-    pub policy: String,
-    pub credentials: CountingCredentials,
-    pub credentials_margin: Duration,
-    pub retry: Option<RetrySettings>,
+    // [server]
+    /// e.g. `"2s"`.
+    pub header_read_timeout: Option<&'static str>,
+    pub request_timeout: Option<&'static str>,
+    pub shutdown_grace: Option<&'static str>,
+    pub max_in_flight: Option<usize>,
+    /// `[server.tls]`: serve the API over TLS with these files.
+    pub tls: Option<TlsFiles>,
+    // [auth.issuers]
     pub jwks_refresh: &'static str,
     /// The identity provider answers 503 from the start.
     pub issuer_down_at_start: bool,
+    // [connect]
+    pub max_attempts: Option<u32>,
+    pub max_rate: Option<f64>,
+    pub burst: Option<u32>,
+    /// `[[connect.instances]]`: the allow-list, each instance with an optional region.
+    pub instances: Vec<(&'static str, Option<&'static str>)>,
     /// Serve the Connect stand-in over TLS (tests/fixtures/tls/server.pem).
     pub connect_tls: bool,
+    // [cors]
+    pub cors_origins: Vec<String>,
+    pub cors_max_age: Option<&'static str>,
+    // [audit] (the in-process harness always audits to memory)
+    pub audit_file: Option<PathBuf>,
+    /// The policy file's text.
+    pub policy: String,
+    // What the gateway is built with besides its configuration.
+    pub credentials: TestCredentials,
+    pub credentials_margin: Duration,
+    pub retry: Option<RetrySettings>,
     /// Outbound proxy and extra CAs; none by default.
-    pub egress: Option<connect_monitor_gateway::http::client::Egress>,
+    pub egress: Option<Egress>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            server_extra: String::new(),
-            connect_extra: String::new(),
-            issuer_extra: String::new(),
+            header_read_timeout: None,
+            request_timeout: None,
+            shutdown_grace: None,
+            max_in_flight: None,
+            tls: None,
+            jwks_refresh: "10m",
+            issuer_down_at_start: false,
+            max_attempts: None,
+            max_rate: None,
+            burst: None,
+            instances: Vec::new(),
+            connect_tls: false,
+            cors_origins: Vec::new(),
+            cors_max_age: None,
+            audit_file: None,
             policy: POLICY.to_string(),
-            credentials: CountingCredentials::new(vec![Some(Duration::from_secs(3600))]),
+            credentials: TestCredentials::default(),
             credentials_margin: Duration::from_secs(300),
             // Small backoff bases keep retry tests quick; the rules are the SDK's.
             retry: Some(RetrySettings {
@@ -152,9 +289,6 @@ impl Default for Options {
                 transient_base: Duration::from_millis(5),
                 ..RetrySettings::new(3, Duration::from_secs(2))
             }),
-            jwks_refresh: "10m",
-            issuer_down_at_start: false,
-            connect_tls: false,
             egress: None,
         }
     }
@@ -167,7 +301,7 @@ pub struct Harness {
     pub connect: ConnectStandIn,
     pub gateway: Option<RunningGateway>,
     pub audit: Arc<AuditSink>,
-    pub credentials: CountingCredentials,
+    pub credentials: TestCredentials,
     pub client: HttpClient,
     pub dir: tempfile::TempDir,
     pub settings: Settings,
@@ -195,14 +329,70 @@ impl Answer {
     }
 }
 
+/// `key = value` in TOML, or nothing for a setting left at its default.
+fn setting<V: Into<toml::Value>>(key: &str, value: Option<V>) -> String {
+    value.map(|v| format!("{key} = {}\n", v.into())).unwrap_or_default()
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The gateway configuration for these stand-ins and options.
 pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options) -> String {
+    let server = [
+        setting("header_read_timeout", o.header_read_timeout),
+        setting("request_timeout", o.request_timeout),
+        setting("shutdown_grace", o.shutdown_grace),
+        setting("max_in_flight", o.max_in_flight.map(|n| n as i64)),
+    ]
+    .concat();
+    let server_tls = o.tls.as_ref().map_or(String::new(), |files| {
+        [
+            "[server.tls]\n".to_string(),
+            setting("cert_file", Some(path(&files.cert_file))),
+            setting("key_file", Some(path(&files.key_file))),
+            setting("client_ca_file", files.client_ca_file.as_deref().map(path)),
+        ]
+        .concat()
+    });
+    let connect_settings = [
+        setting("max_attempts", o.max_attempts),
+        setting("max_rate", o.max_rate),
+        setting("burst", o.burst),
+    ]
+    .concat();
+    let instances: String = o
+        .instances
+        .iter()
+        .map(|(id, region)| {
+            format!(
+                "[[connect.instances]]\n{}{}",
+                setting("id", Some(*id)),
+                setting("region", *region)
+            )
+        })
+        .collect();
+    let cors = if o.cors_origins.is_empty() {
+        String::new()
+    } else {
+        [
+            "[cors]\n".to_string(),
+            setting("allowed_origins", Some(o.cors_origins.clone())),
+            setting("max_age", o.cors_max_age),
+        ]
+        .concat()
+    };
+    let audit = o.audit_file.as_deref().map_or(String::new(), |file| {
+        format!("[audit]\n{}", setting("file", Some(path(file))))
+    });
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
-{server_extra}
-
+{server}
+{server_tls}
 [auth]
 leeway = "60s"
 
@@ -212,25 +402,32 @@ audiences = ["{AUDIENCE}"]
 algorithms = ["RS256", "ES256", "EdDSA"]
 jwks_url = "{jwks}"
 jwks_refresh = "{refresh}"
-{issuer_extra}
 
 [connect]
 region = "eu-west-2"
 endpoint = "{connect}"
-{connect_extra}
-
+{connect_settings}
+{instances}
 [policy]
 file = "policy.toml"
 user_id_claim = "connect_user_id"
-"#,
-        server_extra = o.server_extra,
+
+{cors}
+{audit}"#,
         issuer = issuer.issuer(),
         jwks = issuer.jwks_url(),
         refresh = o.jwks_refresh,
-        issuer_extra = o.issuer_extra,
         connect = connect.url(),
-        connect_extra = o.connect_extra,
     )
+}
+
+/// Writes the policy and the gateway configuration for these stand-ins into
+/// `dir`; returns the configuration file's path.
+pub fn write_config(dir: &Path, issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options) -> PathBuf {
+    std::fs::write(dir.join("policy.toml"), &o.policy).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, config_text(issuer, connect, o)).unwrap();
+    config
 }
 
 impl Harness {
@@ -250,9 +447,7 @@ impl Harness {
             ConnectStandIn::start(test_credentials(None)).await.unwrap()
         };
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policy.toml"), &o.policy).unwrap();
-        let config = dir.path().join("gateway.toml");
-        std::fs::write(&config, config_text(&issuer, &connect, &o)).unwrap();
+        let config = write_config(dir.path(), &issuer, &connect, &o);
         // No environment: the machine's AWS_* and proxy variables never reach a test.
         let settings =
             Settings::load_with(&config, Environment::default()).unwrap_or_else(|e| panic!("test config: {e}"));
@@ -290,13 +485,9 @@ impl Harness {
         format!("http://{}{path}", self.gateway().admin_addr.expect("admin listener"))
     }
 
-    /// Standard claims for a caller, signed with the EdDSA key.
+    /// Standard claims for a caller of this harness's issuer.
     pub fn claims(&self, sub: &str, groups: &str, user: &str) -> Value {
-        json!({
-            "iss": self.issuer.issuer(), "aud": AUDIENCE, "sub": sub,
-            "iat": now(), "nbf": now(), "exp": now() + 600,
-            "groups": [groups], "connect_user_id": user,
-        })
+        claims(&self.issuer.issuer(), sub, groups, user)
     }
 
     /// The supervisor's claims with some members replaced (`null` removes one).
@@ -310,33 +501,6 @@ impl Harness {
             }
         }
         claims
-    }
-
-    /// A second gateway on this harness's config and stand-ins, with its own
-    /// credentials provider (for credentials-failure tests).
-    pub async fn gateway_with_credentials(&self, provider: SharedCredentialsProvider) -> RunningGateway {
-        let deps = Dependencies {
-            credentials: Some(provider),
-            audit: Some(Arc::new(AuditSink::Memory(Default::default()))),
-            egress: Some(Default::default()),
-            ..Default::default()
-        };
-        server::start(&self.settings, deps).await.unwrap()
-    }
-
-    /// POSTs the standard body with the supervisor's token to another gateway.
-    pub async fn monitor_at(&self, gateway: &RunningGateway) -> u16 {
-        let req = Request::post(format!("http://{}/contact/monitor", gateway.api_addr))
-            .header("authorization", format!("Bearer {}", self.supervisor_token()))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
-            .unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(20), self.client.request(req)).await;
-        answer
-            .expect("answer within 20 s")
-            .expect("gateway answered")
-            .status()
-            .as_u16()
     }
 
     /// A valid token of a supervisor whose Connect user id is `user-1`.
@@ -374,6 +538,15 @@ impl Harness {
             .await
     }
 
+    /// Starts `n` monitor requests with the same token and body at once; the
+    /// future collects their answers.
+    pub fn monitor_many(self: &Arc<Self>, n: usize, token: &str, body: &'static str) -> Joined<Answer> {
+        join_all((0..n).map(move |_| {
+            let (h, token) = (self.clone(), token.to_owned());
+            async move { h.monitor(Some(&token), body).await }
+        }))
+    }
+
     /// GETs an admin path.
     pub async fn admin(&self, path: &str) -> (u16, String) {
         let req = Request::get(self.admin_url(path))
@@ -394,6 +567,18 @@ impl Harness {
             .iter()
             .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
             .collect()
+    }
+
+    /// Asserts the gateway answered its `i`th audited request at `deadline`
+    /// by its own clock (from the request's arrival to its answer): not
+    /// before, and at most [`DEADLINE_SLACK`] after.
+    pub fn assert_answered_at_deadline(&self, i: usize, deadline: Duration) {
+        let line = &self.audit_lines()[i];
+        let took = Duration::from_secs_f64(line["duration_ms"].as_f64().expect("duration_ms") / 1000.0);
+        assert!(
+            took >= deadline && took < deadline + DEADLINE_SLACK,
+            "answered after {took:?}, the deadline being {deadline:?}: {line}"
+        );
     }
 
     /// Asserts every request Connect got carried a valid signature.
@@ -430,7 +615,7 @@ impl RawAnswer {
 
 /// Sends raw bytes, in pieces with pauses between them if asked, then reads
 /// until the gateway closes the connection or `within` runs out.
-pub async fn raw_exchange(addr: std::net::SocketAddr, pieces: &[(&[u8], Duration)], within: Duration) -> RawAnswer {
+pub async fn raw_exchange<B: AsRef<[u8]>>(addr: SocketAddr, pieces: &[(B, Duration)], within: Duration) -> RawAnswer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = std::time::Instant::now();
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -439,7 +624,7 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, pieces: &[(&[u8], Duration
     let exchange = async {
         let send = async {
             for (bytes, pause) in pieces {
-                if writer.write_all(bytes).await.is_err() {
+                if writer.write_all(bytes.as_ref()).await.is_err() {
                     break;
                 }
                 tokio::time::sleep(*pause).await;
@@ -498,19 +683,19 @@ fn response_complete(bytes: &[u8]) -> bool {
 }
 
 /// A test TLS file's path.
-pub fn tls_fixture(name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR")))
+pub fn tls_fixture(name: &str) -> PathBuf {
+    PathBuf::from(format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The test server certificate (localhost, 127.0.0.1), optionally requiring
 /// client certificates signed by `client_ca`.
 pub fn tls_server_config(client_ca: Option<&str>) -> Arc<rustls::ServerConfig> {
-    connect_monitor_gateway::http::tls::server_config(&tls_files(client_ca)).unwrap()
+    tls::server_config(&tls_files(client_ca)).unwrap()
 }
 
 /// The test certificate files (localhost, 127.0.0.1), optionally with a client CA.
-pub fn tls_files(client_ca: Option<&str>) -> connect_monitor_gateway::http::tls::TlsFiles {
-    connect_monitor_gateway::http::tls::TlsFiles {
+pub fn tls_files(client_ca: Option<&str>) -> TlsFiles {
+    TlsFiles {
         cert_file: tls_fixture("server.pem"),
         key_file: tls_fixture("server.key"),
         client_ca_file: client_ca.map(tls_fixture),
@@ -519,5 +704,5 @@ pub fn tls_files(client_ca: Option<&str>) -> connect_monitor_gateway::http::tls:
 
 /// The test CA, for clients that must trust the test server certificate.
 pub fn test_ca() -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    connect_monitor_gateway::http::tls::read_certs(&tls_fixture("ca.pem")).unwrap()
+    tls::read_certs(&tls_fixture("ca.pem")).unwrap()
 }
