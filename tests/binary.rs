@@ -24,9 +24,14 @@ fn repo(path: &str) -> String {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
+    run_with_env(args, &[])
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env_remove("CMG_CONFIG")
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs");
     (
@@ -58,6 +63,61 @@ fn check_names_an_unknown_key_and_exits_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("server.max_inflight"), "{stderr}");
     assert!(stderr.contains("unknown field `max_inflight`"), "{stderr}");
+}
+
+#[test]
+fn check_reports_four_mistakes_in_one_section_and_beyond_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["policy.example.toml", "jwks.example.json"] {
+        std::fs::copy(repo(&format!("config/{f}")), dir.path().join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(repo("config/gateway.example.toml"))
+        .unwrap()
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost-8080\"")
+        .replace("request_timeout = \"10s\"", "request_timeout = \"ten seconds\"")
+        .replace("algorithms = [\"EdDSA\"]", "algorithms = [\"HS256\"]")
+        .replace("max_attempts = 3", "max_attempts = 0");
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, stderr) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    for key in [
+        "server.listen",
+        "server.request_timeout",
+        "auth.issuers[1].algorithms",
+        "connect.max_attempts",
+    ] {
+        assert!(stderr.contains(key), "{key} missing from:\n{stderr}");
+    }
+}
+
+#[test]
+fn an_invalid_aws_region_is_refused_by_check_and_serve_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo("config/jwks.example.json"), dir.path().join("jwks.json")).unwrap();
+    std::fs::write(dir.path().join("policy.toml"), "").unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        "[[auth.issuers]]\nissuer = \"https://i\"\naudiences = [\"a\"]\nalgorithms = [\"EdDSA\"]\njwks_file = \"jwks.json\"\n",
+    )
+    .unwrap();
+    for command in ["check", "serve"] {
+        let (code, _, stderr) = run_with_env(
+            &[command, "--config", cfg.to_str().unwrap()],
+            &[("AWS_REGION", "us east 1")],
+        );
+        assert_eq!(code, 2, "{command}: {stderr}");
+        assert!(
+            stderr.contains("AWS_REGION: \"us east 1\" is not a region name"),
+            "{command}: {stderr}"
+        );
+    }
+    let (code, _, stderr) = run_with_env(
+        &["check", "--config", cfg.to_str().unwrap()],
+        &[("AWS_REGION", "eu-west-2")],
+    );
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]
