@@ -31,6 +31,9 @@ use crate::telemetry::metrics::Metrics;
 /// How long start-up waits for first keys and credentials before serving
 /// anyway (not ready) and letting the background tasks keep trying.
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
+/// The admin listener's head timeout: probes and scrapes are local and quick,
+/// and it keeps the value it has always had.
+const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the policy file is checked for changes.
 const POLICY_POLL: Duration = Duration::from_secs(2);
 
@@ -218,7 +221,7 @@ pub async fn start_on(
             let health: Arc<dyn admin::Health> = gateway.clone();
             // The admin listener outlives the API drain, so probes see `/readyz` 503
             // until the end; it is stopped with the background tasks.
-            let listening = Listening::plain(settings.server.header_read_timeout);
+            let listening = Listening::plain(ADMIN_HEADER_READ_TIMEOUT);
             background.push(tokio::spawn(serve(
                 listener,
                 listening,
