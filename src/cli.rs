@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use crate::auth::token::Identity;
+use crate::authz::facts::NoFacts;
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
 use crate::connect::monitor_request::MonitorRequest;
@@ -104,7 +105,7 @@ pub async fn decide(settings: &Settings, claims: Value, request: &MonitorRequest
         subject: text("sub"),
         claims,
     };
-    authorizer.decide(&identity, request).await
+    authorizer.decide(&identity, request, &NoFacts).await
 }
 
 pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode {
@@ -137,6 +138,15 @@ pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> Ex
             json!({"decision": "unavailable", "status": 503, "reason": "no region is configured for this instance"}),
             ExitCode::from(1),
         ),
+        // A grant that passed its static checks needs Connect's facts.
+        Err(Refusal::FactsMissing(what)) => {
+            eprintln!("explain: a grant {what}; give the facts (--facts is not built yet)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(Refusal::LookupFailed(failure)) => {
+            eprintln!("explain: {failure}");
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
     println!("{verdict}");
     code

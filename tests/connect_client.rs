@@ -1,7 +1,8 @@
-//! The one Connect client serves any operation: a DescribeUser-style signed
-//! GET (no body, no content type, a path label that needs percent-encoding)
-//! goes through the same signing and retry loop as MonitorContact, and the
-//! SigV4-checking stand-in verifies it. No policy uses a lookup yet.
+//! The one Connect client serves any operation: the lookups' signed GETs (no
+//! body, no content type, path labels and a paging token that need
+//! percent-encoding) and SearchUsers' POST go through the same signing and
+//! retry loop as MonitorContact, and the SigV4-checking stand-in verifies
+//! every one.
 
 mod support;
 
@@ -12,10 +13,13 @@ use std::time::{Duration, Instant};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use connect_monitor_gateway::connect::client::{ConnectClient, FailureKind};
 use connect_monitor_gateway::connect::credentials::CredentialsCache;
+use connect_monitor_gateway::connect::describe_contact::{describe_contact, ContactFacts};
 use connect_monitor_gateway::connect::describe_user::{describe_user, ConnectUser};
 use connect_monitor_gateway::connect::endpoint::{parse_endpoint, Route, Router};
 use connect_monitor_gateway::connect::error::ConnectErrorKind;
+use connect_monitor_gateway::connect::list_security_profile_permissions::list_security_profile_permissions;
 use connect_monitor_gateway::connect::retry::RetrySettings;
+use connect_monitor_gateway::connect::search_users::user_id_by_username;
 use connect_monitor_gateway::demo::connect_standin::{ConnectStandIn, Reply};
 use connect_monitor_gateway::http::client;
 use connect_monitor_gateway::telemetry::metrics::Metrics;
@@ -131,4 +135,225 @@ async fn an_unknown_user_is_connects_not_found_not_retried() {
         other => panic!("expected Connect's 404, got {other:?}"),
     }
     assert_eq!((failure.operation, failure.attempts), ("DescribeUser", 1));
+}
+
+/// A contact id with a space, a slash and a colon: all travel percent-encoded.
+const AWKWARD_CONTACT: &str = "c 1/2:x";
+
+fn group_arn(id: &str) -> String {
+    format!("arn:aws:connect:eu-west-2:123456789012:instance/inst-1/agent-group/{id}")
+}
+
+#[tokio::test]
+async fn describe_contact_reads_the_agent_its_groups_and_the_queue() {
+    let s = setup().await;
+    s.connect.add_contact(json!({
+        "Id": AWKWARD_CONTACT, "Channel": "VOICE", "InitiationMethod": "INBOUND",
+        "AgentInfo": {"Id": "agent-1", "HierarchyGroups": {
+            "Level1": {"Arn": group_arn("g-top")},
+            "Level2": {"Arn": group_arn("g-mid")},
+            "Level3": {"Arn": group_arn("g-team")},
+        }},
+        "QueueInfo": {"Id": "queue-1", "EnqueueTimestamp": 1764000000.5},
+    }));
+    let facts = describe_contact(&s.client, &s.route, "inst-1", AWKWARD_CONTACT, deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        facts,
+        ContactFacts {
+            agent_id: Some("agent-1".into()),
+            agent_groups: vec!["g-top".into(), "g-mid".into(), "g-team".into()],
+            queue_id: Some("queue-1".into()),
+        }
+    );
+    assert!(s.connect.bad_signatures().is_empty());
+    let received = s.connect.received();
+    assert_eq!(received.len(), 1);
+    let got = &received[0];
+    assert_eq!((got.method.as_str(), got.operation), ("GET", "DescribeContact"));
+    assert_eq!(got.path, "/contacts/inst-1/c%201%2F2%3Ax");
+    assert_eq!(got.labels, vec!["inst-1".to_string(), AWKWARD_CONTACT.to_string()]);
+    assert!(got.body.is_empty() && got.headers.get("content-type").is_none());
+}
+
+#[tokio::test]
+async fn a_contact_without_an_agent_has_no_agent_facts() {
+    let s = setup().await;
+    s.connect
+        .add_contact(json!({"Id": "queued-1", "Channel": "CHAT", "QueueInfo": {"Id": "queue-1"}}));
+    let facts = describe_contact(&s.client, &s.route, "inst-1", "queued-1", deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        facts,
+        ContactFacts {
+            agent_id: None,
+            agent_groups: Vec::new(),
+            queue_id: Some("queue-1".into()),
+        }
+    );
+    assert!(s.connect.bad_signatures().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_contact_is_connects_not_found_and_an_answer_without_a_contact_is_bad() {
+    let s = setup().await;
+    let failure = describe_contact(&s.client, &s.route, "inst-1", "nobody", deadline())
+        .await
+        .unwrap_err();
+    match failure.kind {
+        FailureKind::Connect(e) => assert_eq!(e.kind, ConnectErrorKind::NotFound),
+        other => panic!("expected Connect's 404, got {other:?}"),
+    }
+    s.connect.script_for(
+        "DescribeContact",
+        [Reply::Raw {
+            status: 200,
+            headers: Vec::new(),
+            body: r#"{"Contact": null}"#.into(),
+        }],
+    );
+    let failure = describe_contact(&s.client, &s.route, "inst-1", "any", deadline())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure.kind, FailureKind::BadResponse("DescribeContact")),
+        "{failure}"
+    );
+    assert!(s.connect.bad_signatures().is_empty());
+}
+
+#[tokio::test]
+async fn security_profile_permissions_are_read_across_every_page() {
+    let s = setup().await;
+    let all = [
+        "BasicAgentAccess",
+        "ManagerListenIn",
+        "ManagerBargeIn",
+        "AccessMetrics.RealTimeMetrics.Access",
+        "Users.View",
+    ];
+    s.connect.add_security_profile("sp 1/a", &all);
+    s.connect.set_permissions_page_size(2);
+    let permissions = list_security_profile_permissions(&s.client, &s.route, "inst-1", "sp 1/a", deadline())
+        .await
+        .unwrap();
+    assert_eq!(permissions, all.map(String::from).to_vec());
+    assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), 3);
+    assert!(s.connect.bad_signatures().is_empty());
+    let paths: Vec<String> = s.connect.received().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/security-profiles-permissions/inst-1/sp%201%2Fa?maxResults=1000",
+            // The stand-in's tokens are `page/{offset}+x=`: `/`, `+` and `=`
+            // each travel encoded, and the signature over them verified.
+            "/security-profiles-permissions/inst-1/sp%201%2Fa?maxResults=1000&nextToken=page%2F2%2Bx%3D",
+            "/security-profiles-permissions/inst-1/sp%201%2Fa?maxResults=1000&nextToken=page%2F4%2Bx%3D",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_connect_that_gives_the_same_next_token_again_is_a_bad_response() {
+    let s = setup().await;
+    let looping = || Reply::Raw {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"Permissions": ["ManagerListenIn"], "NextToken": "again"}).to_string(),
+    };
+    s.connect
+        .script_for("ListSecurityProfilePermissions", [looping(), looping(), looping()]);
+    let failure = list_security_profile_permissions(&s.client, &s.route, "inst-1", "sp-1", deadline())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure.kind, FailureKind::BadResponse("ListSecurityProfilePermissions")),
+        "{failure}"
+    );
+    assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), 2);
+    assert!(s.connect.bad_signatures().is_empty());
+}
+
+#[tokio::test]
+async fn a_connect_that_pages_on_and_on_is_cut_off() {
+    let s = setup().await;
+    let pages = (0..60).map(|n| Reply::Raw {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"Permissions": [], "NextToken": format!("token-{n}")}).to_string(),
+    });
+    s.connect.script_for("ListSecurityProfilePermissions", pages);
+    let failure = list_security_profile_permissions(&s.client, &s.route, "inst-1", "sp-1", deadline())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure.kind, FailureKind::BadResponse("ListSecurityProfilePermissions")),
+        "{failure}"
+    );
+    assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), 50);
+    assert!(s.connect.bad_signatures().is_empty());
+}
+
+#[tokio::test]
+async fn search_users_finds_the_one_user_by_exact_username() {
+    let s = setup().await;
+    s.connect
+        .add_user(json!({"Id": "u-sup", "Username": "sup@example.com", "SecurityProfileIds": ["sp-1"]}));
+    s.connect
+        .add_user(json!({"Id": "u-other", "Username": "other@example.com", "SecurityProfileIds": ["sp-1"]}));
+    let id = user_id_by_username(&s.client, &s.route, "inst-1", "sup@example.com", deadline())
+        .await
+        .unwrap();
+    assert_eq!(id.as_deref(), Some("u-sup"));
+    assert!(s.connect.bad_signatures().is_empty());
+    let received = s.connect.received();
+    assert_eq!(received.len(), 1);
+    let got = &received[0];
+    assert_eq!(
+        (got.method.as_str(), got.path.as_str(), got.operation),
+        ("POST", "/search-users", "SearchUsers")
+    );
+    assert_eq!(
+        got.json(),
+        json!({
+            "InstanceId": "inst-1",
+            "SearchCriteria": {"StringCondition": {
+                "FieldName": "Username", "Value": "sup@example.com", "ComparisonType": "EXACT",
+            }},
+            "MaxResults": 2,
+        })
+    );
+    let auth = got.headers["authorization"].to_str().unwrap();
+    assert!(
+        auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,"),
+        "{auth}"
+    );
+}
+
+#[tokio::test]
+async fn search_users_finds_nobody_for_an_unknown_username() {
+    let s = setup().await;
+    s.connect
+        .add_user(json!({"Id": "u-sup", "Username": "sup@example.com", "SecurityProfileIds": ["sp-1"]}));
+    let id = user_id_by_username(&s.client, &s.route, "inst-1", "nobody@example.com", deadline())
+        .await
+        .unwrap();
+    assert_eq!(id, None);
+    assert_eq!(s.connect.calls("SearchUsers"), 1);
+    assert!(s.connect.bad_signatures().is_empty());
+}
+
+#[tokio::test]
+async fn search_users_finds_nobody_when_two_users_share_the_username() {
+    let s = setup().await;
+    for id in ["u-1", "u-2", "u-3"] {
+        s.connect.add_user(json!({"Id": id, "Username": "shared"}));
+    }
+    let id = user_id_by_username(&s.client, &s.route, "inst-1", "shared", deadline())
+        .await
+        .unwrap();
+    assert_eq!(id, None, "an ambiguous username identifies nobody");
+    assert!(s.connect.bad_signatures().is_empty());
 }

@@ -3,9 +3,10 @@
 //! caller's user id claim, the grants and their reload. The gateway and
 //! `explain` both call [`Authorizer::decide`], so they cannot disagree.
 
+pub mod facts;
 pub mod policy;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -13,10 +14,14 @@ use serde::Deserialize;
 
 use crate::auth::token::Identity;
 use crate::check::{Check, Problems};
+use crate::connect::client::ConnectFailure;
+use crate::connect::describe_contact::ContactFacts;
+use crate::connect::describe_user::ConnectUser;
 use crate::connect::endpoint::{Route, Router};
 use crate::connect::monitor_request::MonitorRequest;
 use crate::connect::settings::ConnectSettings;
-use policy::{Decision, DenyReason, Policy};
+use facts::{all, FactError, FactSource};
+use policy::{find_claim, DenyReason, Grant, Needs, Policy, SupervisorFacts};
 
 /// `[policy]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +31,10 @@ pub struct PolicySection {
     file: PathBuf,
     #[serde(default = "default_user_id_claim")]
     user_id_claim: String,
+    /// Instead of `user_id_claim`: a claim holding the caller's Connect
+    /// username, resolved to its user id with SearchUsers.
+    #[serde(default)]
+    user_name_claim: Option<String>,
 }
 
 fn default_policy_file() -> PathBuf {
@@ -40,6 +49,7 @@ impl Default for PolicySection {
         PolicySection {
             file: default_policy_file(),
             user_id_claim: default_user_id_claim(),
+            user_name_claim: None,
         }
     }
 }
@@ -48,9 +58,18 @@ impl Default for PolicySection {
 #[derive(Debug, Clone)]
 pub struct AuthzSettings {
     pub policy_file: PathBuf,
-    /// The claim holding the caller's Connect user id (for `as_user = "self"`).
-    pub user_id_claim: String,
+    /// Who the caller is in Connect (for `as_user = "self"`).
+    pub caller: CallerClaim,
     pub policy: Policy,
+}
+
+/// The claim that says who the caller is in Connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerClaim {
+    /// The claim holds the caller's Connect user id.
+    UserId(String),
+    /// The claim holds the caller's Connect username (an SSO login).
+    UserName(String),
 }
 
 impl PolicySection {
@@ -59,11 +78,22 @@ impl PolicySection {
         if self.user_id_claim.is_empty() {
             c.bad("policy.user_id_claim", "must not be empty");
         }
+        let caller = match self.user_name_claim {
+            Some(name) if name.is_empty() => {
+                c.bad(
+                    "policy.user_name_claim",
+                    "must not be empty; leave it out to use user_id_claim",
+                );
+                CallerClaim::UserName(name)
+            }
+            Some(name) => CallerClaim::UserName(name),
+            None => CallerClaim::UserId(self.user_id_claim),
+        };
         let policy_file = c.resolve(&self.file);
         match Policy::load(&policy_file) {
             Ok(policy) => Some(AuthzSettings {
                 policy_file,
-                user_id_claim: self.user_id_claim,
+                caller,
                 policy,
             }),
             Err(problems) => {
@@ -84,7 +114,7 @@ pub struct Permit {
 }
 
 /// Why a request may not go ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Refusal {
     #[error("denied by policy: {0}")]
     Denied(DenyReason),
@@ -92,6 +122,34 @@ pub enum Refusal {
     /// configuration is at fault, not the caller.
     #[error("no region is configured for this instance")]
     NoRegion,
+    /// A fact a grant needed could not be looked up: fail closed.
+    #[error("a lookup failed: {0}")]
+    LookupFailed(ConnectFailure),
+    /// A fact a grant needed was not given (explain without facts).
+    #[error("{0}")]
+    FactsMissing(String),
+}
+
+impl PartialEq for Refusal {
+    /// Equal by kind and reason (a lookup failure by its operation).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Refusal::Denied(a), Refusal::Denied(b)) => a == b,
+            (Refusal::NoRegion, Refusal::NoRegion) => true,
+            (Refusal::LookupFailed(a), Refusal::LookupFailed(b)) => a.operation == b.operation,
+            (Refusal::FactsMissing(a), Refusal::FactsMissing(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl From<FactError> for Refusal {
+    fn from(e: FactError) -> Self {
+        match e {
+            FactError::Lookup(failure) => Refusal::LookupFailed(failure),
+            FactError::Missing(what) => Refusal::FactsMissing(what),
+        }
+    }
 }
 
 /// The authorization seam.
@@ -99,7 +157,7 @@ pub struct Authorizer {
     /// `None`: every instance (no `[[connect.instances]]`).
     allowed_instances: Option<HashSet<String>>,
     router: Router,
-    user_id_claim: String,
+    caller: CallerClaim,
     policy: RwLock<Arc<Policy>>,
     policy_file: PathBuf,
 }
@@ -110,16 +168,23 @@ impl Authorizer {
             allowed_instances: (!connect.instances.is_empty())
                 .then(|| connect.instances.iter().map(|i| i.id.clone()).collect()),
             router: connect.router(),
-            user_id_claim: authz.user_id_claim.clone(),
+            caller: authz.caller.clone(),
             policy: RwLock::new(Arc::new(authz.policy.clone())),
             policy_file: authz.policy_file.clone(),
         }
     }
 
     /// Decides a request: the instance allow-list, then the instance's route,
-    /// then the grants. Async because later sources of facts (Connect's own
-    /// records, CONTRACT §9) are looked up here.
-    pub async fn decide(&self, identity: &Identity, request: &MonitorRequest) -> Result<Permit, Refusal> {
+    /// then the grants in order. A grant's static checks come first; Connect
+    /// is asked only for what a grant that passed them needs, each fact at
+    /// most once, independent facts at the same time. Any lookup failure
+    /// ends the decision (fail closed).
+    pub async fn decide(
+        &self,
+        identity: &Identity,
+        request: &MonitorRequest,
+        facts: &impl FactSource,
+    ) -> Result<Permit, Refusal> {
         if let Some(allowed) = &self.allowed_instances {
             if !allowed.contains(&request.instance_id) {
                 return Err(Refusal::Denied(DenyReason::InstanceNotAllowed));
@@ -127,9 +192,85 @@ impl Authorizer {
         }
         let route = self.router.route(&request.instance_id).map_err(|_| Refusal::NoRegion)?;
         let policy = self.policy.read().expect("policy lock").clone();
-        match policy.evaluate(&identity.claims, request, &self.user_id_claim) {
-            Decision::Allow { grant } => Ok(Permit { grant, route }),
-            Decision::Deny(reason) => Err(Refusal::Denied(reason)),
+        let mut known = Known::default();
+        let mut best = DenyReason::NoGrant;
+        for grant in &policy.grants {
+            match self
+                .grant_allows(grant, identity, request, &route, facts, &mut known)
+                .await?
+            {
+                Ok(()) => {
+                    return Ok(Permit {
+                        grant: grant.name.clone(),
+                        route,
+                    })
+                }
+                Err(reason) if reason.rank() > best.rank() => best = reason,
+                Err(_) => {}
+            }
+        }
+        Err(Refusal::Denied(best))
+    }
+
+    /// One grant's verdict (inner result), or a fact that could not be had (outer).
+    async fn grant_allows(
+        &self,
+        grant: &Grant,
+        identity: &Identity,
+        request: &MonitorRequest,
+        route: &Route,
+        facts: &impl FactSource,
+        known: &mut Known,
+    ) -> Result<Result<(), DenyReason>, Refusal> {
+        if let Err(reason) = grant.admits(&identity.claims, request) {
+            return Ok(Err(reason));
+        }
+        let caller = match grant.needs_caller() {
+            true => self.caller_id(identity, request, route, facts, known).await?,
+            false => None,
+        };
+        if let Err(reason) = grant.user_allowed(request, caller.as_deref()) {
+            return Ok(Err(reason));
+        }
+        let needs = grant.needs();
+        if needs.any() {
+            known.fetch(needs, request, route, facts).await?;
+        }
+        Ok(grant.facts_allow(request, known.contact.as_ref(), known.supervisor().as_ref()))
+    }
+
+    /// The caller's Connect user id: from its claim, or its username claim
+    /// resolved with SearchUsers (once per decision). A missing claim or an
+    /// unknown username is no id at all.
+    async fn caller_id(
+        &self,
+        identity: &Identity,
+        request: &MonitorRequest,
+        route: &Route,
+        facts: &impl FactSource,
+        known: &mut Known,
+    ) -> Result<Option<String>, Refusal> {
+        let claim = |name: &str| {
+            find_claim(&identity.claims, name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        match &self.caller {
+            CallerClaim::UserId(name) => Ok(claim(name)),
+            CallerClaim::UserName(name) => {
+                if known.caller.is_none() {
+                    let id = match claim(name).filter(|u| !u.is_empty()) {
+                        Some(username) => {
+                            facts
+                                .user_id_by_username(route, &request.instance_id, &username)
+                                .await?
+                        }
+                        None => None,
+                    };
+                    known.caller = Some(id);
+                }
+                Ok(known.caller.clone().flatten())
+            }
         }
     }
 
@@ -150,5 +291,74 @@ impl Authorizer {
     /// Where calls for allowed instances go, for the log at start.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+}
+
+/// The facts one decision has looked up so far, so no fact is asked twice.
+#[derive(Default)]
+struct Known {
+    caller: Option<Option<String>>,
+    contact: Option<ContactFacts>,
+    user: Option<ConnectUser>,
+    permissions: Option<BTreeSet<String>>,
+}
+
+impl Known {
+    /// What the grant checks see of the supervisor.
+    fn supervisor(&self) -> Option<SupervisorFacts> {
+        self.user.as_ref().map(|user| SupervisorFacts {
+            hierarchy_group_id: user.hierarchy_group_id.clone(),
+            permissions: self.permissions.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Looks up what `needs` asks for and is not known yet: the contact and
+    /// the supervisor at once, then each of the supervisor's profiles at once.
+    async fn fetch(
+        &mut self,
+        needs: Needs,
+        request: &MonitorRequest,
+        route: &Route,
+        facts: &impl FactSource,
+    ) -> Result<(), Refusal> {
+        let instance = request.instance_id.as_str();
+        let want_contact = needs.contact && self.contact.is_none();
+        let want_user = (needs.supervisor || needs.permissions) && self.user.is_none();
+        let (contact, user) = tokio::join!(
+            async {
+                match want_contact {
+                    true => facts.contact(route, instance, &request.contact_id).await.map(Some),
+                    false => Ok(None),
+                }
+            },
+            async {
+                match want_user {
+                    true => facts.user(route, instance, &request.user_id).await.map(Some),
+                    false => Ok(None),
+                }
+            },
+        );
+        if let Some(contact) = contact? {
+            self.contact = Some(contact);
+        }
+        if let Some(user) = user? {
+            self.user = Some(user);
+        }
+        if let (true, None, Some(user)) = (needs.permissions, &self.permissions, &self.user) {
+            let lookups = user
+                .security_profile_ids
+                .iter()
+                .map(|p| {
+                    Box::pin(facts.permissions(route, instance, p))
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, FactError>> + Send>>
+                })
+                .collect();
+            let mut permissions = BTreeSet::new();
+            for listed in all(lookups).await {
+                permissions.extend(listed?);
+            }
+            self.permissions = Some(permissions);
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,9 @@
-//! The grants of the policy file (CONTRACT §4): loaded and checked, then
-//! evaluated deny-by-default, every deny with a named reason.
+//! The grants of the policy file (CONTRACT §4, §9): loaded and checked, and
+//! their rules as pure functions — the static checks on claims and request,
+//! and the checks on facts read from Connect. Deciding in which order to ask
+//! and what to look up is `authz::Authorizer::decide`'s job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
@@ -9,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::check::{parse_toml, Problem, Problems};
+use crate::connect::describe_contact::ContactFacts;
 use crate::connect::monitor_request::{Capability, MonitorRequest};
 
 /// Why a request was denied; the wire names are part of the contract.
@@ -18,6 +21,10 @@ pub enum DenyReason {
     InstanceNotAllowed,
     CapabilityNotAllowed,
     UserNotAllowed,
+    /// The supervisor's own Connect security profiles do not grant the capability.
+    ConnectPermissionMissing,
+    /// The contact's agent is not one this grant covers (or it has no agent yet).
+    AgentOutOfScope,
 }
 
 impl DenyReason {
@@ -27,6 +34,21 @@ impl DenyReason {
             DenyReason::InstanceNotAllowed => "instance_not_allowed",
             DenyReason::CapabilityNotAllowed => "capability_not_allowed",
             DenyReason::UserNotAllowed => "user_not_allowed",
+            DenyReason::ConnectPermissionMissing => "connect_permission_missing",
+            DenyReason::AgentOutOfScope => "agent_out_of_scope",
+        }
+    }
+
+    /// How far a refused grant got: when several grants refuse, the caller
+    /// hears the reason of the one that got furthest.
+    pub fn rank(self) -> u8 {
+        match self {
+            DenyReason::NoGrant => 0,
+            DenyReason::InstanceNotAllowed => 1,
+            DenyReason::CapabilityNotAllowed => 2,
+            DenyReason::UserNotAllowed => 3,
+            DenyReason::ConnectPermissionMissing => 4,
+            DenyReason::AgentOutOfScope => 5,
         }
     }
 }
@@ -35,13 +57,6 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// The outcome of evaluating the policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow { grant: String },
-    Deny(DenyReason),
 }
 
 /// A value a claim may be required to hold: string, integer or boolean.
@@ -152,6 +167,63 @@ struct GrantFile {
     instances: Vec<String>,
     capabilities: Vec<String>,
     as_user: AsUserRaw,
+    #[serde(default)]
+    connect_permissions: bool,
+    #[serde(default)]
+    agents: Option<toml::Value>,
+}
+
+/// Whose calls a grant covers, by Connect's record of the contact (§9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentScope {
+    /// The agent is in the subtree of the supervisor's own hierarchy group.
+    MyHierarchy,
+    /// Every list given must hold; a list means any of its members.
+    Listed {
+        hierarchy_groups: Option<Vec<String>>,
+        users: Option<Vec<String>>,
+        queues: Option<Vec<String>>,
+    },
+}
+
+const AGENTS_FORM: &str = "is \"my_hierarchy\" or a table of hierarchy_groups, users and/or queues, each a list of ids";
+
+impl AgentScope {
+    /// Reads `agents`, naming what is wrong in the policy's own words.
+    fn parse(value: toml::Value) -> Result<AgentScope, String> {
+        let table = match value {
+            toml::Value::String(k) if k == "my_hierarchy" => return Ok(AgentScope::MyHierarchy),
+            toml::Value::Table(t) => t,
+            _ => return Err(AGENTS_FORM.to_string()),
+        };
+        if table.is_empty() {
+            return Err(format!("lists nothing; it {AGENTS_FORM}"));
+        }
+        let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, value) in table {
+            if !["hierarchy_groups", "users", "queues"].contains(&key.as_str()) {
+                return Err(format!("{key:?} is not hierarchy_groups, users or queues"));
+            }
+            let ids = value
+                .as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("{key} is a list of ids"))?;
+            if ids.is_empty() || ids.iter().any(String::is_empty) {
+                return Err(format!("{key} must list at least one non-empty id"));
+            }
+            lists.insert(key, ids);
+        }
+        Ok(AgentScope::Listed {
+            hierarchy_groups: lists.remove("hierarchy_groups"),
+            users: lists.remove("users"),
+            queues: lists.remove("queues"),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,7 +241,39 @@ pub struct Grant {
     instances: Vec<String>,
     capabilities: Vec<Capability>,
     as_user: AsUser,
+    /// The supervisor's Connect security profiles must grant the capabilities.
+    connect_permissions: bool,
+    agents: Option<AgentScope>,
 }
+
+/// Which facts from Connect a grant needs, beyond the claims and the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// DescribeContact: the contact's agent, its groups and queue.
+    pub contact: bool,
+    /// DescribeUser of the monitoring user: its hierarchy group and profiles.
+    pub supervisor: bool,
+    /// ListSecurityProfilePermissions of each of the supervisor's profiles.
+    pub permissions: bool,
+}
+
+impl Needs {
+    pub fn any(self) -> bool {
+        self.contact || self.supervisor || self.permissions
+    }
+}
+
+/// What Connect says of the user whose panel would monitor (`UserId`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SupervisorFacts {
+    pub hierarchy_group_id: Option<String>,
+    /// Every permission of every one of its security profiles.
+    pub permissions: BTreeSet<String>,
+}
+
+/// The permission names of REFERENCE.md: barge needs both.
+const LISTEN_IN: &str = "ManagerListenIn";
+const BARGE_IN: &str = "ManagerBargeIn";
 
 /// The loaded policy: an ordered list of grants.
 #[derive(Debug, Clone, Default)]
@@ -241,12 +345,22 @@ impl Policy {
                     AsUser::Listed(list)
                 }
             };
+            let agents = match g.agents.map(AgentScope::parse) {
+                None => None,
+                Some(Ok(scope)) => Some(scope),
+                Some(Err(why)) => {
+                    bad("agents", why);
+                    None
+                }
+            };
             grants.push(Grant {
                 name: g.name,
                 claims: g.claims.into_iter().collect(),
                 instances: g.instances,
                 capabilities,
                 as_user,
+                connect_permissions: g.connect_permissions,
+                agents,
             });
         }
         if problems.is_empty() {
@@ -254,37 +368,6 @@ impl Policy {
         } else {
             Err(Problems(problems))
         }
-    }
-
-    /// Decides a request. Deny by default; when grants match the caller but
-    /// refuse the request, the reason is the check that got furthest, so the
-    /// caller learns the most useful thing (e.g. "user_not_allowed").
-    pub fn evaluate(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Decision {
-        let mut best = DenyReason::NoGrant;
-        for grant in &self.grants {
-            match grant.check(claims, request, user_id_claim) {
-                Ok(()) => {
-                    return Decision::Allow {
-                        grant: grant.name.clone(),
-                    }
-                }
-                Err(reason) => {
-                    if rank(reason) > rank(best) {
-                        best = reason;
-                    }
-                }
-            }
-        }
-        Decision::Deny(best)
-    }
-}
-
-fn rank(reason: DenyReason) -> u8 {
-    match reason {
-        DenyReason::NoGrant => 0,
-        DenyReason::InstanceNotAllowed => 1,
-        DenyReason::CapabilityNotAllowed => 2,
-        DenyReason::UserNotAllowed => 3,
     }
 }
 
@@ -298,7 +381,11 @@ pub fn find_claim<'a>(claims: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 impl Grant {
-    fn check(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Result<(), DenyReason> {
+    /// The checks on the claims and the request alone, in the order whose
+    /// depth ranks a deny: claims, instance, capabilities. `as_user` is
+    /// [`Grant::user_allowed`], since `"self"` may need the caller's user id
+    /// looked up first.
+    pub fn admits(&self, claims: &Value, request: &MonitorRequest) -> Result<(), DenyReason> {
         let claims_hold = self
             .claims
             .iter()
@@ -312,17 +399,78 @@ impl Grant {
         if !request.capabilities.iter().all(|c| self.capabilities.contains(c)) {
             return Err(DenyReason::CapabilityNotAllowed);
         }
-        let user_ok = match &self.as_user {
+        Ok(())
+    }
+
+    /// Whether `as_user = "self"` needs the caller's Connect user id.
+    pub fn needs_caller(&self) -> bool {
+        self.as_user == AsUser::SelfOnly
+    }
+
+    /// `as_user`: whose panel may be put on the call. `caller` is the
+    /// caller's own Connect user id, when known.
+    pub fn user_allowed(&self, request: &MonitorRequest, caller: Option<&str>) -> Result<(), DenyReason> {
+        let allowed = match &self.as_user {
             AsUser::Any => true,
-            AsUser::SelfOnly => {
-                find_claim(claims, user_id_claim).and_then(Value::as_str) == Some(request.user_id.as_str())
-            }
+            AsUser::SelfOnly => caller == Some(request.user_id.as_str()),
             AsUser::Listed(users) => users.contains(&request.user_id),
         };
-        if !user_ok {
-            return Err(DenyReason::UserNotAllowed);
+        allowed.then_some(()).ok_or(DenyReason::UserNotAllowed)
+    }
+
+    /// The facts from Connect this grant needs once its static checks pass.
+    pub fn needs(&self) -> Needs {
+        Needs {
+            contact: self.agents.is_some(),
+            supervisor: self.connect_permissions || self.agents == Some(AgentScope::MyHierarchy),
+            permissions: self.connect_permissions,
         }
-        Ok(())
+    }
+
+    /// The checks on Connect's facts: the supervisor's permissions first,
+    /// then whose call it is. Facts the grant does not need may be `None`.
+    pub fn facts_allow(
+        &self,
+        request: &MonitorRequest,
+        contact: Option<&ContactFacts>,
+        supervisor: Option<&SupervisorFacts>,
+    ) -> Result<(), DenyReason> {
+        if self.connect_permissions {
+            let held = |p: &str| supervisor.is_some_and(|s| s.permissions.contains(p));
+            let granted = request.capabilities.iter().all(|c| match c {
+                Capability::SilentMonitor => held(LISTEN_IN),
+                Capability::Barge => held(LISTEN_IN) && held(BARGE_IN),
+            });
+            if !granted {
+                return Err(DenyReason::ConnectPermissionMissing);
+            }
+        }
+        let Some(scope) = &self.agents else {
+            return Ok(());
+        };
+        // A contact no agent has accepted yet is nobody's call to watch.
+        let Some(contact) = contact.filter(|c| c.agent_id.is_some()) else {
+            return Err(DenyReason::AgentOutOfScope);
+        };
+        let in_scope = match scope {
+            AgentScope::MyHierarchy => supervisor
+                .and_then(|s| s.hierarchy_group_id.as_ref())
+                .is_some_and(|group| contact.agent_groups.contains(group)),
+            AgentScope::Listed {
+                hierarchy_groups,
+                users,
+                queues,
+            } => {
+                let holds = |list: &Option<Vec<String>>, values: &[&String]| {
+                    list.as_ref().is_none_or(|l| values.iter().any(|v| l.contains(v)))
+                };
+                let groups: Vec<&String> = contact.agent_groups.iter().collect();
+                holds(hierarchy_groups, &groups)
+                    && holds(users, &contact.agent_id.iter().collect::<Vec<_>>())
+                    && holds(queues, &contact.queue_id.iter().collect::<Vec<_>>())
+            }
+        };
+        in_scope.then_some(()).ok_or(DenyReason::AgentOutOfScope)
     }
 }
 

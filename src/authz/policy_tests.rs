@@ -3,6 +3,41 @@
 use super::*;
 use serde_json::json;
 
+/// A claims-only decision, as `Authorizer::decide` makes it for grants that
+/// need no facts from Connect (those are covered in tests/connect_aware.rs).
+#[derive(Debug, PartialEq)]
+enum Decision {
+    Allow { grant: String },
+    Deny(DenyReason),
+}
+
+trait Evaluate {
+    fn evaluate(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Decision;
+}
+
+impl Evaluate for Policy {
+    fn evaluate(&self, claims: &Value, request: &MonitorRequest, user_id_claim: &str) -> Decision {
+        let caller = find_claim(claims, user_id_claim).and_then(Value::as_str);
+        let mut best = DenyReason::NoGrant;
+        for grant in &self.grants {
+            let verdict = grant
+                .admits(claims, request)
+                .and_then(|()| grant.user_allowed(request, caller))
+                .and_then(|()| grant.facts_allow(request, None, None));
+            match verdict {
+                Ok(()) => {
+                    return Decision::Allow {
+                        grant: grant.name.clone(),
+                    }
+                }
+                Err(reason) if reason.rank() > best.rank() => best = reason,
+                Err(_) => {}
+            }
+        }
+        Decision::Deny(best)
+    }
+}
+
 const POLICY: &str = r#"
 [[grant]]
 name = "team-a"
@@ -189,4 +224,150 @@ fn a_float_claim_value_is_named_in_the_policys_words() {
         "{err}"
     );
     assert!(!err.contains("untagged") && !err.contains("ClaimRule"), "{err}");
+}
+
+fn grant_with(extra: &str) -> Result<Policy, Problems> {
+    Policy::from_toml(
+        &format!(
+            "[[grant]]\nname = \"g\"\ninstances = [\"*\"]\ncapabilities = [\"SILENT_MONITOR\", \"BARGE\"]\nas_user = \"any\"\n{extra}\n"
+        ),
+        "p.toml",
+    )
+}
+
+#[test]
+fn malformed_agents_are_named_by_key() {
+    for (extra, why) in [
+        ("agents = \"my_team\"", "is \"my_hierarchy\" or a table"),
+        ("agents = {}", "lists nothing"),
+        (
+            "agents = { teams = [\"t\"] }",
+            "\"teams\" is not hierarchy_groups, users or queues",
+        ),
+        ("agents = { users = \"u\" }", "users is a list of ids"),
+        ("agents = { queues = [] }", "queues must list at least one non-empty id"),
+    ] {
+        let err = grant_with(extra).unwrap_err().to_string();
+        assert!(err.contains("grant[0].agents") && err.contains(why), "{extra}: {err}");
+    }
+    assert!(grant_with("agents = \"my_hierarchy\"\nconnect_permissions = true").is_ok());
+}
+
+fn contact(agent: Option<&str>, groups: &[&str], queue: Option<&str>) -> ContactFacts {
+    ContactFacts {
+        agent_id: agent.map(str::to_owned),
+        agent_groups: groups.iter().map(|g| g.to_string()).collect(),
+        queue_id: queue.map(str::to_owned),
+    }
+}
+
+fn supervisor(group: Option<&str>, permissions: &[&str]) -> SupervisorFacts {
+    SupervisorFacts {
+        hierarchy_group_id: group.map(str::to_owned),
+        permissions: permissions.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[test]
+fn connect_permissions_barge_needs_listen_in_and_barge_in() {
+    let policy = grant_with("connect_permissions = true").unwrap();
+    let grant = &policy.grants[0];
+    assert_eq!(
+        grant.needs(),
+        Needs {
+            contact: false,
+            supervisor: true,
+            permissions: true
+        }
+    );
+    let silent = req("i", "u", &[Capability::SilentMonitor]);
+    let barge = req("i", "u", &[Capability::SilentMonitor, Capability::Barge]);
+    let listen = supervisor(None, &["ManagerListenIn"]);
+    let both = supervisor(None, &["ManagerListenIn", "ManagerBargeIn"]);
+    assert_eq!(grant.facts_allow(&silent, None, Some(&listen)), Ok(()));
+    assert_eq!(
+        grant.facts_allow(&barge, None, Some(&listen)),
+        Err(DenyReason::ConnectPermissionMissing)
+    );
+    assert_eq!(grant.facts_allow(&barge, None, Some(&both)), Ok(()));
+    assert_eq!(
+        grant.facts_allow(&silent, None, Some(&supervisor(None, &["ManagerBargeIn"]))),
+        Err(DenyReason::ConnectPermissionMissing)
+    );
+}
+
+#[test]
+fn my_hierarchy_covers_the_supervisors_subtree_only() {
+    let policy = grant_with("agents = \"my_hierarchy\"").unwrap();
+    let grant = &policy.grants[0];
+    assert_eq!(
+        grant.needs(),
+        Needs {
+            contact: true,
+            supervisor: true,
+            permissions: false
+        }
+    );
+    let r = req("i", "u", &[Capability::SilentMonitor]);
+    let lead = supervisor(Some("g-team"), &[]);
+    let in_group = contact(Some("agent"), &["g-site", "g-team"], None);
+    let in_sub_group = contact(Some("agent"), &["g-site", "g-team", "g-sub"], None);
+    let in_sibling = contact(Some("agent"), &["g-site", "g-other"], None);
+    let no_agent = contact(None, &[], None);
+    assert_eq!(grant.facts_allow(&r, Some(&in_group), Some(&lead)), Ok(()));
+    assert_eq!(grant.facts_allow(&r, Some(&in_sub_group), Some(&lead)), Ok(()));
+    let out = Err(DenyReason::AgentOutOfScope);
+    assert_eq!(grant.facts_allow(&r, Some(&in_sibling), Some(&lead)), out);
+    assert_eq!(grant.facts_allow(&r, Some(&no_agent), Some(&lead)), out);
+    assert_eq!(
+        grant.facts_allow(&r, Some(&in_group), Some(&supervisor(None, &[]))),
+        out,
+        "a supervisor without a group has no subtree"
+    );
+}
+
+#[test]
+fn listed_agents_need_every_given_list_to_hold() {
+    let policy =
+        grant_with("agents = { hierarchy_groups = [\"g-a\", \"g-b\"], users = [\"agent-1\"], queues = [\"q-1\"] }")
+            .unwrap();
+    let grant = &policy.grants[0];
+    assert_eq!(
+        grant.needs(),
+        Needs {
+            contact: true,
+            supervisor: false,
+            permissions: false
+        }
+    );
+    let r = req("i", "u", &[Capability::SilentMonitor]);
+    let ok = contact(Some("agent-1"), &["g-x", "g-b"], Some("q-1"));
+    assert_eq!(grant.facts_allow(&r, Some(&ok), None), Ok(()));
+    for wrong in [
+        contact(Some("agent-2"), &["g-b"], Some("q-1")),
+        contact(Some("agent-1"), &["g-c"], Some("q-1")),
+        contact(Some("agent-1"), &["g-b"], Some("q-2")),
+        contact(Some("agent-1"), &["g-b"], None),
+        contact(None, &["g-b"], Some("q-1")),
+    ] {
+        assert_eq!(
+            grant.facts_allow(&r, Some(&wrong), None),
+            Err(DenyReason::AgentOutOfScope),
+            "{wrong:?}"
+        );
+    }
+}
+
+#[test]
+fn deny_reasons_rank_lookups_after_the_static_checks() {
+    use DenyReason as D;
+    let order = [
+        D::NoGrant,
+        D::InstanceNotAllowed,
+        D::CapabilityNotAllowed,
+        D::UserNotAllowed,
+        D::ConnectPermissionMissing,
+        D::AgentOutOfScope,
+    ];
+    assert!(order.windows(2).all(|w| w[0].rank() < w[1].rank()));
 }

@@ -5,12 +5,15 @@
 
 pub mod client;
 pub mod credentials;
+pub mod describe_contact;
 pub mod describe_user;
 pub mod endpoint;
 pub mod error;
+pub mod list_security_profile_permissions;
 pub mod monitor_contact;
 pub mod monitor_request;
 pub mod rate_limit;
 pub mod retry;
+pub mod search_users;
 pub mod settings;
 pub mod signing;

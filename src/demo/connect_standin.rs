@@ -2,7 +2,9 @@
 //! the SigV4 signature of every request (POSTs and GETs) by recomputing it
 //! from what arrived, records what it got, routes each request to its
 //! operation, and answers as Connect would (or as a test scripts, per
-//! operation).
+//! operation): MonitorContact, and the lookups of Connect-aware authorization
+//! (DescribeContact, DescribeUser, ListSecurityProfilePermissions page by
+//! page, SearchUsers) from records a test adds.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,6 +27,9 @@ use crate::http::tls::{ReloadableTls, TlsFiles};
 
 /// How far a signature's `x-amz-date` may be from now, as AWS allows.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// The most permissions Connect puts in one page.
+const DEFAULT_PERMISSIONS_PAGE_SIZE: usize = 500;
 
 /// The Connect operations the stand-in knows by their routes (REFERENCE.md).
 const ROUTES: &[(&str, &str, &str)] = &[
@@ -54,6 +59,28 @@ fn route(method: &str, path: &str) -> (&'static str, Vec<String>) {
         }
     }
     ("Unknown", Vec::new())
+}
+
+/// A query's parameters, names and values percent-decoded. A character that
+/// should have been percent-encoded is refused, not guessed at: Connect might
+/// read a raw `+` as a space, so a client that sends one is wrong even when
+/// its signature verifies.
+fn query_params(path_and_query: &str) -> Result<Vec<(String, String)>, String> {
+    let Some((_, query)) = path_and_query.split_once('?') else {
+        return Ok(Vec::new());
+    };
+    let encoded = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%');
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match [name, value].iter().flat_map(|p| p.chars()).find(|c| !encoded(*c)) {
+                Some(c) => Err(format!("{c:?} is not percent-encoded in the query parameter {name:?}")),
+                None => Ok((percent_decode(name), percent_decode(value))),
+            }
+        })
+        .collect()
 }
 
 /// `%2F` → `/`; anything malformed is kept as it came.
@@ -102,7 +129,8 @@ impl Received {
 /// A scripted answer for the next request.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// Answer like MonitorContact does.
+    /// Answer as Connect does when the operation succeeds (or, for a
+    /// lookup, with its not-found when no record was added).
     Success,
     /// Answer this status, headers and body.
     Raw {
@@ -137,8 +165,14 @@ struct State {
     script: Mutex<VecDeque<Reply>>,
     /// Replies for one operation, taken before the shared script.
     scripts: Mutex<HashMap<&'static str, VecDeque<Reply>>>,
-    /// DescribeUser's records, by user id.
+    /// DescribeUser's records, by user id; SearchUsers searches them too.
     users: Mutex<HashMap<String, Value>>,
+    /// DescribeContact's records, by contact id.
+    contacts: Mutex<HashMap<String, Value>>,
+    /// ListSecurityProfilePermissions' records, by security profile id.
+    security_profiles: Mutex<HashMap<String, Vec<String>>>,
+    /// How many permissions a page holds at most.
+    permissions_page_size: Mutex<usize>,
     /// Given when the script is empty.
     default_reply: Mutex<Reply>,
 }
@@ -179,6 +213,9 @@ impl ConnectStandIn {
             script: Mutex::new(VecDeque::new()),
             scripts: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            contacts: Mutex::new(HashMap::new()),
+            security_profiles: Mutex::new(HashMap::new()),
+            permissions_page_size: Mutex::new(DEFAULT_PERMISSIONS_PAGE_SIZE),
             default_reply: Mutex::new(Reply::Success),
         });
         let s = state.clone();
@@ -218,10 +255,40 @@ impl ConnectStandIn {
         scripts.entry(operation).or_default().extend(replies);
     }
 
-    /// Adds a user DescribeUser answers with (its `Id` member is the key).
+    /// Adds a user DescribeUser answers with (its `Id` member is the key),
+    /// and SearchUsers finds by its `Username` member.
     pub fn add_user(&self, user: Value) {
         let id = user["Id"].as_str().unwrap_or_default().to_owned();
         self.state.users.lock().expect("users lock").insert(id, user);
+    }
+
+    /// Adds a contact DescribeContact answers with: DescribeContact's
+    /// `Contact` object, its `Id` member the key.
+    pub fn add_contact(&self, contact: Value) {
+        let id = contact["Id"].as_str().unwrap_or_default().to_owned();
+        self.state.contacts.lock().expect("contacts lock").insert(id, contact);
+    }
+
+    /// Adds a security profile ListSecurityProfilePermissions lists, in this order.
+    pub fn add_security_profile(&self, id: &str, permissions: &[&str]) {
+        let permissions = permissions.iter().map(|p| p.to_string()).collect();
+        self.state
+            .security_profiles
+            .lock()
+            .expect("profiles lock")
+            .insert(id.to_owned(), permissions);
+    }
+
+    /// How many permissions a page holds at most (500, as Connect, unless
+    /// set; the request's `maxResults` may ask for fewer).
+    pub fn set_permissions_page_size(&self, n: usize) {
+        *self.state.permissions_page_size.lock().expect("page size lock") = n.max(1);
+    }
+
+    /// How many requests to one operation arrived, whatever their outcome.
+    pub fn calls(&self, operation: &str) -> usize {
+        let received = self.state.received.lock().expect("received lock");
+        received.iter().filter(|r| r.operation == operation).count()
     }
 
     /// The reply once the script runs out.
@@ -303,26 +370,138 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
     match received.operation {
         "MonitorContact" => monitor_success(received),
-        "DescribeUser" => {
-            let user = received
-                .labels
-                .get(1)
-                .and_then(|id| state.users.lock().expect("users lock").get(id).cloned());
-            match user {
-                Some(user) => raw(200, &[], &json!({"User": user}).to_string()),
-                None => raw(
-                    404,
-                    &[("x-amzn-errortype", "ResourceNotFoundException")],
-                    r#"{"Message":"no such user"}"#,
-                ),
+        "DescribeContact" => {
+            let contact =
+                resource_id(received).and_then(|id| state.contacts.lock().expect("contacts lock").get(id).cloned());
+            match contact {
+                Some(contact) => raw(200, &[], &json!({"Contact": contact}).to_string()),
+                None => error_answer(404, "ResourceNotFoundException", "no such contact"),
             }
         }
+        "DescribeUser" => {
+            let user = resource_id(received).and_then(|id| state.users.lock().expect("users lock").get(id).cloned());
+            match user {
+                Some(user) => raw(200, &[], &json!({"User": user}).to_string()),
+                None => error_answer(404, "ResourceNotFoundException", "no such user"),
+            }
+        }
+        "ListSecurityProfilePermissions" => permissions_page(state, received),
+        "SearchUsers" => search_users(state, received),
         _ => raw(
             400,
             &[("x-amzn-errortype", "InvalidRequestException")],
             r#"{"Message":"the stand-in does not model this operation"}"#,
         ),
     }
+}
+
+/// The id a lookup's path names after the instance id; `None` unless the
+/// path is exactly `/{InstanceId}/{Id}` (an unencoded `/` in an id is not).
+fn resource_id(received: &Received) -> Option<&str> {
+    match received.labels.as_slice() {
+        [_instance, id] => Some(id.as_str()),
+        _ => None,
+    }
+}
+
+/// An error answer as Connect gives it: the type in `X-Amzn-ErrorType`.
+fn error_answer(status: u16, error_type: &str, message: &str) -> Response<Full<Bytes>> {
+    raw(
+        status,
+        &[("x-amzn-errortype", error_type)],
+        &json!({ "Message": message }).to_string(),
+    )
+}
+
+/// The opaque token of the page that starts at `offset`: it holds characters
+/// a client must percent-encode in a query, as Connect's tokens do.
+fn permissions_token(offset: usize) -> String {
+    format!("page/{offset}+x=")
+}
+
+fn permissions_token_offset(token: &str) -> Option<usize> {
+    token.strip_prefix("page/")?.strip_suffix("+x=")?.parse().ok()
+}
+
+/// One page of a security profile's permissions, from `nextToken` on.
+fn permissions_page(state: &State, received: &Received) -> Response<Full<Bytes>> {
+    let permissions = resource_id(received).and_then(|id| {
+        let profiles = state.security_profiles.lock().expect("profiles lock");
+        profiles.get(id).cloned()
+    });
+    let Some(permissions) = permissions else {
+        return error_answer(404, "ResourceNotFoundException", "no such security profile");
+    };
+    let params = match query_params(&received.path) {
+        Ok(params) => params,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let param = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let page_size = *state.permissions_page_size.lock().expect("page size lock");
+    let page_size = match param("maxResults").map(str::parse::<usize>) {
+        None => page_size,
+        Some(Ok(n)) if (1..=1000).contains(&n) => page_size.min(n),
+        Some(_) => return error_answer(400, "InvalidParameterException", "maxResults must be 1..1000"),
+    };
+    let start = match param("nextToken").map(permissions_token_offset) {
+        None => 0,
+        Some(Some(offset)) if offset < permissions.len() => offset,
+        Some(_) => {
+            return error_answer(
+                400,
+                "InvalidParameterException",
+                "nextToken is not one this stand-in gave",
+            )
+        }
+    };
+    let end = permissions.len().min(start + page_size);
+    let mut page = json!({ "Permissions": permissions[start..end] });
+    if end < permissions.len() {
+        page["NextToken"] = json!(permissions_token(end));
+    }
+    raw(200, &[], &page.to_string())
+}
+
+/// SearchUsers over the added users: only an `EXACT` search on `Username`,
+/// the one the gateway makes; anything else is refused, not half-answered.
+fn search_users(state: &State, received: &Received) -> Response<Full<Bytes>> {
+    let body = received.json();
+    let condition = &body["SearchCriteria"]["StringCondition"];
+    if body["InstanceId"].as_str().is_none_or(str::is_empty) {
+        return error_answer(400, "InvalidParameterException", "InstanceId is required");
+    }
+    if condition["FieldName"] != "Username" || condition["ComparisonType"] != "EXACT" {
+        return error_answer(
+            400,
+            "InvalidRequestException",
+            "the stand-in models only an EXACT search on Username",
+        );
+    }
+    let Some(username) = condition["Value"].as_str() else {
+        return error_answer(400, "InvalidParameterException", "StringCondition.Value is required");
+    };
+    let max_results = match body.get("MaxResults").map(Value::as_u64) {
+        None => 100,
+        Some(Some(n)) if (1..=100).contains(&n) => n as usize,
+        Some(_) => return error_answer(400, "InvalidParameterException", "MaxResults must be 1..100"),
+    };
+    let mut users: Vec<Value> = {
+        let records = state.users.lock().expect("users lock");
+        records
+            .values()
+            .filter(|u| u["Username"].as_str() == Some(username))
+            .map(|u| json!({"Id": u["Id"], "Username": u["Username"]}))
+            .collect()
+    };
+    // By id, so a test sees the same answer every time.
+    users.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
+    let total = users.len();
+    users.truncate(max_results);
+    raw(
+        200,
+        &[],
+        &json!({"Users": users, "ApproximateTotalCount": total}).to_string(),
+    )
 }
 
 fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes>> {
@@ -611,5 +790,38 @@ mod tests {
         );
         assert_eq!(route("POST", "/contact/monitor").0, "MonitorContact");
         assert_eq!(route("GET", "/contact/monitor").0, "Unknown");
+        assert_eq!(
+            route("GET", "/security-profiles-permissions/inst-1/sp%3A1"),
+            (
+                "ListSecurityProfilePermissions",
+                vec!["inst-1".to_string(), "sp:1".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        assert_eq!(
+            query_params("/p/i/s?maxResults=2&nextToken=page%2F2%2Bx%3D"),
+            Ok(vec![
+                ("maxResults".to_string(), "2".to_string()),
+                ("nextToken".to_string(), "page/2+x=".to_string()),
+            ])
+        );
+        assert_eq!(permissions_token_offset("page/2+x="), Some(2));
+        assert_eq!(permissions_token_offset(&permissions_token(40)), Some(40));
+        assert_eq!(query_params("/p/i/s"), Ok(Vec::new()));
+        assert_eq!(
+            query_params("/p/i/s?flag"),
+            Ok(vec![("flag".to_string(), String::new())])
+        );
+    }
+
+    #[test]
+    fn a_query_value_sent_without_its_encoding_is_refused() {
+        for raw_token in ["page/2", "page%2F2+x", "page%2F2%2Bx="] {
+            let path = format!("/p/i/s?nextToken={raw_token}");
+            assert!(query_params(&path).is_err(), "{path}");
+        }
     }
 }

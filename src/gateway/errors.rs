@@ -53,6 +53,9 @@ pub enum GatewayError {
     // Connect's side.
     #[error(transparent)]
     Upstream(#[from] ConnectFailure),
+    /// A lookup a grant needed failed: the request fails closed (CONTRACT §9).
+    #[error("lookup failed: {0}")]
+    Lookup(ConnectFailure),
 }
 
 impl From<Refusal> for GatewayError {
@@ -60,6 +63,9 @@ impl From<Refusal> for GatewayError {
         match refusal {
             Refusal::Denied(reason) => GatewayError::Forbidden(reason),
             Refusal::NoRegion => GatewayError::NoRegion,
+            Refusal::LookupFailed(failure) => GatewayError::Lookup(failure),
+            // Only `explain` decides without a source of facts.
+            Refusal::FactsMissing(what) => GatewayError::Internal(what),
         }
     }
 }
@@ -144,6 +150,7 @@ impl GatewayError {
                 "The gateway failed to answer",
             ),
             E::Upstream(failure) => upstream_answer(failure),
+            E::Lookup(failure) => lookup_answer(failure),
         }
     }
 
@@ -168,7 +175,7 @@ impl GatewayError {
         if let Some(after) = answer.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs_f64().ceil() as u64));
         }
-        if let GatewayError::Upstream(failure) = self {
+        if let GatewayError::Upstream(failure) | GatewayError::Lookup(failure) = self {
             if let Some(id) = failure
                 .aws_request_id
                 .as_deref()
@@ -246,6 +253,57 @@ fn upstream_answer(failure: &ConnectFailure) -> Answer {
         answer.retry_after = failure.retry_after;
     }
     answer
+}
+
+/// A failed lookup, per CONTRACT §9: what Connect did not find is named,
+/// throttling is 429, running out of time 504, anything else 502 naming the
+/// operation (so an operator knows which IAM action or quota to look at).
+fn lookup_answer(failure: &ConnectFailure) -> Answer {
+    let operation = failure.operation;
+    let mut answer = match &failure.kind {
+        FailureKind::Connect(e) => match e.kind {
+            ConnectErrorKind::NotFound => Answer::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("Connect found no such {}", looked_up(operation)),
+            ),
+            ConnectErrorKind::Throttling | ConnectErrorKind::QuotaExceeded => Answer::new(
+                RATE_LIMITED.0,
+                RATE_LIMITED.1,
+                format!("Connect is still throttling connect:{operation} after retries"),
+            ),
+            _ => Answer::new(
+                UPSTREAM.0,
+                UPSTREAM.1,
+                format!("connect:{operation} failed (HTTP {} {})", e.status, e.name),
+            ),
+        },
+        FailureKind::Timeout => Answer::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "UPSTREAM_TIMEOUT",
+            format!("connect:{operation} did not answer within the request timeout"),
+        ),
+        FailureKind::Unreachable(_) | FailureKind::BadResponse(_) | FailureKind::LocalRateLimit => Answer::new(
+            UPSTREAM.0,
+            UPSTREAM.1,
+            format!("connect:{operation} could not be read from Connect"),
+        ),
+        // Credentials and signing are the gateway's own state, as for MonitorContact.
+        FailureKind::Credentials(_) | FailureKind::Signing(_) => upstream_answer(failure),
+    };
+    if answer.status == StatusCode::TOO_MANY_REQUESTS {
+        answer.retry_after = failure.retry_after;
+    }
+    answer
+}
+
+/// What a lookup operation looks up, for "no such …".
+fn looked_up(operation: &str) -> &'static str {
+    match operation {
+        "DescribeContact" => "contact",
+        "ListSecurityProfilePermissions" => "security profile",
+        _ => "user",
+    }
 }
 
 fn capitalize(e: &impl std::fmt::Display) -> String {

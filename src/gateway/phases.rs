@@ -16,6 +16,7 @@ use serde_json::json;
 use super::errors::{GatewayError, OK_CODE};
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
+use crate::authz::facts::LiveFacts;
 use crate::authz::Permit;
 use crate::connect::client::AWS_REQUEST_ID;
 use crate::connect::monitor_contact::{self, Monitored};
@@ -152,8 +153,11 @@ impl Gateway {
         let body = self.read_body(req, deadline).await?;
         let request = exchange.request.insert(MonitorRequest::parse(&body)?);
 
-        // Decide: the one authorization seam.
-        let permit = exchange.permit.insert(self.authorizer.decide(identity, request).await?);
+        // Decide: the one authorization seam, asking Connect what a grant needs.
+        let facts = LiveFacts::new(&self.connect, deadline);
+        let permit = exchange
+            .permit
+            .insert(self.authorizer.decide(identity, request, &facts).await?);
 
         // Call Connect: the body rebuilt from what was validated.
         let client_token = exchange.client_token.insert(monitor_contact::client_token(request));

@@ -254,6 +254,8 @@ pub struct Options {
     pub audit_file: Option<PathBuf>,
     /// The policy file's text.
     pub policy: String,
+    /// `[policy] user_name_claim`: the claim holding the caller's Connect username.
+    pub user_name_claim: Option<&'static str>,
     // What the gateway is built with besides its configuration.
     pub credentials: TestCredentials,
     pub credentials_margin: Duration,
@@ -281,6 +283,7 @@ impl Default for Options {
             cors_max_age: None,
             audit_file: None,
             policy: POLICY.to_string(),
+            user_name_claim: None,
             credentials: TestCredentials::default(),
             credentials_margin: Duration::from_secs(300),
             // Small backoff bases keep retry tests quick; the rules are the SDK's.
@@ -386,6 +389,7 @@ pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options
     let audit = o.audit_file.as_deref().map_or(String::new(), |file| {
         format!("[audit]\n{}", setting("file", Some(path(file))))
     });
+    let policy_settings = setting("user_name_claim", o.user_name_claim);
     format!(
         r#"
 [server]
@@ -411,7 +415,7 @@ endpoint = "{connect}"
 [policy]
 file = "policy.toml"
 user_id_claim = "connect_user_id"
-
+{policy_settings}
 {cors}
 {audit}"#,
         issuer = issuer.issuer(),

@@ -1,0 +1,157 @@
+//! Where the facts of a decision come from (CONTRACT §9): Connect itself in
+//! the gateway, or nowhere (so `explain` can name what it would need). Every
+//! fact is asked for at most once per decision, and only when a grant that
+//! passed its static checks needs it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::Poll;
+use std::time::Instant;
+
+use crate::connect::client::{ConnectClient, ConnectFailure};
+use crate::connect::describe_contact::{describe_contact, ContactFacts};
+use crate::connect::describe_user::{describe_user, ConnectUser};
+use crate::connect::endpoint::Route;
+use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
+use crate::connect::search_users::user_id_by_username;
+
+/// Why a fact could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FactError {
+    /// Connect could not tell us (after retries): the request fails closed.
+    #[error(transparent)]
+    Lookup(#[from] ConnectFailure),
+    /// No source for this fact (explain without facts); names the fact.
+    #[error("needs {0}, which was not given")]
+    Missing(String),
+}
+
+/// A source of Connect's facts about one instance's contacts and users.
+pub trait FactSource: Sync {
+    /// The id of the one user with exactly this username, if there is one.
+    fn user_id_by_username(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<String>, FactError>> + Send;
+    fn contact(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        contact_id: &str,
+    ) -> impl Future<Output = Result<ContactFacts, FactError>> + Send;
+    fn user(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        user_id: &str,
+    ) -> impl Future<Output = Result<ConnectUser, FactError>> + Send;
+    fn permissions(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        profile_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, FactError>> + Send;
+}
+
+/// Connect itself, through the gateway's client, within the request's deadline.
+pub struct LiveFacts<'a> {
+    client: &'a ConnectClient,
+    deadline: Instant,
+    /// Calls made to Connect (for the audit).
+    lookups: AtomicU32,
+}
+
+impl<'a> LiveFacts<'a> {
+    pub fn new(client: &'a ConnectClient, deadline: Instant) -> Self {
+        LiveFacts {
+            client,
+            deadline,
+            lookups: AtomicU32::new(0),
+        }
+    }
+
+    /// How many lookups reached Connect.
+    pub fn lookups(&self) -> u32 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl FactSource for LiveFacts<'_> {
+    async fn user_id_by_username(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        username: &str,
+    ) -> Result<Option<String>, FactError> {
+        self.count();
+        Ok(user_id_by_username(self.client, route, instance_id, username, self.deadline).await?)
+    }
+
+    async fn contact(&self, route: &Route, instance_id: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
+        self.count();
+        Ok(describe_contact(self.client, route, instance_id, contact_id, self.deadline).await?)
+    }
+
+    async fn user(&self, route: &Route, instance_id: &str, user_id: &str) -> Result<ConnectUser, FactError> {
+        self.count();
+        Ok(describe_user(self.client, route, instance_id, user_id, self.deadline).await?)
+    }
+
+    async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
+        self.count();
+        Ok(list_security_profile_permissions(self.client, route, instance_id, profile_id, self.deadline).await?)
+    }
+}
+
+/// No facts at all: every fact is missing, by name.
+pub struct NoFacts;
+
+impl FactSource for NoFacts {
+    async fn user_id_by_username(&self, _: &Route, _: &str, username: &str) -> Result<Option<String>, FactError> {
+        Err(FactError::Missing(format!("the user id of username {username:?}")))
+    }
+
+    async fn contact(&self, _: &Route, _: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
+        Err(FactError::Missing(format!("contact {contact_id:?}")))
+    }
+
+    async fn user(&self, _: &Route, _: &str, user_id: &str) -> Result<ConnectUser, FactError> {
+        Err(FactError::Missing(format!("user {user_id:?}")))
+    }
+
+    async fn permissions(&self, _: &Route, _: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
+        Err(FactError::Missing(format!("security profile {profile_id:?}")))
+    }
+}
+
+/// Runs futures concurrently on this task and gives their outputs in order
+/// (the security profiles of one user are independent lookups).
+pub async fn all<'f, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'f>>>) -> Vec<T> {
+    let mut pending: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + 'f>>>> =
+        futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                if let Poll::Ready(value) = future.as_mut().poll(cx) {
+                    *output = Some(value);
+                    *slot = None;
+                }
+            }
+        }
+        if pending.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("every future finished")).collect()
+}
