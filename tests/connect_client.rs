@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use connect_monitor_gateway::connect::client::{ConnectClient, FailureKind};
+use connect_monitor_gateway::connect::client::{ConnectClient, FailureKind, Lookup};
 use connect_monitor_gateway::connect::credentials::CredentialsCache;
 use connect_monitor_gateway::connect::describe_contact::{describe_contact, ContactFacts};
 use connect_monitor_gateway::connect::describe_user::{describe_user, ConnectUser};
@@ -33,6 +33,18 @@ struct Setup {
     client: ConnectClient,
     route: Route,
     metrics: Arc<Metrics>,
+}
+
+impl Setup {
+    /// Lookups in `inst-1`, with time to spare.
+    fn at(&self) -> Lookup<'_> {
+        Lookup {
+            client: &self.client,
+            route: &self.route,
+            instance_id: "inst-1",
+            deadline: deadline(),
+        }
+    }
 }
 
 async fn setup() -> Setup {
@@ -70,9 +82,7 @@ async fn describe_user_is_a_signed_get_with_its_labels_percent_encoded() {
         "Id": AWKWARD_USER, "Username": "sup@example.com",
         "HierarchyGroupId": "group-7", "SecurityProfileIds": ["sp-1", "sp-2"],
     }));
-    let user = describe_user(&s.client, &s.route, "inst-1", AWKWARD_USER, deadline())
-        .await
-        .unwrap();
+    let user = describe_user(s.at(), AWKWARD_USER).await.unwrap();
     assert_eq!(
         user,
         ConnectUser {
@@ -109,9 +119,7 @@ async fn a_throttled_lookup_is_retried_by_the_same_loop_as_monitor_contact() {
     s.connect.add_user(json!({"Id": "u1", "SecurityProfileIds": ["sp-1"]}));
     s.connect
         .script_for("DescribeUser", [Reply::error(429, "ThrottlingException")]);
-    let user = describe_user(&s.client, &s.route, "inst-1", "u1", deadline())
-        .await
-        .unwrap();
+    let user = describe_user(s.at(), "u1").await.unwrap();
     assert_eq!(user.hierarchy_group_id, None, "absent when the user has no group");
     assert_eq!(s.connect.received().len(), 2);
     assert!(s.connect.bad_signatures().is_empty());
@@ -127,9 +135,7 @@ async fn a_throttled_lookup_is_retried_by_the_same_loop_as_monitor_contact() {
 #[tokio::test]
 async fn an_unknown_user_is_connects_not_found_not_retried() {
     let s = setup().await;
-    let failure = describe_user(&s.client, &s.route, "inst-1", "nobody", deadline())
-        .await
-        .unwrap_err();
+    let failure = describe_user(s.at(), "nobody").await.unwrap_err();
     match failure.kind {
         FailureKind::Connect(e) => assert_eq!(e.kind, ConnectErrorKind::NotFound),
         other => panic!("expected Connect's 404, got {other:?}"),
@@ -156,9 +162,7 @@ async fn describe_contact_reads_the_agent_its_groups_and_the_queue() {
         }},
         "QueueInfo": {"Id": "queue-1", "EnqueueTimestamp": 1764000000.5},
     }));
-    let facts = describe_contact(&s.client, &s.route, "inst-1", AWKWARD_CONTACT, deadline())
-        .await
-        .unwrap();
+    let facts = describe_contact(s.at(), AWKWARD_CONTACT).await.unwrap();
     assert_eq!(
         facts,
         ContactFacts {
@@ -182,9 +186,7 @@ async fn a_contact_without_an_agent_has_no_agent_facts() {
     let s = setup().await;
     s.connect
         .add_contact(json!({"Id": "queued-1", "Channel": "CHAT", "QueueInfo": {"Id": "queue-1"}}));
-    let facts = describe_contact(&s.client, &s.route, "inst-1", "queued-1", deadline())
-        .await
-        .unwrap();
+    let facts = describe_contact(s.at(), "queued-1").await.unwrap();
     assert_eq!(
         facts,
         ContactFacts {
@@ -199,9 +201,7 @@ async fn a_contact_without_an_agent_has_no_agent_facts() {
 #[tokio::test]
 async fn an_unknown_contact_is_connects_not_found_and_an_answer_without_a_contact_is_bad() {
     let s = setup().await;
-    let failure = describe_contact(&s.client, &s.route, "inst-1", "nobody", deadline())
-        .await
-        .unwrap_err();
+    let failure = describe_contact(s.at(), "nobody").await.unwrap_err();
     match failure.kind {
         FailureKind::Connect(e) => assert_eq!(e.kind, ConnectErrorKind::NotFound),
         other => panic!("expected Connect's 404, got {other:?}"),
@@ -214,9 +214,7 @@ async fn an_unknown_contact_is_connects_not_found_and_an_answer_without_a_contac
             body: r#"{"Contact": null}"#.into(),
         }],
     );
-    let failure = describe_contact(&s.client, &s.route, "inst-1", "any", deadline())
-        .await
-        .unwrap_err();
+    let failure = describe_contact(s.at(), "any").await.unwrap_err();
     assert!(
         matches!(failure.kind, FailureKind::BadResponse("DescribeContact")),
         "{failure}"
@@ -236,9 +234,7 @@ async fn security_profile_permissions_are_read_across_every_page() {
     ];
     s.connect.add_security_profile("sp 1/a", &all);
     s.connect.set_permissions_page_size(2);
-    let permissions = list_security_profile_permissions(&s.client, &s.route, "inst-1", "sp 1/a", deadline())
-        .await
-        .unwrap();
+    let permissions = list_security_profile_permissions(s.at(), "sp 1/a").await.unwrap();
     assert_eq!(permissions, all.map(String::from).to_vec());
     assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), 3);
     assert!(s.connect.bad_signatures().is_empty());
@@ -265,15 +261,7 @@ async fn a_connect_that_gives_the_same_next_token_again_is_a_bad_response() {
     };
     s.connect
         .script_for("ListSecurityProfilePermissions", [looping(), looping(), looping()]);
-    let failure = list_security_profile_permissions(&s.client, &s.route, "inst-1", "sp-1", deadline())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(failure.kind, FailureKind::BadResponse("ListSecurityProfilePermissions")),
-        "{failure}"
-    );
-    assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), 2);
-    assert!(s.connect.bad_signatures().is_empty());
+    assert_paging_cut_off(&s, 2).await;
 }
 
 #[tokio::test]
@@ -285,14 +273,17 @@ async fn a_connect_that_pages_on_and_on_is_cut_off() {
         body: json!({"Permissions": [], "NextToken": format!("token-{n}")}).to_string(),
     });
     s.connect.script_for("ListSecurityProfilePermissions", pages);
-    let failure = list_security_profile_permissions(&s.client, &s.route, "inst-1", "sp-1", deadline())
-        .await
-        .unwrap_err();
+    assert_paging_cut_off(&s, 50).await;
+}
+
+/// Paging through a Connect that never stops is a bad response after `calls` calls.
+async fn assert_paging_cut_off(s: &Setup, calls: usize) {
+    let failure = list_security_profile_permissions(s.at(), "sp-1").await.unwrap_err();
     assert!(
         matches!(failure.kind, FailureKind::BadResponse("ListSecurityProfilePermissions")),
         "{failure}"
     );
-    assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), 50);
+    assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), calls);
     assert!(s.connect.bad_signatures().is_empty());
 }
 
@@ -303,9 +294,7 @@ async fn search_users_finds_the_one_user_by_exact_username() {
         .add_user(json!({"Id": "u-sup", "Username": "sup@example.com", "SecurityProfileIds": ["sp-1"]}));
     s.connect
         .add_user(json!({"Id": "u-other", "Username": "other@example.com", "SecurityProfileIds": ["sp-1"]}));
-    let id = user_id_by_username(&s.client, &s.route, "inst-1", "sup@example.com", deadline())
-        .await
-        .unwrap();
+    let id = user_id_by_username(s.at(), "sup@example.com").await.unwrap();
     assert_eq!(id.as_deref(), Some("u-sup"));
     assert!(s.connect.bad_signatures().is_empty());
     let received = s.connect.received();
@@ -337,9 +326,7 @@ async fn search_users_finds_nobody_for_an_unknown_username() {
     let s = setup().await;
     s.connect
         .add_user(json!({"Id": "u-sup", "Username": "sup@example.com", "SecurityProfileIds": ["sp-1"]}));
-    let id = user_id_by_username(&s.client, &s.route, "inst-1", "nobody@example.com", deadline())
-        .await
-        .unwrap();
+    let id = user_id_by_username(s.at(), "nobody@example.com").await.unwrap();
     assert_eq!(id, None);
     assert_eq!(s.connect.calls("SearchUsers"), 1);
     assert!(s.connect.bad_signatures().is_empty());
@@ -351,9 +338,7 @@ async fn search_users_finds_nobody_when_two_users_share_the_username() {
     for id in ["u-1", "u-2", "u-3"] {
         s.connect.add_user(json!({"Id": id, "Username": "shared"}));
     }
-    let id = user_id_by_username(&s.client, &s.route, "inst-1", "shared", deadline())
-        .await
-        .unwrap();
+    let id = user_id_by_username(s.at(), "shared").await.unwrap();
     assert_eq!(id, None, "an ambiguous username identifies nobody");
     assert!(s.connect.bad_signatures().is_empty());
 }

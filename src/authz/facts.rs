@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
 use std::time::Instant;
 
-use crate::connect::client::{ConnectClient, ConnectFailure};
+use crate::connect::client::{ConnectClient, ConnectFailure, Lookup};
 use crate::connect::describe_contact::{describe_contact, ContactFacts};
 use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::Route;
@@ -78,8 +78,15 @@ impl<'a> LiveFacts<'a> {
         self.lookups.load(Ordering::Relaxed)
     }
 
-    fn count(&self) {
+    /// A lookup in this instance, counted.
+    fn at<'r>(&'r self, route: &'r Route, instance_id: &'r str) -> Lookup<'r> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
+        Lookup {
+            client: self.client,
+            route,
+            instance_id,
+            deadline: self.deadline,
+        }
     }
 }
 
@@ -90,23 +97,19 @@ impl FactSource for LiveFacts<'_> {
         instance_id: &str,
         username: &str,
     ) -> Result<Option<String>, FactError> {
-        self.count();
-        Ok(user_id_by_username(self.client, route, instance_id, username, self.deadline).await?)
+        Ok(user_id_by_username(self.at(route, instance_id), username).await?)
     }
 
     async fn contact(&self, route: &Route, instance_id: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
-        self.count();
-        Ok(describe_contact(self.client, route, instance_id, contact_id, self.deadline).await?)
+        Ok(describe_contact(self.at(route, instance_id), contact_id).await?)
     }
 
     async fn user(&self, route: &Route, instance_id: &str, user_id: &str) -> Result<ConnectUser, FactError> {
-        self.count();
-        Ok(describe_user(self.client, route, instance_id, user_id, self.deadline).await?)
+        Ok(describe_user(self.at(route, instance_id), user_id).await?)
     }
 
     async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
-        self.count();
-        Ok(list_security_profile_permissions(self.client, route, instance_id, profile_id, self.deadline).await?)
+        Ok(list_security_profile_permissions(self.at(route, instance_id), profile_id).await?)
     }
 }
 

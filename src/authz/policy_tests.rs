@@ -268,18 +268,19 @@ fn supervisor(group: Option<&str>, permissions: &[&str]) -> SupervisorFacts {
     }
 }
 
+fn needs(contact: bool, supervisor: bool, permissions: bool) -> Needs {
+    Needs {
+        contact,
+        supervisor,
+        permissions,
+    }
+}
+
 #[test]
 fn connect_permissions_barge_needs_listen_in_and_barge_in() {
     let policy = grant_with("connect_permissions = true").unwrap();
     let grant = &policy.grants[0];
-    assert_eq!(
-        grant.needs(),
-        Needs {
-            contact: false,
-            supervisor: true,
-            permissions: true
-        }
-    );
+    assert_eq!(grant.needs(), needs(false, true, true));
     let silent = req("i", "u", &[Capability::SilentMonitor]);
     let barge = req("i", "u", &[Capability::SilentMonitor, Capability::Barge]);
     let listen = supervisor(None, &["ManagerListenIn"]);
@@ -300,14 +301,7 @@ fn connect_permissions_barge_needs_listen_in_and_barge_in() {
 fn my_hierarchy_covers_the_supervisors_subtree_only() {
     let policy = grant_with("agents = \"my_hierarchy\"").unwrap();
     let grant = &policy.grants[0];
-    assert_eq!(
-        grant.needs(),
-        Needs {
-            contact: true,
-            supervisor: true,
-            permissions: false
-        }
-    );
+    assert_eq!(grant.needs(), needs(true, true, false));
     let r = req("i", "u", &[Capability::SilentMonitor]);
     let lead = supervisor(Some("g-team"), &[]);
     let in_group = contact(Some("agent"), &["g-site", "g-team"], None);
@@ -332,14 +326,7 @@ fn listed_agents_need_every_given_list_to_hold() {
         grant_with("agents = { hierarchy_groups = [\"g-a\", \"g-b\"], users = [\"agent-1\"], queues = [\"q-1\"] }")
             .unwrap();
     let grant = &policy.grants[0];
-    assert_eq!(
-        grant.needs(),
-        Needs {
-            contact: true,
-            supervisor: false,
-            permissions: false
-        }
-    );
+    assert_eq!(grant.needs(), needs(true, false, false));
     let r = req("i", "u", &[Capability::SilentMonitor]);
     let ok = contact(Some("agent-1"), &["g-x", "g-b"], Some("q-1"));
     assert_eq!(grant.facts_allow(&r, Some(&ok), None), Ok(()));

@@ -37,6 +37,29 @@ pub struct Call {
     pub paced: bool,
 }
 
+/// One request's lookups: the client, where they go, in which instance,
+/// and until when.
+#[derive(Clone, Copy)]
+pub struct Lookup<'a> {
+    pub client: &'a ConnectClient,
+    pub route: &'a Route,
+    pub instance_id: &'a str,
+    pub deadline: Instant,
+}
+
+impl Call {
+    /// A lookup: a GET with no body, not paced by the MonitorContact limiter.
+    pub fn lookup(operation: &'static str, path_and_query: String) -> Call {
+        Call {
+            operation,
+            method: Method::GET,
+            path_and_query,
+            body: None,
+            paced: false,
+        }
+    }
+}
+
 /// A successful answer.
 #[derive(Debug, Clone)]
 pub struct Reply {

@@ -2,13 +2,10 @@
 //! `/contacts/{InstanceId}/{ContactId}`, read for the contact's agent, the
 //! agent's hierarchy groups and the contact's queue (CONTRACT §9).
 
-use std::time::Instant;
-
-use http::Method;
 use serde_json::Value;
 
-use super::client::{Call, ConnectClient, ConnectFailure};
-use super::endpoint::{path_label, Route};
+use super::client::{Call, ConnectFailure, Lookup};
+use super::endpoint::path_label;
 
 pub const OPERATION: &str = "DescribeContact";
 
@@ -67,21 +64,9 @@ pub fn path(instance_id: &str, contact_id: &str) -> String {
 }
 
 /// Describes one contact of an instance.
-pub async fn describe_contact(
-    client: &ConnectClient,
-    route: &Route,
-    instance_id: &str,
-    contact_id: &str,
-    deadline: Instant,
-) -> Result<ContactFacts, ConnectFailure> {
-    let call = Call {
-        operation: OPERATION,
-        method: Method::GET,
-        path_and_query: path(instance_id, contact_id),
-        body: None,
-        paced: false,
-    };
-    let reply = client.send(route, &call, deadline).await?;
+pub async fn describe_contact(at: Lookup<'_>, contact_id: &str) -> Result<ContactFacts, ConnectFailure> {
+    let call = Call::lookup(OPERATION, path(at.instance_id, contact_id));
+    let reply = at.client.send(at.route, &call, at.deadline).await?;
     // Without a `Contact` object there is no contact to read: reading it as
     // one with no agent would put a wrong fact behind the decision.
     let output: Value =

@@ -2,13 +2,10 @@
 //! `/users/{InstanceId}/{UserId}`, read for the user's hierarchy group and
 //! security profiles. Connect-aware authorization (CONTRACT §9) builds on it.
 
-use std::time::Instant;
-
-use http::Method;
 use serde::Deserialize;
 
-use super::client::{Call, ConnectClient, ConnectFailure};
-use super::endpoint::{path_label, Route};
+use super::client::{Call, ConnectFailure, Lookup};
+use super::endpoint::path_label;
 
 pub const OPERATION: &str = "DescribeUser";
 
@@ -30,21 +27,9 @@ pub fn path(instance_id: &str, user_id: &str) -> String {
 }
 
 /// Describes one user of an instance.
-pub async fn describe_user(
-    client: &ConnectClient,
-    route: &Route,
-    instance_id: &str,
-    user_id: &str,
-    deadline: Instant,
-) -> Result<ConnectUser, ConnectFailure> {
-    let call = Call {
-        operation: OPERATION,
-        method: Method::GET,
-        path_and_query: path(instance_id, user_id),
-        body: None,
-        paced: false,
-    };
-    let reply = client.send(route, &call, deadline).await?;
+pub async fn describe_user(at: Lookup<'_>, user_id: &str) -> Result<ConnectUser, ConnectFailure> {
+    let call = Call::lookup(OPERATION, path(at.instance_id, user_id));
+    let reply = at.client.send(at.route, &call, at.deadline).await?;
     #[derive(Deserialize)]
     struct Output {
         #[serde(rename = "User")]

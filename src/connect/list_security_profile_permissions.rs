@@ -4,13 +4,11 @@
 //! names a security profile grants (CONTRACT §9).
 
 use std::collections::HashSet;
-use std::time::Instant;
 
-use http::Method;
 use serde::Deserialize;
 
-use super::client::{Call, ConnectClient, ConnectFailure};
-use super::endpoint::{path_label, Route};
+use super::client::{Call, ConnectFailure, Lookup};
+use super::endpoint::path_label;
 
 pub const OPERATION: &str = "ListSecurityProfilePermissions";
 
@@ -53,25 +51,16 @@ struct Page {
 
 /// Every permission of one security profile, gathered across its pages.
 pub async fn list_security_profile_permissions(
-    client: &ConnectClient,
-    route: &Route,
-    instance_id: &str,
+    at: Lookup<'_>,
     profile_id: &str,
-    deadline: Instant,
 ) -> Result<Vec<String>, ConnectFailure> {
     let mut permissions = Vec::new();
     let mut tokens_seen = HashSet::new();
     let mut next_token: Option<String> = None;
     let mut pages = 0;
     loop {
-        let call = Call {
-            operation: OPERATION,
-            method: Method::GET,
-            path_and_query: path(instance_id, profile_id, next_token.as_deref()),
-            body: None,
-            paced: false,
-        };
-        let reply = client.send(route, &call, deadline).await?;
+        let call = Call::lookup(OPERATION, path(at.instance_id, profile_id, next_token.as_deref()));
+        let reply = at.client.send(at.route, &call, at.deadline).await?;
         pages += 1;
         let page: Page =
             serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;

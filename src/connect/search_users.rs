@@ -2,14 +2,11 @@
 //! `/search-users` that finds the user id behind a Connect username, for a
 //! caller named by `user_name_claim` (CONTRACT §9).
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Call, ConnectClient, ConnectFailure};
-use super::endpoint::Route;
+use super::client::{Call, ConnectFailure, Lookup};
 
 pub const OPERATION: &str = "SearchUsers";
 /// Connect's route for SearchUsers; every member travels in the body.
@@ -88,21 +85,15 @@ fn the_one(users: &[UserSummary], username: &str) -> Result<Option<String>, ()> 
 
 /// The user id of `username` in an instance; `None` when no user, or more
 /// than one, has exactly that username.
-pub async fn user_id_by_username(
-    client: &ConnectClient,
-    route: &Route,
-    instance_id: &str,
-    username: &str,
-    deadline: Instant,
-) -> Result<Option<String>, ConnectFailure> {
+pub async fn user_id_by_username(at: Lookup<'_>, username: &str) -> Result<Option<String>, ConnectFailure> {
     let call = Call {
         operation: OPERATION,
         method: Method::POST,
         path_and_query: PATH.to_owned(),
-        body: Some(Bytes::from(body(instance_id, username))),
+        body: Some(Bytes::from(body(at.instance_id, username))),
         paced: false,
     };
-    let reply = client.send(route, &call, deadline).await?;
+    let reply = at.client.send(at.route, &call, at.deadline).await?;
     let output: Output =
         serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;
     the_one(&output.users, username).map_err(|()| ConnectFailure::bad_response(OPERATION, &reply))
