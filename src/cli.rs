@@ -1,13 +1,14 @@
 //! The command line of CONTRACT §2: `serve`, `check`, `explain`, `demo`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use crate::auth::token::Identity;
-use crate::authz::facts::NoFacts;
+use crate::authz::facts::{FactSource, NoFacts};
+use crate::authz::given_facts::{GivenFacts, Recorded};
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
 use crate::connect::monitor_request::MonitorRequest;
@@ -51,6 +52,12 @@ pub enum Command {
         /// The MonitorContact request body, as JSON.
         #[arg(long)]
         request: String,
+        /// Connect's facts for Connect-aware grants, as a JSON file:
+        /// {"contact": <DescribeContact's Contact>, "users": {"<UserId>": <DescribeUser's User>},
+        /// "security_profiles": {"<id>": ["<permission>", …]}, "usernames": {"<username>": "<user id>"}};
+        /// every member optional.
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
     },
     /// Run on the embedded default: in-process issuer and Connect stand-in.
     #[cfg(feature = "demo")]
@@ -96,8 +103,19 @@ pub fn check(config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// The decision the gateway would make, made by the same function it uses.
+/// The decision the gateway would make, made by the same function it uses,
+/// with no facts from Connect.
 pub async fn decide(settings: &Settings, claims: Value, request: &MonitorRequest) -> Result<Permit, Refusal> {
+    decide_with(settings, claims, request, &NoFacts).await
+}
+
+/// The decision the gateway would make, with Connect's facts from `facts`.
+pub async fn decide_with(
+    settings: &Settings,
+    claims: Value,
+    request: &MonitorRequest,
+    facts: &impl FactSource,
+) -> Result<Permit, Refusal> {
     let authorizer = Authorizer::new(&settings.authz, &settings.connect);
     let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let identity = Identity {
@@ -105,10 +123,25 @@ pub async fn decide(settings: &Settings, claims: Value, request: &MonitorRequest
         subject: text("sub"),
         claims,
     };
-    authorizer.decide(&identity, request, &NoFacts).await
+    authorizer.decide(&identity, request, facts).await
 }
 
-pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> ExitCode {
+/// Reads `--facts FILE`; the problem, naming the file, otherwise.
+fn read_facts(file: &Path) -> Result<GivenFacts, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("--facts {}: cannot read: {e}", file.display()))?;
+    GivenFacts::parse(&text).map_err(|e| format!("--facts {}: {e}", file.display()))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn listed(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str, facts: Option<&Path>) -> ExitCode {
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
@@ -127,7 +160,28 @@ pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> Ex
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let (verdict, code) = match decide(&settings, claims, &request).await {
+    match facts {
+        Some(file) => match read_facts(file) {
+            Ok(given) => explain_with(&settings, claims, &request, given).await,
+            Err(problem) => {
+                eprintln!("{problem}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        None => explain_with(&settings, claims, &request, NoFacts).await,
+    }
+}
+
+/// Decides with `facts`, prints the verdict (with the contact's agent when a
+/// contact was looked at) and gives explain's exit code.
+async fn explain_with(
+    settings: &Settings,
+    claims: Value,
+    request: &MonitorRequest,
+    facts: impl FactSource,
+) -> ExitCode {
+    let facts = Recorded::new(facts);
+    let (mut verdict, code) = match decide_with(settings, claims, request, &facts).await {
         Ok(permit) => (json!({"decision": "allow", "grant": permit.grant}), ExitCode::SUCCESS),
         Err(Refusal::Denied(reason)) => (
             json!({"decision": "deny", "reason": reason.as_str()}),
@@ -140,7 +194,12 @@ pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> Ex
         ),
         // A grant that passed its static checks needs Connect's facts.
         Err(Refusal::FactsMissing(what)) => {
-            eprintln!("explain: a grant {what}; give the facts (--facts is not built yet)");
+            let mut missing = facts.missing();
+            if missing.is_empty() {
+                missing.push(what);
+            }
+            let them = if missing.len() == 1 { "it" } else { "them" };
+            eprintln!("explain: the grant needs {}; give {them} in --facts", listed(&missing));
             return ExitCode::from(EXIT_USAGE);
         }
         Err(Refusal::LookupFailed(failure)) => {
@@ -148,6 +207,9 @@ pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str) -> Ex
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(agent) = facts.agent_id() {
+        verdict["agent_id"] = json!(agent);
+    }
     println!("{verdict}");
     code
 }

@@ -16,7 +16,8 @@ async fn main() -> ExitCode {
             config,
             claims,
             request,
-        } => cli::explain(config, &claims, &request).await,
+            facts,
+        } => cli::explain(config, &claims, &request, facts.as_deref()).await,
         #[cfg(feature = "demo")]
         Command::Demo { once } => cli::demo(once).await,
     }

@@ -1,20 +1,17 @@
-//! Where the facts of a decision come from (CONTRACT §9): Connect itself in
-//! the gateway, or nowhere (so `explain` can name what it would need). Every
+//! Where the facts of a decision come from (CONTRACT §9): a source of facts
+//! (Connect itself in the gateway, `live_facts.rs`), or none at all, so
+//! `explain` can name what it would need. Every
 //! fact is asked for at most once per decision, and only when a grant that
 //! passed its static checks needs it.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
-use std::time::Instant;
 
-use crate::connect::client::{ConnectClient, ConnectFailure, Lookup};
-use crate::connect::describe_contact::{describe_contact, ContactFacts};
-use crate::connect::describe_user::{describe_user, ConnectUser};
+use crate::connect::client::ConnectFailure;
+use crate::connect::describe_contact::ContactFacts;
+use crate::connect::describe_user::ConnectUser;
 use crate::connect::endpoint::Route;
-use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
-use crate::connect::search_users::user_id_by_username;
 
 /// Why a fact could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,63 +51,6 @@ pub trait FactSource: Sync {
         instance_id: &str,
         profile_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, FactError>> + Send;
-}
-
-/// Connect itself, through the gateway's client, within the request's deadline.
-pub struct LiveFacts<'a> {
-    client: &'a ConnectClient,
-    deadline: Instant,
-    /// Calls made to Connect (for the audit).
-    lookups: AtomicU32,
-}
-
-impl<'a> LiveFacts<'a> {
-    pub fn new(client: &'a ConnectClient, deadline: Instant) -> Self {
-        LiveFacts {
-            client,
-            deadline,
-            lookups: AtomicU32::new(0),
-        }
-    }
-
-    /// How many lookups reached Connect.
-    pub fn lookups(&self) -> u32 {
-        self.lookups.load(Ordering::Relaxed)
-    }
-
-    /// A lookup in this instance, counted.
-    fn at<'r>(&'r self, route: &'r Route, instance_id: &'r str) -> Lookup<'r> {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-        Lookup {
-            client: self.client,
-            route,
-            instance_id,
-            deadline: self.deadline,
-        }
-    }
-}
-
-impl FactSource for LiveFacts<'_> {
-    async fn user_id_by_username(
-        &self,
-        route: &Route,
-        instance_id: &str,
-        username: &str,
-    ) -> Result<Option<String>, FactError> {
-        Ok(user_id_by_username(self.at(route, instance_id), username).await?)
-    }
-
-    async fn contact(&self, route: &Route, instance_id: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
-        Ok(describe_contact(self.at(route, instance_id), contact_id).await?)
-    }
-
-    async fn user(&self, route: &Route, instance_id: &str, user_id: &str) -> Result<ConnectUser, FactError> {
-        Ok(describe_user(self.at(route, instance_id), user_id).await?)
-    }
-
-    async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
-        Ok(list_security_profile_permissions(self.at(route, instance_id), profile_id).await?)
-    }
 }
 
 /// No facts at all: every fact is missing, by name.

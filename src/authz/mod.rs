@@ -3,7 +3,10 @@
 //! caller's user id claim, the grants and their reload. The gateway and
 //! `explain` both call [`Authorizer::decide`], so they cannot disagree.
 
+pub mod cache;
 pub mod facts;
+pub mod given_facts;
+pub mod live_facts;
 pub mod policy;
 
 use std::collections::{BTreeSet, HashSet};

@@ -30,6 +30,43 @@ pub struct ConnectSection {
     burst: Option<u32>,
     #[serde(default)]
     instances: Vec<InstanceSection>,
+    #[serde(default)]
+    lookups: LookupsSection,
+}
+
+/// `[connect.lookups]`: how long facts read from Connect are trusted (CONTRACT §9).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupsSection {
+    #[serde(default = "default_lookup_ttl")]
+    ttl: HumanDuration,
+    #[serde(default = "default_lookup_max_entries")]
+    max_entries: u64,
+}
+
+fn default_lookup_ttl() -> HumanDuration {
+    secs(300)
+}
+fn default_lookup_max_entries() -> u64 {
+    10_000
+}
+
+impl Default for LookupsSection {
+    fn default() -> Self {
+        LookupsSection {
+            ttl: default_lookup_ttl(),
+            max_entries: default_lookup_max_entries(),
+        }
+    }
+}
+
+/// `[connect.lookups]`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupSettings {
+    /// How long a looked-up fact is trusted.
+    pub ttl: Duration,
+    /// Per kind of fact.
+    pub max_entries: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +113,7 @@ pub struct ConnectSettings {
     pub rate_limit: Option<(f64, u32)>,
     /// When non-empty, the only instances served (an allow-list).
     pub instances: Vec<Instance>,
+    pub lookups: LookupSettings,
 }
 
 impl ConnectSection {
@@ -117,6 +155,12 @@ impl ConnectSection {
                 _ => {}
             }
         }
+        if self.lookups.ttl.0.is_zero() {
+            c.bad("connect.lookups.ttl", "must be longer than 0s");
+        }
+        if self.lookups.max_entries == 0 {
+            c.bad("connect.lookups.max_entries", "must be at least 1");
+        }
         if self.instances.is_empty() && default_region.is_none() {
             c.bad(
                 "connect.region",
@@ -140,6 +184,10 @@ impl ConnectSection {
                     region: i.region,
                 })
                 .collect(),
+            lookups: LookupSettings {
+                ttl: self.lookups.ttl.0,
+                max_entries: self.lookups.max_entries,
+            },
         }
     }
 

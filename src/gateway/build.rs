@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::Gateway;
 use crate::auth::jwks::IssuerKeys;
 use crate::auth::token::Authenticator;
+use crate::authz::cache::FactCaches;
 use crate::authz::Authorizer;
 use crate::config::Settings;
 use crate::connect::client::ConnectClient;
@@ -178,6 +179,7 @@ pub async fn start_on(
         authenticator: Authenticator::new(issuers.clone(), settings.auth.leeway),
         authorizer,
         connect: ConnectClient::new(client, credentials.clone(), retry, limiter, metrics.clone()),
+        caches: FactCaches::new(settings.connect.lookups, metrics.clone()),
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
@@ -284,11 +286,8 @@ async fn reload_on_sighup(gateway: Arc<Gateway>, tls: Option<Arc<ReloadableTls>>
         return;
     };
     while hangup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the policy and reopening the audit file");
-        gateway.reload_policy();
-        if let Err(e) = gateway.audit.reopen() {
-            tracing::error!(error = %e, "the audit file could not be reopened; still writing to the old one");
-        }
+        tracing::info!("SIGHUP: reloading the policy, emptying the lookup caches, reopening the audit file");
+        gateway.on_sighup();
         if let Some(tls) = &tls {
             match tls.reload() {
                 Ok(()) => tracing::info!("TLS certificates reloaded"),

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 use crate::auth::token::Authenticator;
+use crate::authz::cache::FactCaches;
 use crate::authz::Authorizer;
 use crate::connect::client::ConnectClient;
 use crate::http::admin::Health;
@@ -26,6 +27,8 @@ pub struct Gateway {
     pub authenticator: Authenticator,
     pub authorizer: Authorizer,
     pub connect: ConnectClient,
+    /// Facts looked up in Connect, shared by every request.
+    pub caches: FactCaches,
     pub audit: Arc<AuditSink>,
     pub metrics: Arc<Metrics>,
     /// Admission: one permit per request being handled.
@@ -53,6 +56,18 @@ impl Gateway {
                 tracing::error!(problems = %problems, "new policy refused; the previous policy stays in force");
                 false
             }
+        }
+    }
+}
+
+impl Gateway {
+    /// What SIGHUP does to the request path: the policy re-read, the facts
+    /// looked up in Connect forgotten, the audit file reopened (rotation).
+    pub fn on_sighup(&self) {
+        self.reload_policy();
+        self.caches.clear();
+        if let Err(e) = self.audit.reopen() {
+            tracing::error!(error = %e, "the audit file could not be reopened; still writing to the old one");
         }
     }
 }

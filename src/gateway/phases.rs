@@ -16,7 +16,7 @@ use serde_json::json;
 use super::errors::{GatewayError, OK_CODE};
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
-use crate::authz::facts::LiveFacts;
+use crate::authz::live_facts::LiveFacts;
 use crate::authz::Permit;
 use crate::connect::client::AWS_REQUEST_ID;
 use crate::connect::monitor_contact::{self, Monitored};
@@ -31,6 +31,10 @@ struct Exchange {
     request: Option<MonitorRequest>,
     permit: Option<Permit>,
     client_token: Option<String>,
+    /// The contact's agent, when a grant looked at the contact.
+    agent_id: Option<String>,
+    /// Lookups this request made to Connect (cache hits do not count).
+    lookups: u32,
 }
 
 /// A caller-supplied request id is kept when it is short and plain; anything
@@ -154,10 +158,11 @@ impl Gateway {
         let request = exchange.request.insert(MonitorRequest::parse(&body)?);
 
         // Decide: the one authorization seam, asking Connect what a grant needs.
-        let facts = LiveFacts::new(&self.connect, deadline);
-        let permit = exchange
-            .permit
-            .insert(self.authorizer.decide(identity, request, &facts).await?);
+        let facts = LiveFacts::new(&self.connect, &self.caches, deadline);
+        let decided = self.authorizer.decide(identity, request, &facts).await;
+        exchange.lookups = facts.lookups();
+        exchange.agent_id = facts.agent_id().flatten();
+        let permit = exchange.permit.insert(decided?);
 
         // Call Connect: the body rebuilt from what was validated.
         let client_token = exchange.client_token.insert(monitor_contact::client_token(request));
@@ -210,6 +215,8 @@ impl Gateway {
             user_id: request.map(|r| r.user_id.clone()),
             capabilities: request.map(|r| r.capabilities.iter().map(|c| c.as_str()).collect()),
             client_token: exchange.client_token.clone(),
+            agent_id: exchange.agent_id.clone(),
+            lookups: exchange.lookups,
             ..AuditRecord::default()
         }
     }

@@ -71,6 +71,12 @@ pub struct AuditRecord {
     pub user_id: Option<String>,
     pub capabilities: Option<Vec<&'static str>>,
     pub client_token: Option<String>,
+    /// The contact's agent, when a Connect-aware grant looked at the contact.
+    pub agent_id: Option<String>,
+    /// Lookups this request made to Connect (cache hits do not count).
+    pub lookups: u32,
+    /// True for `/contact/monitor/check`, which never calls MonitorContact.
+    pub dry_run: bool,
     pub status: u16,
     pub code: &'static str,
     pub upstream_status: Option<u16>,

@@ -26,6 +26,7 @@ pub struct Metrics {
     retries: Counter,
     load_shed: Counter,
     jwks_keys: Family<Labels, Gauge>,
+    connect_lookups: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -49,6 +50,7 @@ impl Metrics {
         let retries = Counter::default();
         let load_shed = Counter::default();
         let jwks_keys = Family::<Labels, Gauge>::default();
+        let connect_lookups = Family::<Labels, Counter>::default();
         registry.register(
             "cmg_requests",
             "API requests answered, by envelope code",
@@ -92,6 +94,11 @@ impl Metrics {
             jwks_keys.clone(),
         );
         registry.register(
+            "cmg_connect_lookups",
+            "Facts looked up for Connect-aware grants, by operation and outcome",
+            connect_lookups.clone(),
+        );
+        registry.register(
             "cmg_build",
             "Build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -108,6 +115,7 @@ impl Metrics {
             retries,
             load_shed,
             jwks_keys,
+            connect_lookups,
         }
     }
 
@@ -148,6 +156,16 @@ impl Metrics {
         self.jwks_keys
             .get_or_create(&vec![("issuer", issuer.to_string())])
             .set(keys as i64);
+    }
+
+    /// One fact wanted: `cache_hit`, `ok`, `not_found`, `throttled` or `error`.
+    pub fn connect_lookup(&self, operation: &'static str, outcome: &'static str) {
+        self.connect_lookups
+            .get_or_create(&vec![
+                ("operation", operation.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
     }
 
     pub fn retry(&self) {

@@ -3,6 +3,7 @@
 //! ephemeral loopback ports. Tests read "stand-ins → gateway → client".
 #![allow(dead_code)]
 
+pub mod connect_records;
 pub mod security_cases;
 
 use std::future::Future;
@@ -254,6 +255,8 @@ pub struct Options {
     pub audit_file: Option<PathBuf>,
     /// The policy file's text.
     pub policy: String,
+    /// `[connect.lookups] ttl`: how long looked-up facts are trusted.
+    pub lookup_ttl: Option<&'static str>,
     /// `[policy] user_name_claim`: the claim holding the caller's Connect username.
     pub user_name_claim: Option<&'static str>,
     // What the gateway is built with besides its configuration.
@@ -284,6 +287,7 @@ impl Default for Options {
             audit_file: None,
             policy: POLICY.to_string(),
             user_name_claim: None,
+            lookup_ttl: None,
             credentials: TestCredentials::default(),
             credentials_margin: Duration::from_secs(300),
             // Small backoff bases keep retry tests quick; the rules are the SDK's.
@@ -390,6 +394,9 @@ pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options
         format!("[audit]\n{}", setting("file", Some(path(file))))
     });
     let policy_settings = setting("user_name_claim", o.user_name_claim);
+    let lookups = o.lookup_ttl.map_or(String::new(), |ttl| {
+        format!("[connect.lookups]\n{}", setting("ttl", Some(ttl)))
+    });
     format!(
         r#"
 [server]
@@ -412,6 +419,7 @@ region = "eu-west-2"
 endpoint = "{connect}"
 {connect_settings}
 {instances}
+{lookups}
 [policy]
 file = "policy.toml"
 user_id_claim = "connect_user_id"
