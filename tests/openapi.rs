@@ -37,7 +37,12 @@ fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
 }
 
 fn check(spec: &Value, status: u16, answer: &Answer) {
-    let operation = &spec["paths"]["/contact/monitor"]["post"];
+    check_at(spec, "/contact/monitor", status, answer)
+}
+
+/// Checks an answer of `path` against the schema its status has there.
+fn check_at(spec: &Value, path: &str, status: u16, answer: &Answer) {
+    let operation = &spec["paths"][path]["post"];
     let response = resolve(spec, &operation["responses"][status.to_string()]);
     assert!(response.is_object(), "status {status} is not in the spec");
     let reference = response["content"]["application/json"]["schema"]["$ref"]
@@ -156,4 +161,33 @@ fn error_codes_in_the_spec_are_the_contract_table() {
         }
     }
     assert_eq!(codes.len(), 14);
+}
+
+#[tokio::test]
+async fn every_dry_run_answer_matches_the_openapi_spec() {
+    let spec = spec();
+    let h = Harness::start().await;
+    let token = h.supervisor_token();
+    let check_url = h.url("/contact/monitor/check");
+    let post = |token: Option<&str>, body: &str| {
+        let mut req = Request::post(check_url.as_str()).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    };
+    let other_user = r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"x"}"#;
+    let mut seen = BTreeSet::new();
+    for (token, body) in [
+        (Some(token.as_str()), BODY),
+        (Some(&token), "{"),
+        (None, BODY),
+        (Some(&token), other_user),
+    ] {
+        let answer = h.send(post(token, body)).await;
+        check_at(&spec, "/contact/monitor/check", answer.status, &answer);
+        seen.insert(answer.status);
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [200, 400, 401, 403]);
+    assert!(h.connect.received().is_empty(), "a dry run never reaches Connect here");
 }

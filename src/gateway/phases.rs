@@ -1,5 +1,5 @@
 //! The request path as named phases: admit → route → authenticate → read the
-//! request → decide → call Connect → answer and audit. Each phase records what
+//! request → decide → call Connect (not on a dry run) → answer and audit. Each phase records what
 //! it found in the [`Exchange`]; the audit line is built once, at the end,
 //! from those facts.
 
@@ -24,9 +24,22 @@ use crate::connect::monitor_request::MonitorRequest;
 use crate::http::{json_response, Body, REQUEST_ID};
 use crate::telemetry::audit::{AuditRecord, Verdict};
 
+/// The dry run's path: every phase but the call to Connect (CONTRACT §9).
+pub const CHECK_PATH: &str = "/contact/monitor/check";
+
+/// What a request that got through produced.
+enum Done {
+    /// Connect put the panel on the call.
+    Monitored(Monitored),
+    /// A dry run: authorization allowed it; Connect was not called.
+    Checked,
+}
+
 /// What the phases of one request found, in the order they found it.
 #[derive(Default)]
 struct Exchange {
+    /// `/contact/monitor/check`: decide, never call MonitorContact.
+    dry_run: bool,
     identity: Option<Identity>,
     request: Option<MonitorRequest>,
     permit: Option<Permit>,
@@ -101,7 +114,8 @@ impl Gateway {
             }
         };
         let (mut response, audit) = match &outcome {
-            Ok(done) => (success_response(done, &request_id), self.audit_success(&exchange, done)),
+            Ok(Done::Monitored(done)) => (success_response(done, &request_id), self.audit_success(&exchange, done)),
+            Ok(Done::Checked) => (checked_response(&exchange, &request_id), self.audit_checked(&exchange)),
             Err(error) => {
                 let answer = error.answer();
                 if answer.status.is_server_error() {
@@ -133,11 +147,13 @@ impl Gateway {
         req: Request<Incoming>,
         started: Instant,
         exchange: &mut Exchange,
-    ) -> Result<Monitored, GatewayError> {
-        // Route: one path, one method, one Host.
-        if req.uri().path() != monitor_contact::PATH {
-            return Err(GatewayError::NotFound);
-        }
+    ) -> Result<Done, GatewayError> {
+        // Route: the call or its dry run, one method, one Host.
+        exchange.dry_run = match req.uri().path() {
+            monitor_contact::PATH => false,
+            CHECK_PATH => true,
+            _ => return Err(GatewayError::NotFound),
+        };
         if req.method() != Method::POST {
             return Err(GatewayError::MethodNotAllowed);
         }
@@ -163,10 +179,15 @@ impl Gateway {
         exchange.lookups = facts.lookups();
         exchange.agent_id = facts.agent_id().flatten();
         let permit = exchange.permit.insert(decided?);
+        if exchange.dry_run {
+            return Ok(Done::Checked);
+        }
 
         // Call Connect: the body rebuilt from what was validated.
         let client_token = exchange.client_token.insert(monitor_contact::client_token(request));
-        Ok(monitor_contact::monitor_contact(&self.connect, &permit.route, request, client_token, deadline).await?)
+        let monitored =
+            monitor_contact::monitor_contact(&self.connect, &permit.route, request, client_token, deadline).await?;
+        Ok(Done::Monitored(monitored))
     }
 
     async fn authenticate(&self, req: &Request<Incoming>) -> Result<Identity, GatewayError> {
@@ -217,6 +238,7 @@ impl Gateway {
             client_token: exchange.client_token.clone(),
             agent_id: exchange.agent_id.clone(),
             lookups: exchange.lookups,
+            dry_run: exchange.dry_run,
             ..AuditRecord::default()
         }
     }
@@ -228,6 +250,14 @@ impl Gateway {
             upstream_status: Some(done.status),
             aws_request_id: done.aws_request_id.clone(),
             attempts: done.attempts,
+            ..self.audit_facts(exchange)
+        }
+    }
+
+    fn audit_checked(&self, exchange: &Exchange) -> AuditRecord {
+        AuditRecord {
+            status: 200,
+            code: OK_CODE,
             ..self.audit_facts(exchange)
         }
     }
@@ -277,6 +307,24 @@ fn success_response(done: &Monitored, request_id: &str) -> Response<Body> {
         response.headers_mut().insert(AWS_REQUEST_ID, id);
     }
     response
+}
+
+/// The dry run's answer: what the real call would be allowed to ask for.
+fn checked_response(exchange: &Exchange, request_id: &str) -> Response<Body> {
+    let capabilities: Vec<&str> = exchange
+        .request
+        .iter()
+        .flat_map(|r| r.capabilities.iter().map(|c| c.as_str()))
+        .collect();
+    let body = json!({
+        "success": true,
+        "data": {
+            "decision": "allow",
+            "grant": exchange.permit.as_ref().map(|p| p.grant.as_str()),
+            "capabilities": capabilities,
+        }
+    });
+    json_response(StatusCode::OK, &body, request_id)
 }
 
 /// A duration in the audit's unit: milliseconds, to the microsecond.
