@@ -2,18 +2,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use crate::auth::token::Identity;
+use crate::authz::cache::FactCaches;
 use crate::authz::facts::{FactSource, NoFacts};
 use crate::authz::given_facts::{GivenFacts, Recorded};
+use crate::authz::live_facts::LiveFacts;
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
 use crate::connect::monitor_request::MonitorRequest;
 use crate::gateway::build::{self, Dependencies};
 use crate::http::server::shutdown_signal;
+use crate::telemetry::metrics::Metrics;
 
 /// Exit code for bad input or an invalid configuration.
 pub const EXIT_USAGE: u8 = 2;
@@ -56,8 +61,11 @@ pub enum Command {
         /// {"contact": <DescribeContact's Contact>, "users": {"<UserId>": <DescribeUser's User>},
         /// "security_profiles": {"<id>": ["<permission>", …]}, "usernames": {"<username>": "<user id>"}};
         /// every member optional.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "live")]
         facts: Option<PathBuf>,
+        /// Look the facts up in Connect, with the gateway's own AWS credentials.
+        #[arg(long)]
+        live: bool,
     },
     /// Run on the embedded default: in-process issuer and Connect stand-in.
     #[cfg(feature = "demo")]
@@ -141,7 +149,13 @@ fn listed(items: &[String]) -> String {
     }
 }
 
-pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str, facts: Option<&Path>) -> ExitCode {
+pub async fn explain(
+    config: Option<PathBuf>,
+    claims: &str,
+    request: &str,
+    facts: Option<&Path>,
+    live: bool,
+) -> ExitCode {
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
@@ -160,6 +174,12 @@ pub async fn explain(config: Option<PathBuf>, claims: &str, request: &str, facts
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if live {
+        let client = build::lookup_client(&settings).await;
+        let caches = FactCaches::new(settings.connect.lookups, Arc::new(Metrics::new()));
+        let deadline = Instant::now() + settings.server.request_timeout;
+        return explain_with(&settings, claims, &request, LiveFacts::new(&client, &caches, deadline)).await;
+    }
     match facts {
         Some(file) => match read_facts(file) {
             Ok(given) => explain_with(&settings, claims, &request, given).await,

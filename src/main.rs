@@ -17,7 +17,8 @@ async fn main() -> ExitCode {
             claims,
             request,
             facts,
-        } => cli::explain(config, &claims, &request, facts.as_deref()).await,
+            live,
+        } => cli::explain(config, &claims, &request, facts.as_deref(), live).await,
         #[cfg(feature = "demo")]
         Command::Demo { once } => cli::demo(once).await,
     }

@@ -467,3 +467,44 @@ async fn a_facts_file_that_is_not_one_exits_2_naming_the_file_and_the_member() {
         );
     }
 }
+
+#[tokio::test]
+async fn explain_live_looks_the_facts_up_with_the_gateways_credentials() {
+    let h = with_policy(grant("agents = \"my_hierarchy\"\nconnect_permissions = true")).await;
+    h.connect.add_user(records::supervisor(Some("g-team"), &["sp-1"]));
+    h.connect.add_security_profile("sp-1", &["ManagerListenIn"]);
+    h.connect
+        .add_contact(records::contact(Some("agent-1"), &["g-site", "g-team"]));
+    let mut command = Command::new(BIN);
+    command
+        .args(["explain", "--live", "--config"])
+        .arg(&h.settings.config_file)
+        .args(["--claims", &supervisor_claims(&h).to_string()])
+        .args(["--request", &asking(&["SILENT_MONITOR"]).to_string()])
+        .env_remove("CMG_CONFIG")
+        .env_remove("AWS_PROFILE")
+        // The standard chain finds the gateway's credentials in the environment.
+        .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", support::SESSION_TOKEN);
+    // Off this task: the Connect stand-in answers on this runtime meanwhile.
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        json!({"decision": "allow", "grant": "connect-aware", "agent_id": "agent-1"})
+    );
+    assert_eq!(h.connect.calls("DescribeContact"), 1);
+    assert_eq!(h.connect.calls("ListSecurityProfilePermissions"), 1);
+    assert_eq!(h.connect.calls("MonitorContact"), 0, "explain never monitors");
+    h.assert_signatures_verified();
+}

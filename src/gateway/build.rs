@@ -113,6 +113,20 @@ pub async fn default_credentials(region: Option<String>) -> SharedCredentialsPro
     SharedCredentialsProvider::new(chain.build().await)
 }
 
+/// A Connect client on the gateway's own credentials (the standard chain) and
+/// settings, for `explain --live`: the same lookups the gateway would make.
+pub async fn lookup_client(settings: &Settings) -> ConnectClient {
+    let egress = Egress::from_env(|k| settings.env.get(k).map(str::to_owned));
+    let provider = default_credentials(settings.connect.default_region.clone()).await;
+    ConnectClient::new(
+        http_client::build_with(&egress),
+        Arc::new(CredentialsCache::new(provider, DEFAULT_REFRESH_MARGIN)),
+        RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout),
+        None,
+        Arc::new(Metrics::new()),
+    )
+}
+
 /// Builds the gateway and starts serving on the configured listeners.
 pub async fn start(settings: &Settings, deps: Dependencies) -> Result<RunningGateway, StartError> {
     let api = bind(settings.server.listen).await?;
