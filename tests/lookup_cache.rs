@@ -125,3 +125,22 @@ async fn sighup_empties_the_caches() {
         assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn a_resolved_username_is_cached_like_the_other_facts() {
+    let h = Harness::with(Options {
+        user_name_claim: Some("email"),
+        ..Options::default()
+    })
+    .await;
+    h.connect.add_user(supervisor(None, &[]));
+    let mut claims = h.claims_with(serde_json::json!({"connect_user_id": null}));
+    claims["email"] = serde_json::json!("sup@example.com");
+    let token = h.keys.ed.mint(&claims);
+    for _ in 0..3 {
+        assert_eq!(h.monitor(Some(&token), support::BODY).await.status, 200);
+    }
+    assert_eq!(h.connect.calls("SearchUsers"), 1, "resolved once, then from the cache");
+    let lookups: Vec<u64> = h.audit_lines().iter().map(|l| l["lookups"].as_u64().unwrap()).collect();
+    assert_eq!(lookups, [1, 0, 0]);
+}
