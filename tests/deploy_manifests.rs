@@ -478,6 +478,7 @@ fn served_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
     metrics.upstream_duration(Duration::from_millis(1));
     metrics.jwks_refresh("https://idp.example.com", "success");
     metrics.policy_reload("success");
+    metrics.connect_lookup("DescribeContact", "ok");
     let (mut names, mut labels) = (BTreeSet::new(), BTreeSet::new());
     for line in metrics.render().lines().filter(|l| !l.starts_with('#')) {
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());

@@ -103,7 +103,11 @@ fn outcome_of(error: &FactError) -> &'static str {
     match error {
         FactError::Lookup(failure) => match &failure.kind {
             FailureKind::Connect(e) if e.kind == ConnectErrorKind::NotFound => "not_found",
-            FailureKind::Connect(e) if e.kind == ConnectErrorKind::Throttling => "throttled",
+            FailureKind::Connect(e)
+                if matches!(e.kind, ConnectErrorKind::Throttling | ConnectErrorKind::QuotaExceeded) =>
+            {
+                "throttled"
+            }
             _ => "error",
         },
         FactError::Missing(_) => "error",
