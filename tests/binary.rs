@@ -207,7 +207,13 @@ fn version_names_the_binary() {
 fn demo_once_gets_every_expected_answer() {
     let (code, stdout, stderr) = run(&["demo", "--once"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert_eq!(stdout.matches("[ok]").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("[ok]").count(), 7, "{stdout}");
+    for reason in ["agent_out_of_scope", "connect_permission_missing"] {
+        assert!(
+            stdout.contains(reason),
+            "the Connect-aware cases show {reason}: {stdout}"
+        );
+    }
     assert!(stdout.contains("every SigV4 signature verified"), "{stdout}");
 }
 

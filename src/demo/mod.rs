@@ -32,6 +32,15 @@ const DEMO_POLICY: &str = include_str!("../../config/demo/policy.toml");
 const DEMO_ISSUER_KEY: &[u8] = include_bytes!("demo_ed25519.pem");
 const DEMO_INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 
+/// The Connect records behind the demo's Connect-aware grant (CONTRACT §9):
+/// Carol leads `team-north`; her security profile lets her listen in but not
+/// barge. Dave's call is in her group, Erin's (in `team-south`) is not.
+const LEAD_USER: &str = "carol-connect-user";
+const LEAD_GROUP: &str = "team-north";
+const LEAD_PROFILE: &str = "sp-team-lead";
+const CALL_IN_TEAM: &str = "demo-contact-0002";
+const CALL_OUT_OF_TEAM: &str = "demo-contact-0003";
+
 /// Demo AWS credentials: only the in-process stand-in accepts them.
 fn demo_credentials() -> Credentials {
     Credentials::new(
@@ -50,6 +59,41 @@ struct Sample {
     body: Value,
     status: u16,
     code: &'static str,
+    /// For a deny, the reason its message must end with.
+    reason: Option<&'static str>,
+}
+
+fn group_arn(group: &str) -> String {
+    format!("arn:aws:connect:us-east-1:123456789012:instance/{DEMO_INSTANCE}/agent-group/{group}")
+}
+
+/// A contact with its agent sitting in `groups` (Level1, Level2, …).
+fn demo_contact(id: &str, agent: &str, groups: &[&str]) -> Value {
+    let levels: serde_json::Map<String, Value> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (format!("Level{}", i + 1), json!({"Arn": group_arn(g)})))
+        .collect();
+    json!({"Id": id, "Channel": "VOICE", "QueueInfo": {"Id": "demo-queue-support"},
+           "AgentInfo": {"Id": agent, "HierarchyGroups": levels}})
+}
+
+/// Gives the stand-in what the Connect-aware grant reads: the lead, her
+/// security profile, and two calls, one in her team and one outside it.
+fn prime(connect: &ConnectStandIn) {
+    connect.add_user(json!({"Id": LEAD_USER, "Username": "carol@demo.example",
+                            "HierarchyGroupId": LEAD_GROUP, "SecurityProfileIds": [LEAD_PROFILE]}));
+    connect.add_security_profile(LEAD_PROFILE, &["BasicAgentAccess", "ManagerListenIn"]);
+    connect.add_contact(demo_contact(
+        CALL_IN_TEAM,
+        "dave-connect-agent",
+        &["site-london", LEAD_GROUP],
+    ));
+    connect.add_contact(demo_contact(
+        CALL_OUT_OF_TEAM,
+        "erin-connect-agent",
+        &["site-london", "team-south"],
+    ));
 }
 
 fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
@@ -63,10 +107,12 @@ fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
     };
     let alice = token("alice", "supervisors", "alice-connect-user");
     let bob = token("bob", "supervisors", "bob-connect-user");
-    let body = |user: &str, caps: &[&str]| {
-        json!({"InstanceId": DEMO_INSTANCE, "ContactId": "demo-contact-0001", "UserId": user,
+    let carol = token("carol", "team-leads", LEAD_USER);
+    let on_call = |contact: &str, user: &str, caps: &[&str]| {
+        json!({"InstanceId": DEMO_INSTANCE, "ContactId": contact, "UserId": user,
                "AllowedMonitorCapabilities": caps})
     };
+    let body = |user: &str, caps: &[&str]| on_call("demo-contact-0001", user, caps);
     let mut forged = alice.clone();
     forged.pop();
     forged.push(if alice.ends_with('A') { 'B' } else { 'A' });
@@ -77,6 +123,7 @@ fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
             body: body("alice-connect-user", &["SILENT_MONITOR"]),
             status: 200,
             code: "OK",
+            reason: None,
         },
         Sample {
             what: "bob tries to put alice's panel on the call (denied: user_not_allowed)",
@@ -84,6 +131,7 @@ fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
             body: body("alice-connect-user", &["SILENT_MONITOR"]),
             status: 403,
             code: "FORBIDDEN",
+            reason: Some("user_not_allowed"),
         },
         Sample {
             what: "alice asks to barge, which supervisors may not (denied: capability_not_allowed)",
@@ -91,6 +139,7 @@ fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
             body: body("alice-connect-user", &["SILENT_MONITOR", "BARGE"]),
             status: 403,
             code: "FORBIDDEN",
+            reason: Some("capability_not_allowed"),
         },
         Sample {
             what: "a forged signature (refused: 401)",
@@ -98,6 +147,31 @@ fn samples(key: &SigningKey, issuer: &str) -> Vec<Sample> {
             body: body("alice-connect-user", &["SILENT_MONITOR"]),
             status: 401,
             code: "UNAUTHENTICATED",
+            reason: None,
+        },
+        Sample {
+            what: "carol, a team lead, listens in on a call of an agent in her group (allowed by Connect's facts)",
+            token: Some(carol.clone()),
+            body: on_call(CALL_IN_TEAM, LEAD_USER, &["SILENT_MONITOR"]),
+            status: 200,
+            code: "OK",
+            reason: None,
+        },
+        Sample {
+            what: "carol on a call of an agent outside her group (denied: agent_out_of_scope)",
+            token: Some(carol.clone()),
+            body: on_call(CALL_OUT_OF_TEAM, LEAD_USER, &["SILENT_MONITOR"]),
+            status: 403,
+            code: "FORBIDDEN",
+            reason: Some("agent_out_of_scope"),
+        },
+        Sample {
+            what: "carol asks to barge; her security profile lacks ManagerBargeIn (denied: connect_permission_missing)",
+            token: Some(carol),
+            body: on_call(CALL_IN_TEAM, LEAD_USER, &["SILENT_MONITOR", "BARGE"]),
+            status: 403,
+            code: "FORBIDDEN",
+            reason: Some("connect_permission_missing"),
         },
     ]
 }
@@ -132,6 +206,7 @@ pub async fn run(once: bool) -> Result<bool, String> {
     let connect = ConnectStandIn::start(demo_credentials())
         .await
         .map_err(|e| e.to_string())?;
+    prime(&connect);
     let (api, admin) = if once {
         (listener("127.0.0.1:0").await, listener("127.0.0.1:0").await)
     } else {
@@ -173,14 +248,21 @@ pub async fn run(once: bool) -> Result<bool, String> {
     let outcome = if once {
         let ok = send_samples(api_addr, &samples).await;
         let signatures_ok = connect.bad_signatures().is_empty();
-        let reached = connect.received().len();
+        let monitored = connect.calls("MonitorContact");
+        let allowed = samples.iter().filter(|s| s.status == 200).count();
+        let lookups: Vec<String> = ["DescribeContact", "DescribeUser", "ListSecurityProfilePermissions"]
+            .iter()
+            .map(|op| format!("{op} {}", connect.calls(op)))
+            .collect();
         let audited = audit.memory_lines().len();
         println!(
-            "Connect stand-in: {reached} call(s) received, every SigV4 signature {}",
+            "Connect stand-in: {monitored} MonitorContact call(s) for {allowed} allowed request(s); \
+             lookups: {} (later ones from the cache); every SigV4 signature {}",
+            lookups.join(", "),
             if signatures_ok { "verified" } else { "NOT verified" }
         );
         println!("audit: {audited} record(s) for {} request(s)", samples.len());
-        Ok(ok && signatures_ok && reached == 1 && audited == samples.len())
+        Ok(ok && signatures_ok && monitored == allowed && audited == samples.len())
     } else {
         println!("connect-monitor-gateway demo");
         println!("  API     http://{api_addr}/contact/monitor");
@@ -190,6 +272,11 @@ pub async fn run(once: bool) -> Result<bool, String> {
         println!(
             "  Connect {} (in-process stand-in; checks every SigV4 signature)",
             connect.url()
+        );
+        println!(
+            "  Connect records: {LEAD_USER} (carol, team-leads) leads {LEAD_GROUP}, profile {LEAD_PROFILE} \
+             (ManagerListenIn, no ManagerBargeIn); {CALL_IN_TEAM} is a call in {LEAD_GROUP}, \
+             {CALL_OUT_OF_TEAM} one in team-south"
         );
         println!();
         for sample in &samples {
@@ -235,12 +322,15 @@ async fn send_samples(addr: SocketAddr, samples: &[Sample]) -> bool {
         } else {
             body["error"]["code"].as_str().unwrap_or("?")
         };
-        let ok = status == sample.status && code == sample.code;
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        let ok = status == sample.status
+            && code == sample.code
+            && sample.reason.is_none_or(|reason| message.ends_with(reason));
         all_ok &= ok;
         let detail = if status == 200 {
             format!("contact_arn={}", body["data"]["contact_arn"].as_str().unwrap_or("?"))
         } else {
-            body["error"]["message"].as_str().unwrap_or("").to_string()
+            message.to_string()
         };
         println!(
             "[{}] {}: {status} {code} {detail}",
