@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 
 use crate::auth::token::Identity;
 use crate::authz::cache::FactCaches;
+use crate::authz::facts::Recorded;
 use crate::authz::facts::{FactSource, NoFacts};
-use crate::authz::given_facts::{GivenFacts, Recorded};
+use crate::authz::given_facts::GivenFacts;
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::Poll;
 
 use crate::connect::client::ConnectFailure;
@@ -71,6 +72,77 @@ impl FactSource for NoFacts {
 
     async fn permissions(&self, _: &Route, _: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
         Err(FactError::Missing(format!("security profile {profile_id:?}")))
+    }
+}
+
+/// A fact source that notes what one decision asked of it: the agent of the
+/// contact it answered with, and each fact it did not have.
+pub struct Recorded<F> {
+    inner: F,
+    /// `Some(agent)` once a contact was looked at.
+    agent: Mutex<Option<Option<String>>>,
+    missing: Mutex<Vec<String>>,
+}
+
+impl<F: FactSource> Recorded<F> {
+    pub fn new(inner: F) -> Self {
+        Recorded {
+            inner,
+            agent: Mutex::new(None),
+            missing: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The source it wraps.
+    pub fn inner(&self) -> &F {
+        &self.inner
+    }
+
+    /// `None` when no contact was looked at; `Some(None)` when it had no agent.
+    pub fn agent_id(&self) -> Option<Option<String>> {
+        self.agent.lock().expect("agent lock").clone()
+    }
+
+    /// The facts that were asked for and not had, in the order asked, each once.
+    pub fn missing(&self) -> Vec<String> {
+        self.missing.lock().expect("missing lock").clone()
+    }
+
+    fn note<T>(&self, answer: Result<T, FactError>) -> Result<T, FactError> {
+        if let Err(FactError::Missing(what)) = &answer {
+            let mut missing = self.missing.lock().expect("missing lock");
+            if !missing.contains(what) {
+                missing.push(what.clone());
+            }
+        }
+        answer
+    }
+}
+
+impl<F: FactSource> FactSource for Recorded<F> {
+    async fn user_id_by_username(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        username: &str,
+    ) -> Result<Option<String>, FactError> {
+        self.note(self.inner.user_id_by_username(route, instance_id, username).await)
+    }
+
+    async fn contact(&self, route: &Route, instance_id: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
+        let answer = self.note(self.inner.contact(route, instance_id, contact_id).await);
+        if let Ok(contact) = &answer {
+            *self.agent.lock().expect("agent lock") = Some(contact.agent_id.clone());
+        }
+        answer
+    }
+
+    async fn user(&self, route: &Route, instance_id: &str, user_id: &str) -> Result<ConnectUser, FactError> {
+        self.note(self.inner.user(route, instance_id, user_id).await)
+    }
+
+    async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
+        self.note(self.inner.permissions(route, instance_id, profile_id).await)
     }
 }
 

@@ -2,11 +2,10 @@
 //! DescribeContact's `Contact`, users as DescribeUser's `User`, security
 //! profiles' permissions and usernames' user ids, read strictly. What the
 //! file does not give is missing, by name, exactly as with no facts at all.
-//! [`Recorded`] notes, of any fact source, the contact's agent and what was
-//! missing, for explain's output.
+//! (`facts::Recorded` notes, of any fact source, the contact's agent and what
+//! was missing.)
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
@@ -187,76 +186,10 @@ impl FactSource for GivenFacts {
     }
 }
 
-/// A fact source that notes what one decision asked of it: the agent of the
-/// contact it answered with, and each fact it did not have.
-pub struct Recorded<F> {
-    inner: F,
-    /// `Some(agent)` once a contact was looked at.
-    agent: Mutex<Option<Option<String>>>,
-    missing: Mutex<Vec<String>>,
-}
-
-impl<F: FactSource> Recorded<F> {
-    pub fn new(inner: F) -> Self {
-        Recorded {
-            inner,
-            agent: Mutex::new(None),
-            missing: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// `None` when no contact was looked at; `Some(None)` when it had no agent.
-    pub fn agent_id(&self) -> Option<Option<String>> {
-        self.agent.lock().expect("agent lock").clone()
-    }
-
-    /// The facts that were asked for and not had, in the order asked, each once.
-    pub fn missing(&self) -> Vec<String> {
-        self.missing.lock().expect("missing lock").clone()
-    }
-
-    fn note<T>(&self, answer: Result<T, FactError>) -> Result<T, FactError> {
-        if let Err(FactError::Missing(what)) = &answer {
-            let mut missing = self.missing.lock().expect("missing lock");
-            if !missing.contains(what) {
-                missing.push(what.clone());
-            }
-        }
-        answer
-    }
-}
-
-impl<F: FactSource> FactSource for Recorded<F> {
-    async fn user_id_by_username(
-        &self,
-        route: &Route,
-        instance_id: &str,
-        username: &str,
-    ) -> Result<Option<String>, FactError> {
-        self.note(self.inner.user_id_by_username(route, instance_id, username).await)
-    }
-
-    async fn contact(&self, route: &Route, instance_id: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
-        let answer = self.note(self.inner.contact(route, instance_id, contact_id).await);
-        if let Ok(contact) = &answer {
-            *self.agent.lock().expect("agent lock") = Some(contact.agent_id.clone());
-        }
-        answer
-    }
-
-    async fn user(&self, route: &Route, instance_id: &str, user_id: &str) -> Result<ConnectUser, FactError> {
-        self.note(self.inner.user(route, instance_id, user_id).await)
-    }
-
-    async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
-        self.note(self.inner.permissions(route, instance_id, profile_id).await)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authz::facts::NoFacts;
+    use crate::authz::facts::{NoFacts, Recorded};
     use crate::connect::endpoint::parse_endpoint;
     use serde_json::json;
 

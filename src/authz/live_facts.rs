@@ -1,9 +1,9 @@
 //! Connect itself as the source of a decision's facts: each fact through its
 //! cache, looked up with the gateway's client within the request's deadline,
-//! counting the lookups and noting the contact's agent for the audit.
+//! counting the lookups for the audit (`facts::Recorded` notes the agent).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::cache::FactCaches;
@@ -22,8 +22,6 @@ pub struct LiveFacts<'a> {
     deadline: Instant,
     /// Calls this request made to Connect (for the audit; cache hits do not count).
     lookups: AtomicU32,
-    /// The contact's agent, once the contact was looked at (for the audit).
-    agent_id: Mutex<Option<Option<String>>>,
 }
 
 impl<'a> LiveFacts<'a> {
@@ -33,19 +31,12 @@ impl<'a> LiveFacts<'a> {
             caches,
             deadline,
             lookups: AtomicU32::new(0),
-            agent_id: Mutex::new(None),
         }
     }
 
     /// How many lookups reached Connect.
     pub fn lookups(&self) -> u32 {
         self.lookups.load(Ordering::Relaxed)
-    }
-
-    /// The contact's agent: `None` when no contact was looked at, `Some(None)`
-    /// when it had no agent.
-    pub fn agent_id(&self) -> Option<Option<String>> {
-        self.agent_id.lock().expect("agent id lock").clone()
     }
 
     fn at<'r>(&'r self, route: &'r Route, instance_id: &'r str) -> Lookup<'r> {
@@ -91,8 +82,7 @@ impl FactSource for LiveFacts<'_> {
         // A contact no agent has accepted yet will have one soon: ask again next time.
         let keep = |c: &ContactFacts| c.agent_id.is_some();
         let key = key(instance_id, contact_id);
-        let contact = self
-            .caches
+        self.caches
             .get(
                 &self.caches.contacts,
                 key,
@@ -101,9 +91,7 @@ impl FactSource for LiveFacts<'_> {
                 fetch,
                 &self.lookups,
             )
-            .await?;
-        *self.agent_id.lock().expect("agent id lock") = Some(contact.agent_id.clone());
-        Ok(contact)
+            .await
     }
 
     async fn user(&self, route: &Route, instance_id: &str, user_id: &str) -> Result<ConnectUser, FactError> {

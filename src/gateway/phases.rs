@@ -16,6 +16,7 @@ use serde_json::json;
 use super::errors::{GatewayError, OK_CODE};
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
+use crate::authz::facts::Recorded;
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::Permit;
 use crate::connect::client::AWS_REQUEST_ID;
@@ -174,9 +175,9 @@ impl Gateway {
         let request = exchange.request.insert(MonitorRequest::parse(&body)?);
 
         // Decide: the one authorization seam, asking Connect what a grant needs.
-        let facts = LiveFacts::new(&self.connect, &self.caches, deadline);
+        let facts = Recorded::new(LiveFacts::new(&self.connect, &self.caches, deadline));
         let decided = self.authorizer.decide(identity, request, &facts).await;
-        exchange.lookups = facts.lookups();
+        exchange.lookups = facts.inner().lookups();
         exchange.agent_id = facts.agent_id().flatten();
         let permit = exchange.permit.insert(decided?);
         if exchange.dry_run {
