@@ -81,6 +81,13 @@ pub struct Environment {
 /// reads its own).
 const VARIABLES: &[&str] = &[
     "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    // Where the shared config file is and which profile in it: its region is
+    // the last link of the region chain.
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "HOME",
     "AWS_ENDPOINT_URL_CONNECT",
     "AWS_ENDPOINT_URL",
     "HTTPS_PROXY",
@@ -107,6 +114,12 @@ impl Environment {
                 .filter_map(|k| lookup(k).map(|v| (k.to_string(), v)))
                 .collect(),
         }
+    }
+
+    /// Every variable held, for a library that reads its own (the AWS
+    /// profile loader), so it sees the same snapshot as the gateway.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// A variable's value; an empty value counts as unset.

@@ -9,7 +9,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
-use super::issuer::{Issuer, KeySource};
+use super::issuer::{discovery_url, is_safe_key_url, Issuer, KeySource};
 use crate::http::client::{self as http_client, HttpClient};
 use crate::telemetry::metrics::Metrics;
 
@@ -19,6 +19,7 @@ pub const EARLY_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const EMPTY_RETRY: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 512 * 1024;
+const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
 
 /// A public key from a JWKS, ready to verify with.
 pub struct VerificationKey {
@@ -65,6 +66,8 @@ pub enum JwksError {
     Io(String),
     #[error("fetch failed: {0}")]
     Fetch(#[from] http_client::FetchError),
+    #[error("OIDC discovery refused: {0}")]
+    Discovery(&'static str),
 }
 
 /// Parses a JWKS document. Keys of types the gateway cannot verify with are
@@ -151,6 +154,33 @@ fn has_roca_fingerprint(n_b64: &str) -> bool {
     })
 }
 
+/// The `jwks_uri` of an OIDC discovery document, once the document proves to
+/// be this issuer's: its `issuer` equal to ours byte for byte (OpenID Connect
+/// Discovery 1.0 §4.3, so a document for another issuer cannot hand us its
+/// keys), and the URI https (http only on loopback).
+pub fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String, JwksError> {
+    let doc: Value = serde_json::from_slice(document).map_err(|_| JwksError::Discovery("the document is not JSON"))?;
+    match doc.get("issuer").and_then(Value::as_str) {
+        None => return Err(JwksError::Discovery("the document names no issuer")),
+        Some(named) if named != issuer => {
+            return Err(JwksError::Discovery(
+                "the document's issuer differs from the configured issuer",
+            ))
+        }
+        Some(_) => {}
+    }
+    let uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or(JwksError::Discovery("the document has no jwks_uri"))?;
+    if !is_safe_key_url(uri) {
+        return Err(JwksError::Discovery(
+            "jwks_uri is not https (http is allowed on loopback only)",
+        ));
+    }
+    Ok(uri.to_owned())
+}
+
 /// Reads a JWKS from a file.
 pub fn load_file(path: &Path) -> Result<KeySet, JwksError> {
     let bytes = std::fs::read(path).map_err(|e| JwksError::Io(e.to_string()))?;
@@ -200,11 +230,19 @@ impl IssuerKeys {
     async fn load(&self) -> Result<KeySet, JwksError> {
         match &self.issuer.keys {
             KeySource::File(path) => load_file(path),
-            KeySource::Url(url) => {
-                let bytes = http_client::get_bytes(&self.client, url, FETCH_TIMEOUT, MAX_JWKS_BYTES).await?;
-                parse(&bytes)
+            KeySource::Url(url) => self.fetch_keys(url).await,
+            KeySource::Discovery => {
+                let url = discovery_url(&self.issuer.issuer);
+                let document = http_client::get_bytes(&self.client, &url, FETCH_TIMEOUT, MAX_DISCOVERY_BYTES).await?;
+                let jwks_uri = jwks_uri_of(&document, &self.issuer.issuer)?;
+                self.fetch_keys(&jwks_uri).await
             }
         }
+    }
+
+    async fn fetch_keys(&self, url: &str) -> Result<KeySet, JwksError> {
+        let bytes = http_client::get_bytes(&self.client, url, FETCH_TIMEOUT, MAX_JWKS_BYTES).await?;
+        parse(&bytes)
     }
 
     /// Fetches the keys now. On failure the keys we had stay in force.
@@ -302,6 +340,36 @@ mod tests {
         assert!(!refresh_failed(false).contains("keeping"));
         assert!(refresh_failed(false).contains("503"));
         assert!(refresh_failed(true).contains("keeping the keys we have"));
+    }
+
+    #[test]
+    fn discovery_documents_must_name_this_issuer_exactly_and_an_https_jwks_uri() {
+        let doc = |iss: &str, uri: &str| format!(r#"{{"issuer":"{iss}","jwks_uri":"{uri}"}}"#).into_bytes();
+        let issuer = "https://idp.example.com/";
+        assert_eq!(
+            jwks_uri_of(&doc(issuer, "https://idp.example.com/keys"), issuer).unwrap(),
+            "https://idp.example.com/keys"
+        );
+        for other in [
+            "https://idp.example.com",
+            "https://IDP.example.com/",
+            "https://evil.example/",
+        ] {
+            assert!(matches!(
+                jwks_uri_of(&doc(other, "https://idp.example.com/keys"), issuer),
+                Err(JwksError::Discovery(_))
+            ));
+        }
+        assert!(matches!(
+            jwks_uri_of(&doc(issuer, "http://idp.example.com/keys"), issuer),
+            Err(JwksError::Discovery(_))
+        ));
+        assert!(jwks_uri_of(&doc(issuer, "http://127.0.0.1:9/keys"), issuer).is_ok());
+        assert!(matches!(
+            jwks_uri_of(br#"{"issuer":"https://idp.example.com/"}"#, issuer),
+            Err(JwksError::Discovery(_))
+        ));
+        assert!(matches!(jwks_uri_of(b"<html>", issuer), Err(JwksError::Discovery(_))));
     }
 
     #[test]

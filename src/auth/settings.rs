@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::issuer::{parse_algorithm, Issuer, KeySource};
+use super::issuer::{is_safe_key_url, parse_algorithm, Issuer, KeySource};
 use super::jwks;
 use crate::check::{secs, Check, HumanDuration};
 
@@ -44,8 +44,16 @@ struct IssuerSection {
     jwks_url: Option<String>,
     #[serde(default)]
     jwks_file: Option<PathBuf>,
+    #[serde(default)]
+    discovery: bool,
+    #[serde(default = "default_audience_claim")]
+    audience_claim: String,
     #[serde(default = "default_jwks_refresh")]
     jwks_refresh: HumanDuration,
+}
+
+fn default_audience_claim() -> String {
+    "aud".into()
 }
 
 fn default_jwks_refresh() -> HumanDuration {
@@ -92,23 +100,40 @@ impl AuthSection {
                     ),
                 }
             }
-            let keys = match (&iss.jwks_url, &iss.jwks_file) {
-                (Some(url), None) => {
+            if iss.audience_claim.is_empty() {
+                c.bad(at("audience_claim"), "must name a claim, e.g. \"aud\" or \"client_id\"");
+            }
+            let keys = match (&iss.jwks_url, &iss.jwks_file, iss.discovery) {
+                (Some(url), None, false) => {
                     if !(url.starts_with("https://") || url.starts_with("http://")) || url.parse::<http::Uri>().is_err()
                     {
                         c.bad(at("jwks_url"), format!("{url:?} is not an http(s) URL"));
                     }
                     Some(KeySource::Url(url.clone()))
                 }
-                (None, Some(f)) => {
+                (None, Some(f), false) => {
                     let resolved = c.resolve(f);
                     if let Err(e) = jwks::load_file(&resolved) {
                         c.bad(at("jwks_file"), format!("{}: {e}", resolved.display()));
                     }
                     Some(KeySource::File(resolved))
                 }
+                (None, None, true) => {
+                    // The discovery document lives under the issuer, so the
+                    // issuer must be a URL we may fetch from.
+                    if !is_safe_key_url(&iss.issuer) {
+                        c.bad(
+                            at("discovery"),
+                            "needs an issuer that is an https URL (http only on loopback)",
+                        );
+                    }
+                    Some(KeySource::Discovery)
+                }
                 _ => {
-                    c.bad(at("jwks_url"), "set exactly one of jwks_url and jwks_file");
+                    c.bad(
+                        at("jwks_url"),
+                        "set exactly one of jwks_url, jwks_file and discovery = true",
+                    );
                     None
                 }
             };
@@ -119,6 +144,7 @@ impl AuthSection {
                 issuers.push(Issuer {
                     issuer: iss.issuer.clone(),
                     audiences: iss.audiences.clone(),
+                    audience_claim: iss.audience_claim.clone(),
                     algorithms,
                     keys,
                     jwks_refresh: iss.jwks_refresh.0,

@@ -52,6 +52,9 @@ pub enum AuthError {
     Audience,
     #[error("token claim {0} missing or invalid")]
     Claim(&'static str),
+    /// The issuer's `audience_claim` (named by the config, not the token).
+    #[error("token claim {0} missing or invalid")]
+    AudienceClaim(String),
 }
 
 /// Authentication was not possible at all (no keys yet): answered 503, not 401.
@@ -377,10 +380,11 @@ impl Authenticator {
                 return Err(AuthError::NotYetValid);
             }
         }
-        let audiences: HashSet<&str> = match claims.get("aud") {
+        let audience_claim = issuer.issuer.audience_claim.as_str();
+        let audiences: HashSet<&str> = match claims.get(audience_claim) {
             Some(Value::String(a)) => HashSet::from([a.as_str()]),
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => return Err(AuthError::Claim("aud")),
+            _ => return Err(AuthError::AudienceClaim(audience_claim.to_owned())),
         };
         if !issuer.issuer.audiences.iter().any(|a| audiences.contains(a.as_str())) {
             return Err(AuthError::Audience);

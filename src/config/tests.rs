@@ -206,3 +206,70 @@ fn endpoint_precedence_config_then_service_env_then_global_env() {
         .to_string();
     assert!(text.contains("AWS_ENDPOINT_URL_CONNECT"), "{text}");
 }
+
+#[test]
+fn the_region_chain_is_aws_region_then_aws_default_region_then_the_profiles_region() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    // A shared config file as `aws configure` and `aws configure sso` write it.
+    let aws_config = write(
+        dir.path(),
+        "aws-config",
+        r#"
+[default]
+region = eu-central-1
+
+[profile ops]
+region = ap-southeast-2
+
+[profile connect-sso]
+sso_session = corp
+sso_account_id = 111122223333
+sso_role_name = ConnectMonitor
+region = ca-central-1
+
+[sso-session corp]
+sso_start_url = https://corp.awsapps.com/start
+sso_region = us-east-1
+
+[profile broken]
+region = not a region
+"#,
+    );
+    let cfg = write(
+        dir.path(),
+        "g.toml",
+        &base_config().replace("region = \"us-east-1\"", ""),
+    );
+    let home = dir.path().display().to_string();
+    let file = aws_config.display().to_string();
+    let region = |vars: &[(&str, &str)]| {
+        let mut all: Vec<(String, String)> = vec![
+            ("AWS_CONFIG_FILE".into(), file.clone()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), format!("{home}/none")),
+            ("HOME".into(), home.clone()),
+        ];
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env = Environment::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
+        Settings::load_with(&cfg, env).map(|s| s.connect.default_region.unwrap())
+    };
+    let both = [("AWS_REGION", "eu-west-2"), ("AWS_DEFAULT_REGION", "us-west-2")];
+    assert_eq!(region(&both).unwrap(), "eu-west-2");
+    assert_eq!(region(&both[1..]).unwrap(), "us-west-2");
+    assert_eq!(region(&[]).unwrap(), "eu-central-1", "the default profile");
+    assert_eq!(region(&[("AWS_PROFILE", "ops")]).unwrap(), "ap-southeast-2");
+    assert_eq!(
+        region(&[("AWS_PROFILE", "connect-sso")]).unwrap(),
+        "ca-central-1",
+        "an SSO profile's region"
+    );
+    let text = region(&[("AWS_PROFILE", "broken")]).unwrap_err().to_string();
+    assert!(
+        text.contains("the region of AWS profile \"broken\": \"not a region\" is not a region name"),
+        "{text}"
+    );
+    // No region anywhere: the problem says every place one may be given.
+    let text = region(&[("AWS_PROFILE", "nowhere")]).unwrap_err().to_string();
+    assert!(text.contains("AWS_DEFAULT_REGION"), "{text}");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::endpoint::{parse_endpoint, Endpoint, Router};
-use crate::check::{secs, valid_region, Check, HumanDuration};
+use crate::check::{secs, valid_region, Check, Environment, HumanDuration};
 
 /// `[connect]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,7 +101,7 @@ pub struct Instance {
 /// `[connect]`, checked and resolved against the environment.
 #[derive(Debug, Clone)]
 pub struct ConnectSettings {
-    /// `connect.region`, else `AWS_REGION`.
+    /// `connect.region`, else the AWS region chain.
     pub default_region: Option<String>,
     /// Where every call goes instead of the regional endpoint, and which
     /// setting said so (`connect.endpoint`, `AWS_ENDPOINT_URL_CONNECT`, …).
@@ -150,7 +150,7 @@ impl ConnectSection {
             match &inst.region {
                 Some(r) if !valid_region(r) => c.bad(at("region"), format!("{r:?} is not a region name")),
                 None if default_region.is_none() => {
-                    c.bad(at("region"), "no region here, in connect.region or in AWS_REGION")
+                    c.bad(at("region"), "no region here, in connect.region or the AWS region chain (AWS_REGION, AWS_DEFAULT_REGION, the profile's region)")
                 }
                 _ => {}
             }
@@ -164,7 +164,7 @@ impl ConnectSection {
         if self.instances.is_empty() && default_region.is_none() {
             c.bad(
                 "connect.region",
-                "set connect.region (or AWS_REGION, or a region per instance)",
+                "set connect.region (or AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's region, or a region per instance)",
             );
         }
         ConnectSettings {
@@ -191,12 +191,28 @@ impl ConnectSection {
         }
     }
 
-    /// `connect.region`, else a non-empty `AWS_REGION`: the one place this rule
-    /// lives. A malformed value is a problem named after where it came from.
+    /// `connect.region`, else the standard AWS region chain: `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`, then the `region` of the selected profile in the
+    /// shared config file. The one place this rule lives. A malformed value is
+    /// a problem named after where it came from.
     fn default_region(&self, c: &mut Check) -> Option<String> {
         let (key, region) = match &self.region {
-            Some(r) => ("connect.region", r.clone()),
-            None => ("AWS_REGION", c.env.get("AWS_REGION")?.to_owned()),
+            Some(r) => ("connect.region".to_string(), r.clone()),
+            None => {
+                let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                    .into_iter()
+                    .find_map(|name| c.env.get(name).map(|v| (name.to_string(), v.to_owned())));
+                match from_env {
+                    Some(found) => found,
+                    None => match profile_region(c.env) {
+                        Ok(found) => found?,
+                        Err(e) => {
+                            c.bad("AWS_CONFIG_FILE", format!("the shared AWS config cannot be read: {e}"));
+                            return None;
+                        }
+                    },
+                }
+            }
         };
         if !valid_region(&region) {
             c.bad(key, format!("{region:?} is not a region name (like \"us-east-1\")"));
@@ -222,6 +238,44 @@ impl ConnectSection {
             }
         }
     }
+}
+
+/// The `region` of the selected profile (`AWS_PROFILE`, else `default`) in
+/// the shared config files, read with the AWS SDK's own profile loader so the
+/// gateway and its credentials chain agree on the file's meaning. Returns the
+/// place it came from (for a problem's name) and the region.
+fn profile_region(env: &Environment) -> Result<Option<(String, String)>, String> {
+    use aws_runtime::env_config::file::EnvConfigFiles;
+    use aws_types::os_shim_internal::{Env, Fs};
+    let vars: std::collections::HashMap<String, String> =
+        env.vars().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let sdk_env = Env::from(vars);
+    // The loader is async in signature only (it reads with std::fs); a thread
+    // of its own lets this run whether or not the caller is inside a runtime.
+    let loaded = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime
+                    .block_on(aws_config::profile::load(
+                        &Fs::real(),
+                        &sdk_env,
+                        &EnvConfigFiles::default(),
+                        None,
+                    ))
+                    .map_err(|e| crate::http::client::error_chain(&e))
+            })
+            .join()
+            .map_err(|_| "the profile loader panicked".to_string())?
+    })?;
+    Ok(loaded.get("region").map(|region| {
+        (
+            format!("the region of AWS profile {:?}", loaded.selected_profile()),
+            region.to_owned(),
+        )
+    }))
 }
 
 impl ConnectSettings {

@@ -20,6 +20,8 @@ use crate::http::server::{serve, Listening};
 
 /// The path the JWKS is served at.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The path of the OIDC discovery document.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// A private signing key with its algorithm and key id.
 #[derive(Clone)]
@@ -101,6 +103,10 @@ pub fn jwks_of(keys: &[&SigningKey]) -> Value {
 
 struct State {
     jwks: Mutex<Value>,
+    /// The discovery document; `None` serves the truthful one.
+    discovery: Mutex<Option<Value>>,
+    /// The stand-in's own issuer and JWKS URL, for the truthful document.
+    issuer: String,
     up: AtomicBool,
     fetches: AtomicUsize,
 }
@@ -124,6 +130,8 @@ impl IssuerStandIn {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             jwks: Mutex::new(jwks),
+            discovery: Mutex::new(None),
+            issuer: format!("http://{addr}"),
             up: AtomicBool::new(true),
             fetches: AtomicUsize::new(0),
         });
@@ -154,6 +162,12 @@ impl IssuerStandIn {
         *self.state.jwks.lock().expect("jwks lock") = jwks;
     }
 
+    /// Serves this discovery document instead of the truthful one
+    /// (`{"issuer": issuer(), "jwks_uri": jwks_url()}`); `None` restores it.
+    pub fn set_discovery(&self, document: Option<Value>) {
+        *self.state.discovery.lock().expect("discovery lock") = document;
+    }
+
     /// While down, every fetch gets a 503.
     pub fn set_up(&self, up: bool) {
         self.state.up.store(up, Ordering::SeqCst);
@@ -167,10 +181,21 @@ impl IssuerStandIn {
 
 fn answer(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     state.fetches.fetch_add(1, Ordering::SeqCst);
-    let (status, body) = if req.uri().path() != JWKS_PATH {
+    let path = req.uri().path();
+    let (status, body) = if path != JWKS_PATH && path != DISCOVERY_PATH {
         (StatusCode::NOT_FOUND, "{}".to_string())
     } else if !state.up.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, "{}".to_string())
+    } else if path == DISCOVERY_PATH {
+        let document = state.discovery.lock().expect("discovery lock").clone();
+        let document = document.unwrap_or_else(|| {
+            serde_json::json!({
+                "issuer": state.issuer,
+                "jwks_uri": format!("{}{JWKS_PATH}", state.issuer),
+                "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+            })
+        });
+        (StatusCode::OK, document.to_string())
     } else {
         (StatusCode::OK, state.jwks.lock().expect("jwks lock").to_string())
     };

@@ -240,6 +240,13 @@ pub struct Options {
     pub jwks_refresh: &'static str,
     /// The identity provider answers 503 from the start.
     pub issuer_down_at_start: bool,
+    /// `discovery = true` instead of `jwks_url`.
+    pub discovery: bool,
+    /// The discovery document the issuer serves from the start, made from the
+    /// running stand-in; `None` serves the truthful one.
+    pub discovery_document: Option<fn(&IssuerStandIn) -> Value>,
+    /// `audience_claim`: the claim checked against the audiences.
+    pub audience_claim: Option<&'static str>,
     // [connect]
     pub max_attempts: Option<u32>,
     pub max_rate: Option<f64>,
@@ -277,6 +284,9 @@ impl Default for Options {
             tls: None,
             jwks_refresh: "10m",
             issuer_down_at_start: false,
+            discovery: false,
+            discovery_document: None,
+            audience_claim: None,
             max_attempts: None,
             max_rate: None,
             burst: None,
@@ -394,6 +404,12 @@ pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options
         format!("[audit]\n{}", setting("file", Some(path(file))))
     });
     let policy_settings = setting("user_name_claim", o.user_name_claim);
+    let keys = if o.discovery {
+        "discovery = true\n".to_string()
+    } else {
+        setting("jwks_url", Some(issuer.jwks_url()))
+    };
+    let audience_claim = setting("audience_claim", o.audience_claim);
     let lookups = o.lookup_ttl.map_or(String::new(), |ttl| {
         format!("[connect.lookups]\n{}", setting("ttl", Some(ttl)))
     });
@@ -411,8 +427,7 @@ leeway = "60s"
 issuer = "{issuer}"
 audiences = ["{AUDIENCE}"]
 algorithms = ["RS256", "ES256", "EdDSA"]
-jwks_url = "{jwks}"
-jwks_refresh = "{refresh}"
+{keys}{audience_claim}jwks_refresh = "{refresh}"
 
 [connect]
 region = "eu-west-2"
@@ -427,7 +442,6 @@ user_id_claim = "connect_user_id"
 {cors}
 {audit}"#,
         issuer = issuer.issuer(),
-        jwks = issuer.jwks_url(),
         refresh = o.jwks_refresh,
         connect = connect.url(),
     )
@@ -451,6 +465,9 @@ impl Harness {
         let keys = Keys::load();
         let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
         issuer.set_up(!o.issuer_down_at_start);
+        if let Some(document) = o.discovery_document {
+            issuer.set_discovery(Some(document(&issuer)));
+        }
         let connect = if o.connect_tls {
             ConnectStandIn::start_tls(test_credentials(None), tls_files(None))
                 .await
