@@ -89,12 +89,33 @@ pub fn init_logging() {
 }
 
 fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
-    Settings::load(&config_path(config)).map_err(|problems| {
+    let chosen = config.is_some() || std::env::var_os("CMG_CONFIG").is_some();
+    let path = config_path(config);
+    if !chosen && !path.exists() {
+        // A newcomer's first run: say how to start rather than only "cannot read".
+        eprintln!("{}", how_to_start(&path));
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    Settings::load(&path).map_err(|problems| {
         for p in &problems.0 {
             eprintln!("{p}");
         }
         ExitCode::from(EXIT_USAGE)
     })
+}
+
+/// What to do when no configuration was named and the default one is absent.
+fn how_to_start(default: &Path) -> String {
+    format!(
+        "no configuration: no --config, no CMG_CONFIG, and no {} here.\n\
+         To start, copy the example, edit its issuer, audiences and instances (and the\n\
+         policy file it names, config/policy.example.toml), then check it:\n  \
+         cp config/gateway.example.toml config/gateway.toml\n  \
+         connect-monitor-gateway check --config config/gateway.toml\n\
+         Examples for Okta, Entra ID, Keycloak, Cognito and Auth0 are in config/ (README: Identity providers).\n\
+         To try the gateway with nothing set up: connect-monitor-gateway demo",
+        default.display()
+    )
 }
 
 pub fn check(config: Option<PathBuf>) -> ExitCode {

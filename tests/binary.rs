@@ -650,3 +650,86 @@ async fn audit_file_has_no_half_line_when_the_process_is_killed() {
         assert!(record["request_id"].is_string());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
+    let stack = Stack::start(Options::default(), "info").await;
+    let caller = stack.caller();
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let post = |traceparent: Option<&str>, body: &str| {
+        let mut req = http::Request::post(format!("http://{}/contact/monitor", caller.api))
+            .header("authorization", format!("Bearer {}", caller.token))
+            .header("content-type", "application/json");
+        if let Some(t) = traceparent {
+            req = req.header("traceparent", t);
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+            .unwrap();
+        let client = caller.client.clone();
+        async move {
+            let r = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+                .await
+                .unwrap()
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    let traced = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    assert_eq!(post(Some(&traced), BODY).await, 200);
+    let refused = r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"other"}"#;
+    assert_eq!(post(Some(&traced), refused).await, 403);
+    assert_eq!(post(None, BODY).await, 200);
+    assert_eq!(post(Some("00-not-a-trace-01"), BODY).await, 200);
+
+    let lines = stack.audit_lines();
+    let trace_ids: Vec<&serde_json::Value> = lines.iter().map(|l| &l["trace_id"]).collect();
+    assert_eq!(
+        trace_ids,
+        [
+            &serde_json::json!(TRACE),
+            &serde_json::json!(TRACE),
+            &serde_json::Value::Null,
+            &serde_json::Value::Null
+        ],
+        "trace_id from a valid traceparent, else null"
+    );
+    // The refusal's log line carries the trace in its span, beside the request id.
+    let logs = stack.served.logs();
+    let refusal = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "request refused")
+        .unwrap_or_else(|| panic!("no refusal logged:\n{logs}"));
+    assert_eq!(refusal["span"]["trace_id"], TRACE, "{refusal}");
+    assert_eq!(refusal["span"]["request_id"], lines[1]["request_id"], "{refusal}");
+    assert!(!logs.contains("not-a-trace"), "caller bytes never reach a log");
+}
+
+#[test]
+fn check_without_a_config_says_how_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .current_dir(dir.path())
+        .env_remove("CMG_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for hint in [
+        "no --config, no CMG_CONFIG, and no config/gateway.toml",
+        "cp config/gateway.example.toml config/gateway.toml",
+        "connect-monitor-gateway check --config config/gateway.toml",
+        "connect-monitor-gateway demo",
+    ] {
+        assert!(stderr.contains(hint), "{hint:?} missing from:\n{stderr}");
+    }
+    // A file named explicitly still gets the plain answer naming it.
+    let (code, _, stderr) = run(&["check", "--config", "/nonexistent/gateway.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("/nonexistent/gateway.toml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}

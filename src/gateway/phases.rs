@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::errors::{GatewayError, OK_CODE};
 use super::Gateway;
@@ -24,6 +25,7 @@ use crate::connect::monitor_contact::{self, Monitored};
 use crate::connect::monitor_request::MonitorRequest;
 use crate::http::{json_response, Body, REQUEST_ID};
 use crate::telemetry::audit::{AuditRecord, Verdict};
+use crate::telemetry::trace_context;
 
 /// The dry run's path: every phase but the call to Connect (CONTRACT §9).
 pub const CHECK_PATH: &str = "/contact/monitor/check";
@@ -99,9 +101,21 @@ impl Gateway {
         if let Some(preflight) = self.cors.preflight(req.method(), req.headers()) {
             return preflight;
         }
+        let request_id = request_id(&req);
+        let trace_id = trace_context::trace_id(req.headers());
+        // Every log line of this request names it and the caller's trace.
+        let span = tracing::info_span!("request", request_id = %request_id, trace_id = trace_id.as_deref());
+        self.answer_request(req, request_id, trace_id).instrument(span).await
+    }
+
+    async fn answer_request(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        request_id: String,
+        trace_id: Option<String>,
+    ) -> Response<Body> {
         let cors_origin = self.cors.allowed_origin(req.headers());
         let started = Instant::now();
-        let request_id = request_id(&req);
         let mut exchange = Exchange::default();
         self.metrics.in_flight().inc();
         // Admit: shed load beyond max_in_flight at once, rather than queue. The
@@ -133,6 +147,7 @@ impl Gateway {
             ts: now_rfc3339(),
             request_id,
             duration_ms: millis(elapsed),
+            trace_id,
             ..audit
         };
         // Written before the answer leaves: a caller never sees a result the audit lacks.

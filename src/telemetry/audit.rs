@@ -83,6 +83,8 @@ pub struct AuditRecord {
     pub aws_request_id: Option<String>,
     pub attempts: u32,
     pub duration_ms: f64,
+    /// The trace id of a valid W3C `traceparent` from the caller, else null.
+    pub trace_id: Option<String>,
 }
 
 fn open_append(path: &str) -> std::io::Result<File> {

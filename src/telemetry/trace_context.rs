@@ -1,0 +1,80 @@
+//! W3C Trace Context: the trace id of a valid `traceparent` header, so one
+//! request can be followed from the dashboard through the gateway's logs and
+//! audit. Anything malformed is ignored, never echoed (it is caller input).
+
+use http::HeaderMap;
+
+/// The header W3C Trace Context (Level 1, §3.2) defines.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The trace id of the request's `traceparent`, when there is exactly one and
+/// it is valid: `version-traceid-parentid-flags`, lowercase hex, version not
+/// `ff`, ids not all zeros. Version `00` has exactly those four fields; a later
+/// version may append more (§3.2.4), which are ignored.
+pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(TRACEPARENT).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let text = value.to_str().ok()?;
+    let (head, rest) = (text.get(..55)?, &text[55..]);
+    let mut fields = head.split('-');
+    let (version, trace, parent, flags) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && nonzero(trace)
+        && hex(parent, 16)
+        && nonzero(parent)
+        && hex(flags, 2)
+        && fields.next().is_none()
+        && match version {
+            "00" => rest.is_empty(),
+            _ => rest.is_empty() || rest.starts_with('-'),
+        };
+    valid.then(|| trace.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(values: &[&str]) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(TRACEPARENT, v.parse().unwrap());
+        }
+        trace_id(&headers)
+    }
+
+    const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_gives_its_trace_id() {
+        assert_eq!(of(&[GOOD]).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        // A later version may carry more fields after the four it shares with 00.
+        assert!(of(&["01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"]).is_some());
+    }
+
+    #[test]
+    fn a_malformed_or_repeated_traceparent_is_ignored() {
+        for bad in [
+            "",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+        ] {
+            assert_eq!(of(&[bad]), None, "{bad:?}");
+        }
+        assert_eq!(of(&[GOOD, GOOD]), None, "two traceparent headers");
+    }
+}
