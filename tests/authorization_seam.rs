@@ -60,6 +60,7 @@ async fn gateway_and_explain_agree_on_a_route_without_a_region() {
     settings.connect.instances = vec![Instance {
         id: "inst-1".into(),
         region: None,
+        role: None,
     }];
     assert_eq!(both(&h, &settings, BODY).await, (503, Err(Refusal::NoRegion)));
     let elsewhere = r#"{"InstanceId":"inst-9","ContactId":"contact-1","UserId":"user-1"}"#;

@@ -250,8 +250,14 @@ impl Served {
 }
 
 fn serve(config: &Path, rust_log: &str) -> Served {
+    serve_with_env(config, rust_log, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with_env(config: &Path, rust_log: &str, env: &[(&str, &str)]) -> Served {
     #[allow(clippy::zombie_processes)] // reaped by Served's Drop
     let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
         .args(["serve", "--config", config.to_str().unwrap()])
         .env("RUST_LOG", rust_log)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -731,5 +737,44 @@ fn check_without_a_config_says_how_to_start() {
     assert!(
         stderr.contains("/nonexistent/gateway.toml") && stderr.contains("cannot read"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_assumes_an_instances_role_at_the_sts_endpoint_aws_endpoint_url_sts_names() {
+    use support::sts_standin::StsStandIn;
+    let sts = StsStandIn::start(support::test_credentials(None), Duration::from_secs(3600)).await;
+    let keys = Keys::load();
+    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
+    let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
+    connect.accept(StsStandIn::issued(1));
+    let dir = tempfile::tempdir().unwrap();
+    let role = "arn:aws:iam::222233334444:role/connect-monitor";
+    let options = Options {
+        instances: vec![("inst-1", Some("eu-west-1"))],
+        roles: vec![("inst-1", role, None)],
+        audit_file: Some(dir.path().join("audit.log")),
+        ..Options::default()
+    };
+    let config = support::write_config(dir.path(), &issuer, &connect, &options);
+    let served = serve_with_env(&config, "info", &[("AWS_ENDPOINT_URL_STS", &sts.url())]);
+    let caller = Caller {
+        client: connect_monitor_gateway::http::client::build(),
+        api: served.api.clone(),
+        token: keys
+            .ed
+            .mint(&support::claims(&issuer.issuer(), "sup-1", "supervisors", "user-1")),
+    };
+    assert_eq!(caller.post(BODY).await, 200, "{}", served.logs());
+    let calls = sts.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].signature_problem, None);
+    assert_eq!(calls[0].param("RoleArn"), Some(role));
+    let received = connect.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].signature_problem, None);
+    assert_eq!(
+        received[0].access_key.as_deref(),
+        Some(StsStandIn::issued(1).access_key_id())
     );
 }

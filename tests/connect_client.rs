@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use connect_monitor_gateway::connect::client::{ConnectClient, FailureKind, Lookup};
-use connect_monitor_gateway::connect::credentials::CredentialsCache;
+use connect_monitor_gateway::connect::credentials::{CredentialsCache, Signers};
 use connect_monitor_gateway::connect::describe_contact::{describe_contact, ContactFacts};
 use connect_monitor_gateway::connect::describe_user::{describe_user, ConnectUser};
 use connect_monitor_gateway::connect::endpoint::{parse_endpoint, Route, Router};
@@ -58,11 +58,17 @@ async fn setup() -> Setup {
         throttle_base: Duration::from_millis(10),
         ..RetrySettings::new(3, Duration::from_secs(5))
     };
-    let client = ConnectClient::new(client::build(), credentials, retry, None, metrics.clone());
+    let client = ConnectClient::new(client::build(), Signers::own(credentials), retry, None, metrics.clone());
     let endpoint = parse_endpoint(&connect.url()).unwrap();
-    let route = Router::new(Some(endpoint), false, Some("eu-west-2".into()), HashMap::new())
-        .route("inst-1")
-        .unwrap();
+    let route = Router::new(
+        Some(endpoint),
+        false,
+        Some("eu-west-2".into()),
+        HashMap::new(),
+        HashMap::new(),
+    )
+    .route("inst-1")
+    .unwrap();
     Setup {
         connect,
         client,

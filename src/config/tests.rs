@@ -273,3 +273,67 @@ region = not a region
     let text = region(&[("AWS_PROFILE", "nowhere")]).unwrap_err().to_string();
     assert!(text.contains("AWS_DEFAULT_REGION"), "{text}");
 }
+
+#[test]
+fn role_arn_and_external_id_are_checked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let with_instances = |instances: &str| {
+        let cfg = write(dir.path(), "g.toml", &format!("{}\n{instances}", base_config()));
+        load(&cfg)
+    };
+    let good = with_instances(
+        r#"
+[[connect.instances]]
+id = "inst-a"
+role_arn = "arn:aws:iam::222233334444:role/ops/connect-monitor"
+external_id = "contact-center-7"
+
+[[connect.instances]]
+id = "inst-b"
+region = "eu-west-2"
+role_arn = "arn:aws:iam::222233334444:role/ops/connect-monitor"
+external_id = "contact-center-7"
+"#,
+    )
+    .unwrap();
+    let role = good.connect.instances[0].role.clone().unwrap();
+    assert_eq!(role.arn, "arn:aws:iam::222233334444:role/ops/connect-monitor");
+    assert_eq!(role.external_id.as_deref(), Some("contact-center-7"));
+    assert_eq!(
+        good.connect.roles().len(),
+        1,
+        "one role serving two instances is assumed once"
+    );
+    let text = with_instances(
+        r#"
+[[connect.instances]]
+id = "inst-a"
+role_arn = "arn:aws:iam::2222:role/x"
+
+[[connect.instances]]
+id = "inst-b"
+external_id = "orphan"
+
+[[connect.instances]]
+id = "inst-c"
+role_arn = "arn:aws:iam::222233334444:user/someone"
+
+[[connect.instances]]
+id = "inst-d"
+role_arn = "arn:aws:iam::222233334444:role/x"
+external_id = "x"
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    for key in [
+        "connect.instances[0].role_arn",
+        "connect.instances[1].external_id: only applies with role_arn",
+        "connect.instances[2].role_arn",
+        "connect.instances[3].external_id",
+    ] {
+        assert!(text.contains(key), "{key} missing from:\n{text}");
+    }
+}

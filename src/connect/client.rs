@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 
-use super::credentials::{CredentialsCache, CredentialsUnavailable};
+use super::credentials::{CredentialsUnavailable, Signers};
 use super::endpoint::Route;
 use super::error::{ConnectError, ConnectErrorKind};
 use super::rate_limit::RateLimiter;
@@ -127,7 +127,7 @@ enum Attempt {
 /// The Connect client shared by every request.
 pub struct ConnectClient {
     http: HttpClient,
-    credentials: Arc<CredentialsCache>,
+    signers: Signers,
     retry: RetrySettings,
     quota: RetryQuota,
     limiter: Option<RateLimiter>,
@@ -137,14 +137,14 @@ pub struct ConnectClient {
 impl ConnectClient {
     pub fn new(
         http: HttpClient,
-        credentials: Arc<CredentialsCache>,
+        signers: Signers,
         retry: RetrySettings,
         limiter: Option<RateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
         ConnectClient {
             http,
-            credentials,
+            signers,
             quota: RetryQuota::new(retry.quota_capacity),
             retry,
             limiter,
@@ -156,12 +156,14 @@ impl ConnectClient {
         &self.quota
     }
 
-    pub fn credentials(&self) -> &Arc<CredentialsCache> {
-        &self.credentials
+    /// Whose credentials sign which call.
+    pub fn signers(&self) -> &Signers {
+        &self.signers
     }
 
     async fn attempt(&self, route: &Route, call: &Call, deadline: Instant) -> Attempt {
-        let credentials = match tokio::time::timeout_at(deadline.into(), self.credentials.get()).await {
+        let role = route.role_arn.as_deref();
+        let credentials = match tokio::time::timeout_at(deadline.into(), self.signers.get(role)).await {
             Err(_) => return Attempt::Failed(FailureKind::Timeout),
             Ok(Err(e)) => return Attempt::Failed(e.into()),
             Ok(Ok(c)) => c,

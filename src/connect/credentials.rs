@@ -1,11 +1,15 @@
-//! The gateway's own AWS credentials: asked of the provider once, cached, and
-//! renewed ahead of expiry — never fetched per request.
+//! The gateway's own AWS credentials, and those of each role an instance is
+//! signed as: asked of the provider once, cached, and renewed ahead of expiry
+//! — never fetched per request.
 
-use std::sync::RwLock;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
+
+use super::settings::AssumedRole;
 
 /// Renew this long before the credentials expire.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -123,6 +127,85 @@ impl CredentialsCache {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// The role-session name CloudTrail shows for the gateway's AssumeRole calls.
+pub const ROLE_SESSION_NAME: &str = "connect-monitor-gateway";
+
+/// A provider of a role's credentials: STS AssumeRole (the SDK's own
+/// provider), called with `base` — the gateway's own credentials — in
+/// `region`. `sts_endpoint` overrides where STS is (tests; in production the
+/// SDK reads `AWS_ENDPOINT_URL_STS` itself).
+pub async fn assume_role_provider(
+    role: &AssumedRole,
+    region: &str,
+    base: SharedCredentialsProvider,
+    sts_endpoint: Option<&str>,
+) -> SharedCredentialsProvider {
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(base);
+    if let Some(url) = sts_endpoint {
+        sdk = sdk.endpoint_url(url);
+    }
+    let sdk = sdk.load().await;
+    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+        .session_name(ROLE_SESSION_NAME)
+        .configure(&sdk);
+    if let Some(id) = &role.external_id {
+        provider = provider.external_id(id.clone());
+    }
+    SharedCredentialsProvider::new(provider.build().await)
+}
+
+/// Whose credentials sign a call: the gateway's own, or the cache of the role
+/// the call's instance is signed as.
+pub struct Signers {
+    own: Arc<CredentialsCache>,
+    roles: HashMap<Arc<str>, Arc<CredentialsCache>>,
+}
+
+impl Signers {
+    /// The gateway's own credentials only.
+    pub fn own(own: Arc<CredentialsCache>) -> Signers {
+        Signers {
+            own,
+            roles: HashMap::new(),
+        }
+    }
+
+    pub fn with_roles(own: Arc<CredentialsCache>, roles: HashMap<Arc<str>, Arc<CredentialsCache>>) -> Signers {
+        Signers { own, roles }
+    }
+
+    /// The credentials for a call made as `role_arn` (`None`: our own).
+    pub async fn get(&self, role_arn: Option<&str>) -> Result<Credentials, CredentialsUnavailable> {
+        match role_arn {
+            None => self.own.get().await,
+            Some(arn) => match self.roles.get(arn) {
+                Some(cache) => cache.get().await,
+                // Never sign as ourselves what was meant to be signed as a role.
+                None => Err(CredentialsUnavailable(format!("no credentials for role {arn}"))),
+            },
+        }
+    }
+
+    /// The gateway's own credentials.
+    pub fn own_credentials(&self) -> &Arc<CredentialsCache> {
+        &self.own
+    }
+
+    /// Each role's ARN and whether its credentials are held now, in ARN order.
+    pub fn roles_ready(&self) -> Vec<(&str, bool)> {
+        let mut roles: Vec<(&str, bool)> = self.roles.iter().map(|(arn, c)| (&**arn, c.is_ready())).collect();
+        roles.sort_unstable();
+        roles
+    }
+
+    /// Every cache: ours, then the roles'.
+    pub fn caches(&self) -> impl Iterator<Item = &Arc<CredentialsCache>> {
+        std::iter::once(&self.own).chain(self.roles.values())
     }
 }
 

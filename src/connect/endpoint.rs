@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use std::sync::Arc;
+
 use http::uri::{Authority, Scheme, Uri};
 
 /// An endpoint's scheme and authority; each operation brings its own path.
@@ -55,6 +57,8 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
 pub struct Route {
     pub region: String,
     pub endpoint: Endpoint,
+    /// The IAM role the call is signed as; `None`: the gateway's own credentials.
+    pub role_arn: Option<Arc<str>>,
 }
 
 /// No region is known for an instance (its own, `connect.region` or `AWS_REGION`).
@@ -72,21 +76,26 @@ pub struct Router {
     default_region: Option<String>,
     /// Instances that name their own region.
     regions: HashMap<String, String>,
+    /// Instances signed as a role of their own.
+    roles: HashMap<String, Arc<str>>,
 }
 
 impl Router {
-    /// `regions` holds the instances that name their own region.
+    /// `regions` holds the instances that name their own region, `roles`
+    /// those signed as a role of their own (instance id → role ARN).
     pub fn new(
         override_endpoint: Option<Endpoint>,
         use_fips: bool,
         default_region: Option<String>,
         regions: HashMap<String, String>,
+        roles: HashMap<String, String>,
     ) -> Router {
         Router {
             override_endpoint,
             use_fips,
             default_region,
             regions,
+            roles: roles.into_iter().map(|(id, arn)| (id, Arc::from(arn))).collect(),
         }
     }
 
@@ -102,7 +111,11 @@ impl Router {
             Some(e) => e.clone(),
             None => regional_endpoint(&region, self.use_fips),
         };
-        Ok(Route { region, endpoint })
+        Ok(Route {
+            region,
+            endpoint,
+            role_arn: self.roles.get(instance_id).cloned(),
+        })
     }
 
     /// Where calls go, for the log at start: the override, or the endpoint of
@@ -156,6 +169,7 @@ mod tests {
             fips,
             default_region.map(str::to_owned),
             regions.iter().map(|(i, r)| (i.to_string(), r.to_string())).collect(),
+            HashMap::new(),
         )
     }
 

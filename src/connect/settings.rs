@@ -75,6 +75,10 @@ struct InstanceSection {
     id: String,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    role_arn: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
 }
 
 fn default_attempt_timeout() -> HumanDuration {
@@ -96,6 +100,45 @@ pub struct Instance {
     pub id: String,
     /// `None`: the default region.
     pub region: Option<String>,
+    /// The role this instance's calls are signed as; `None`: the gateway's own.
+    pub role: Option<AssumedRole>,
+}
+
+/// A role in (usually) another account, assumed with STS AssumeRole.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AssumedRole {
+    pub arn: String,
+    /// The `sts:ExternalId` the role's trust policy asks for.
+    pub external_id: Option<String>,
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
+fn valid_role_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource
+            .strip_prefix("role/")
+            .is_some_and(|name| !name.is_empty() && name.len() <= 512 && !name.ends_with('/'))
+}
+
+/// An external id as STS accepts it: 2 to 1224 characters of `[\w+=,.@:/-]`.
+fn valid_external_id(id: &str) -> bool {
+    (2..=1224).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b))
 }
 
 /// `[connect]`, checked and resolved against the environment.
@@ -154,6 +197,18 @@ impl ConnectSection {
                 }
                 _ => {}
             }
+            match (&inst.role_arn, &inst.external_id) {
+                (Some(arn), _) if !valid_role_arn(arn) => c.bad(
+                    at("role_arn"),
+                    "is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)",
+                ),
+                (None, Some(_)) => c.bad(at("external_id"), "only applies with role_arn"),
+                (_, Some(id)) if !valid_external_id(id) => c.bad(
+                    at("external_id"),
+                    "must be 2 to 1224 characters of letters, digits and _+=,.@:/-",
+                ),
+                _ => {}
+            }
         }
         if self.lookups.ttl.0.is_zero() {
             c.bad("connect.lookups.ttl", "must be longer than 0s");
@@ -182,6 +237,10 @@ impl ConnectSection {
                 .map(|i| Instance {
                     id: i.id,
                     region: i.region,
+                    role: i.role_arn.map(|arn| AssumedRole {
+                        arn,
+                        external_id: i.external_id,
+                    }),
                 })
                 .collect(),
             lookups: LookupSettings {
@@ -289,6 +348,24 @@ impl ConnectSettings {
                 .iter()
                 .filter_map(|i| Some((i.id.clone(), i.region.clone()?)))
                 .collect(),
+            self.instances
+                .iter()
+                .filter_map(|i| Some((i.id.clone(), i.role.as_ref()?.arn.clone())))
+                .collect(),
         )
+    }
+
+    /// Every role an instance is signed as, with the region its STS calls go
+    /// to (the instance's): each is assumed once and kept fresh.
+    pub fn roles(&self) -> Vec<(AssumedRole, String)> {
+        let mut roles: Vec<(AssumedRole, String)> = Vec::new();
+        for i in &self.instances {
+            let Some(role) = &i.role else { continue };
+            let region = i.region.clone().or_else(|| self.default_region.clone());
+            if let (false, Some(region)) = (roles.iter().any(|(r, _)| r == role), region) {
+                roles.push((role.clone(), region));
+            }
+        }
+        roles
     }
 }

@@ -86,6 +86,7 @@ mod tests {
         Route {
             region: "eu-west-2".into(),
             endpoint: parse_endpoint("https://connect.eu-west-2.amazonaws.com").unwrap(),
+            role_arn: None,
         }
     }
 

@@ -118,6 +118,8 @@ pub struct Received {
     pub body: Bytes,
     /// `None` when the signature verified; else what was wrong.
     pub signature_problem: Option<String>,
+    /// The access key the request claims to be signed with.
+    pub access_key: Option<String>,
 }
 
 impl Received {
@@ -159,7 +161,8 @@ impl Reply {
 }
 
 struct State {
-    credentials: Credentials,
+    /// Every set of credentials whose signatures are accepted.
+    credentials: Mutex<Vec<Credentials>>,
     received: Mutex<Vec<Received>>,
     /// Replies for any operation, in order.
     script: Mutex<VecDeque<Reply>>,
@@ -208,7 +211,7 @@ impl ConnectStandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
-            credentials,
+            credentials: Mutex::new(vec![credentials]),
             received: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
             scripts: Mutex::new(HashMap::new()),
@@ -301,6 +304,15 @@ impl ConnectStandIn {
         self.state.received.lock().expect("received lock").clone()
     }
 
+    /// Accepts signatures made with these credentials too (a role's, say).
+    pub fn accept(&self, credentials: Credentials) {
+        self.state
+            .credentials
+            .lock()
+            .expect("credentials lock")
+            .push(credentials);
+    }
+
     /// Requests whose signature did not verify.
     pub fn bad_signatures(&self) -> Vec<String> {
         self.received()
@@ -314,12 +326,20 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let access_key = credential_scope(&parts.headers).ok().map(|s| s.access_key);
+    let known = state.credentials.lock().expect("credentials lock").clone();
+    // Verified with the credentials of the access key it names (an unknown
+    // key fails as such against the first).
+    let credentials = known
+        .iter()
+        .find(|c| Some(c.access_key_id()) == access_key.as_deref())
+        .unwrap_or(&known[0]);
     let signature_problem = verify_sigv4(
         parts.method.as_str(),
         &path,
         &parts.headers,
         &body,
-        &state.credentials,
+        credentials,
         SystemTime::now(),
     )
     .err();
@@ -332,6 +352,7 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         headers: parts.headers,
         body,
         signature_problem: signature_problem.clone(),
+        access_key,
     };
     state.received.lock().expect("received lock").push(received.clone());
     if let Some(problem) = signature_problem {
@@ -600,12 +621,25 @@ pub fn verify_sigv4(
     credentials: &Credentials,
     now: SystemTime,
 ) -> Result<(), String> {
+    verify_sigv4_for("connect", method, path, headers, body, credentials, now)
+}
+
+/// [`verify_sigv4`] for a request to `service` (`sts` for a stand-in STS).
+pub fn verify_sigv4_for(
+    service: &str,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    credentials: &Credentials,
+    now: SystemTime,
+) -> Result<(), String> {
     let scope = credential_scope(headers)?;
     if scope.access_key != credentials.access_key_id() {
         return Err("unknown access key".into());
     }
-    if scope.service != "connect" {
-        return Err(format!("signed for service {:?}, not connect", scope.service));
+    if scope.service != service {
+        return Err(format!("signed for service {:?}, not {service}", scope.service));
     }
     let header = |name: &str| -> Result<&str, String> {
         let mut values = headers.get_all(name).iter();
@@ -661,7 +695,7 @@ pub fn verify_sigv4(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(&scope.region)
-        .name("connect")
+        .name(service)
         .time(time)
         .settings(SigningSettings::default())
         .build()
@@ -708,6 +742,7 @@ mod tests {
         let route = Route {
             region: "us-east-1".into(),
             endpoint: parse_endpoint("http://127.0.0.1:1").unwrap(),
+            role_arn: None,
         };
         let body = Some(Bytes::from_static(b"{\"a\":1}"));
         signed_request(
@@ -772,6 +807,7 @@ mod tests {
         let route = Route {
             region: "us-east-1".into(),
             endpoint: parse_endpoint("http://127.0.0.1:1").unwrap(),
+            role_arn: None,
         };
         let path = "/users/inst/a%20b%2Fc";
         let req = signed_request(&route, &http::Method::GET, path, None, &creds, SystemTime::now()).unwrap();

@@ -2,6 +2,7 @@
 //! tests swap), starts the listeners and the background work (key and
 //! credential refresh, policy reload, SIGHUP), and stops it all gracefully.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::authz::cache::FactCaches;
 use crate::authz::Authorizer;
 use crate::config::Settings;
 use crate::connect::client::ConnectClient;
-use crate::connect::credentials::{CredentialsCache, DEFAULT_REFRESH_MARGIN};
+use crate::connect::credentials::{assume_role_provider, CredentialsCache, Signers, DEFAULT_REFRESH_MARGIN};
 use crate::connect::rate_limit::RateLimiter;
 use crate::connect::retry::RetrySettings;
 use crate::http::admin;
@@ -50,6 +51,9 @@ pub struct Dependencies {
     /// Proxy and extra CAs for outbound calls; `None` means from the
     /// environment the settings were loaded with.
     pub egress: Option<Egress>,
+    /// Where STS is, for assuming instances' roles; `None` means the SDK's
+    /// own choice (regional STS, or `AWS_ENDPOINT_URL_STS`).
+    pub sts_endpoint: Option<String>,
 }
 
 impl Default for Dependencies {
@@ -60,6 +64,7 @@ impl Default for Dependencies {
             retry: None,
             audit: None,
             egress: None,
+            sts_endpoint: None,
         }
     }
 }
@@ -113,14 +118,32 @@ pub async fn default_credentials(region: Option<String>) -> SharedCredentialsPro
     SharedCredentialsProvider::new(chain.build().await)
 }
 
-/// A Connect client on the gateway's own credentials (the standard chain) and
-/// settings, for `explain --live`: the same lookups the gateway would make.
+/// The credentials calls are signed with: the gateway's own (`base`), and for
+/// each instance's `role_arn` that role, assumed with `base`.
+pub async fn signers(
+    settings: &Settings,
+    base: SharedCredentialsProvider,
+    margin: Duration,
+    sts_endpoint: Option<&str>,
+) -> Signers {
+    let own = Arc::new(CredentialsCache::new(base.clone(), margin));
+    let mut roles = HashMap::new();
+    for (role, region) in settings.connect.roles() {
+        let provider = assume_role_provider(&role, &region, base.clone(), sts_endpoint).await;
+        roles.insert(Arc::from(role.arn), Arc::new(CredentialsCache::new(provider, margin)));
+    }
+    Signers::with_roles(own, roles)
+}
+
+/// A Connect client on the gateway's own credentials (the standard chain, and
+/// the instances' roles) and settings, for `explain --live`: the same lookups
+/// the gateway would make.
 pub async fn lookup_client(settings: &Settings) -> ConnectClient {
     let egress = Egress::from_env(|k| settings.env.get(k).map(str::to_owned));
     let provider = default_credentials(settings.connect.default_region.clone()).await;
     ConnectClient::new(
         http_client::build_with(&egress),
-        Arc::new(CredentialsCache::new(provider, DEFAULT_REFRESH_MARGIN)),
+        signers(settings, provider, DEFAULT_REFRESH_MARGIN, None).await,
         RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout),
         None,
         Arc::new(Metrics::new()),
@@ -169,7 +192,14 @@ pub async fn start_on(
         Some(p) => p,
         None => default_credentials(settings.connect.default_region.clone()).await,
     };
-    let credentials = Arc::new(CredentialsCache::new(provider, deps.credentials_margin));
+    let signers = signers(
+        settings,
+        provider,
+        deps.credentials_margin,
+        deps.sts_endpoint.as_deref(),
+    )
+    .await;
+    let credentials: Vec<Arc<CredentialsCache>> = signers.caches().cloned().collect();
     let retry = deps
         .retry
         .unwrap_or_else(|| RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout));
@@ -192,7 +222,7 @@ pub async fn start_on(
     let gateway = Arc::new(Gateway {
         authenticator: Authenticator::new(issuers.clone(), settings.auth.leeway),
         authorizer,
-        connect: ConnectClient::new(client, credentials.clone(), retry, limiter, metrics.clone()),
+        connect: ConnectClient::new(client, signers, retry, limiter, metrics.clone()),
         caches: FactCaches::new(settings.connect.lookups, metrics.clone()),
         audit,
         metrics,
@@ -210,8 +240,11 @@ pub async fn start_on(
         .map(|i| tokio::spawn(refresh_once(i.clone())))
         .collect::<Vec<_>>();
     let first_credentials = async {
-        if let Err(e) = credentials.refresh().await {
-            tracing::warn!(error = %e, "no AWS credentials yet; not ready");
+        let first = credentials
+            .iter()
+            .map(|c| tokio::spawn(refresh_credentials_once(c.clone())));
+        for task in first.collect::<Vec<_>>() {
+            let _ = task.await;
         }
     };
     let all_keys = async {
@@ -221,7 +254,7 @@ pub async fn start_on(
     };
     let _ = tokio::time::timeout(STARTUP_WAIT, async { tokio::join!(all_keys, first_credentials) }).await;
     let mut background: Vec<JoinHandle<()>> = issuers.iter().map(|i| tokio::spawn(i.clone().refresh_loop())).collect();
-    background.push(tokio::spawn(credentials.clone().refresh_loop()));
+    background.extend(credentials.iter().map(|c| tokio::spawn(c.clone().refresh_loop())));
     background.push(tokio::spawn(watch_policy_file(gateway.clone())));
     #[cfg(unix)]
     background.push(tokio::spawn(reload_on_sighup(gateway.clone(), tls.clone())));
@@ -272,6 +305,12 @@ pub async fn start_on(
         served,
         background,
     })
+}
+
+async fn refresh_credentials_once(credentials: Arc<CredentialsCache>) {
+    if let Err(e) = credentials.refresh().await {
+        tracing::warn!(error = %e, "no AWS credentials yet; not ready");
+    }
 }
 
 async fn refresh_once(issuer: Arc<IssuerKeys>) {

@@ -73,8 +73,8 @@ impl Gateway {
 }
 
 impl Health for Gateway {
-    /// Ready when every issuer has keys, AWS credentials are resolved, and
-    /// the gateway is not draining.
+    /// Ready when every issuer has keys, AWS credentials are resolved (ours
+    /// and every instance's role), and the gateway is not draining.
     fn readiness(&self) -> (bool, Value) {
         let mut checks = Map::new();
         let mut ready = true;
@@ -90,12 +90,20 @@ impl Health for Gateway {
             ready = false;
             checks.insert("draining".into(), Value::from("shutting down"));
         }
-        let creds = self.connect.credentials().is_ready();
+        let signers = self.connect.signers();
+        let creds = signers.own_credentials().is_ready();
         ready &= creds;
         checks.insert(
             "aws_credentials".into(),
             Value::from(if creds { "ok" } else { "not resolved" }),
         );
+        for (arn, ok) in signers.roles_ready() {
+            ready &= ok;
+            checks.insert(
+                format!("role:{arn}"),
+                Value::from(if ok { "ok" } else { "not assumed" }),
+            );
+        }
         (ready, Value::Object(checks))
     }
 

@@ -5,6 +5,7 @@
 
 pub mod connect_records;
 pub mod security_cases;
+pub mod sts_standin;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -253,6 +254,8 @@ pub struct Options {
     pub burst: Option<u32>,
     /// `[[connect.instances]]`: the allow-list, each instance with an optional region.
     pub instances: Vec<(&'static str, Option<&'static str>)>,
+    /// `role_arn` (and `external_id`) of listed instances: (instance, role ARN, external id).
+    pub roles: Vec<(&'static str, &'static str, Option<&'static str>)>,
     /// Serve the Connect stand-in over TLS (tests/fixtures/tls/server.pem).
     pub connect_tls: bool,
     // [cors]
@@ -272,6 +275,8 @@ pub struct Options {
     pub retry: Option<RetrySettings>,
     /// Outbound proxy and extra CAs; none by default.
     pub egress: Option<Egress>,
+    /// Where STS is, for instances' `role_arn`.
+    pub sts_endpoint: Option<String>,
 }
 
 impl Default for Options {
@@ -291,6 +296,7 @@ impl Default for Options {
             max_rate: None,
             burst: None,
             instances: Vec::new(),
+            roles: Vec::new(),
             connect_tls: false,
             cors_origins: Vec::new(),
             cors_max_age: None,
@@ -307,6 +313,7 @@ impl Default for Options {
                 ..RetrySettings::new(3, Duration::from_secs(2))
             }),
             egress: None,
+            sts_endpoint: None,
         }
     }
 }
@@ -383,10 +390,13 @@ pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options
         .instances
         .iter()
         .map(|(id, region)| {
+            let role = o.roles.iter().find(|(instance, _, _)| instance == id);
             format!(
-                "[[connect.instances]]\n{}{}",
+                "[[connect.instances]]\n{}{}{}{}",
                 setting("id", Some(*id)),
-                setting("region", *region)
+                setting("region", *region),
+                setting("role_arn", role.map(|r| r.1)),
+                setting("external_id", role.and_then(|r| r.2)),
             )
         })
         .collect();
@@ -477,9 +487,22 @@ impl Harness {
         };
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &issuer, &connect, &o);
+        Self::on_config(keys, issuer, connect, dir, &config, o).await
+    }
+
+    /// The gateway on a configuration already written (into `dir`) for these
+    /// stand-ins; `o` gives what is built besides the configuration.
+    pub async fn on_config(
+        keys: Keys,
+        issuer: IssuerStandIn,
+        connect: ConnectStandIn,
+        dir: tempfile::TempDir,
+        config: &Path,
+        o: Options,
+    ) -> Harness {
         // No environment: the machine's AWS_* and proxy variables never reach a test.
         let settings =
-            Settings::load_with(&config, Environment::default()).unwrap_or_else(|e| panic!("test config: {e}"));
+            Settings::load_with(config, Environment::default()).unwrap_or_else(|e| panic!("test config: {e}"));
         let audit = Arc::new(AuditSink::Memory(Default::default()));
         let deps = Dependencies {
             credentials: Some(SharedCredentialsProvider::new(o.credentials.clone())),
@@ -487,6 +510,7 @@ impl Harness {
             retry: o.retry.clone(),
             audit: Some(audit.clone()),
             egress: Some(o.egress.clone().unwrap_or_default()),
+            sts_endpoint: o.sts_endpoint.clone(),
         };
         let gateway = server::start(&settings, deps).await.unwrap();
         Harness {
