@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use connect_monitor_gateway::demo::connect_standin::{ConnectStandIn, Reply};
 use connect_monitor_gateway::demo::issuer_standin::IssuerStandIn;
@@ -253,20 +253,30 @@ fn serve(config: &Path, rust_log: &str) -> Served {
     serve_with_env(config, rust_log, &[])
 }
 
-/// [`serve`] with more environment variables.
+/// [`serve`] with more environment variables. When they name `AWS_PROFILE`,
+/// the credentials come from that profile: no static keys in the environment.
 fn serve_with_env(config: &Path, rust_log: &str, env: &[(&str, &str)]) -> Served {
-    #[allow(clippy::zombie_processes)] // reaped by Served's Drop
-    let mut child = Command::new(BIN)
-        .envs(env.iter().copied())
+    let mut command = Command::new(BIN);
+    command
         .args(["serve", "--config", config.to_str().unwrap()])
         .env("RUST_LOG", rust_log)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_CONNECT")
+        .env_remove("AWS_ENDPOINT_URL_CONNECT");
+    if env.iter().any(|(k, _)| *k == "AWS_PROFILE") {
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            command.env_remove(key);
+        }
+    } else {
+        command
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
+    }
+    #[allow(clippy::zombie_processes)] // reaped by Served's Drop
+    let mut child = command
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -776,5 +786,128 @@ async fn serve_assumes_an_instances_role_at_the_sts_endpoint_aws_endpoint_url_st
     assert_eq!(
         received[0].access_key.as_deref(),
         Some(StsStandIn::issued(1).access_key_id())
+    );
+}
+
+/// An IAM Identity Center (SSO) portal that answers GetRoleCredentials for one
+/// access token; records the requests it got.
+async fn sso_portal(
+    access_token: &'static str,
+    role: aws_credential_types::Credentials,
+) -> (String, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    use connect_monitor_gateway::http::server::{serve, Listening};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let task = tokio::spawn(serve(
+        listener,
+        Listening::plain(Duration::from_secs(30)),
+        std::future::pending(),
+        move |req: http::Request<hyper::body::Incoming>| {
+            let (log, role) = (log.clone(), role.clone());
+            async move {
+                let path = req.uri().path_and_query().map_or("", |p| p.as_str()).to_owned();
+                let bearer = req
+                    .headers()
+                    .get("x-amz-sso_bearer_token")
+                    .and_then(|v| v.to_str().ok());
+                log.lock().unwrap().push(path.clone());
+                let (status, body) = if bearer == Some(access_token) && path.starts_with("/federation/credentials") {
+                    let expiration = SystemTime::now() + Duration::from_secs(3600);
+                    let ms = expiration.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+                    (
+                        200,
+                        serde_json::json!({"roleCredentials": {
+                            "accessKeyId": role.access_key_id(),
+                            "secretAccessKey": role.secret_access_key(),
+                            "sessionToken": role.session_token(),
+                            "expiration": ms,
+                        }}),
+                    )
+                } else {
+                    (
+                        401,
+                        serde_json::json!({"message": "Session token not found or invalid"}),
+                    )
+                };
+                let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body.to_string())));
+                *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                Ok::<_, std::convert::Infallible>(r)
+            }
+        },
+    ));
+    (url, seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_signs_with_the_credentials_of_the_sso_profile_aws_profile_names() {
+    let role = aws_credential_types::Credentials::new(
+        "ASIASSOPROFILE00001",
+        "sso-secret-key-abcdefghijklmnopqrstuvwxyz",
+        Some("sso-session-token".into()),
+        None,
+        "test",
+    );
+    let (portal, seen, _portal) = sso_portal("cached-sso-access-token", role.clone()).await;
+    let keys = Keys::load();
+    let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
+    let connect = ConnectStandIn::start(role.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // What `aws configure sso` and `aws sso login` leave behind: a profile
+    // naming the start URL, account and role, and the cached access token.
+    let start_url = "https://corp.awsapps.com/start";
+    let aws_config = dir.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile connect-monitor]\nsso_start_url = {start_url}\nsso_region = us-east-1\n\
+             sso_account_id = 111122223333\nsso_role_name = ConnectMonitor\nregion = eu-west-2\n"
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, start_url.as_bytes());
+    let name: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let expires = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600));
+    std::fs::write(
+        cache.join(format!("{name}.json")),
+        format!(r#"{{"accessToken":"cached-sso-access-token","expiresAt":"{expires}","region":"us-east-1","startUrl":"{start_url}"}}"#),
+    )
+    .unwrap();
+    let options = Options {
+        audit_file: Some(dir.path().join("audit.log")),
+        ..Options::default()
+    };
+    let config = support::write_config(dir.path(), &issuer, &connect, &options);
+    let home = dir.path().to_str().unwrap();
+    let served = serve_with_env(
+        &config,
+        "info",
+        &[
+            ("AWS_PROFILE", "connect-monitor"),
+            ("AWS_CONFIG_FILE", aws_config.to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none").to_str().unwrap()),
+            ("HOME", home),
+            ("AWS_ENDPOINT_URL_SSO", &portal),
+        ],
+    );
+    let caller = Caller {
+        client: connect_monitor_gateway::http::client::build(),
+        api: served.api.clone(),
+        token: keys
+            .ed
+            .mint(&support::claims(&issuer.issuer(), "sup-1", "supervisors", "user-1")),
+    };
+    assert_eq!(caller.post(BODY).await, 200, "{}", served.logs());
+    let received = connect.received();
+    assert_eq!(received[0].signature_problem, None);
+    assert_eq!(received[0].access_key.as_deref(), Some("ASIASSOPROFILE00001"));
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "credentials fetched once: {asked:?}");
+    assert!(
+        asked[0].contains("account_id=111122223333") && asked[0].contains("role_name=ConnectMonitor"),
+        "{asked:?}"
     );
 }
