@@ -77,10 +77,12 @@ pub enum Command {
     },
 }
 
-/// Logs: JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs: JSON lines on stderr, filtered by `RUST_LOG` (default `info`; the
+/// AWS SDK's own chatter, which names the profile's access key id at `info`,
+/// only from `warn` unless `RUST_LOG` asks for it).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
