@@ -911,3 +911,30 @@ async fn serve_signs_with_the_credentials_of_the_sso_profile_aws_profile_names()
         "{asked:?}"
     );
 }
+
+/// The threads of a process whose name starts with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_worker_threads_sizes_the_runtime_not_the_nodes_cores() {
+    // The default is two workers, whatever the machine has.
+    let stack = Stack::start(Options::default(), "info").await;
+    assert_eq!(threads_named(stack.served.child.id(), "cmg-worker"), 2);
+    let stack = Stack::start(
+        Options {
+            worker_threads: Some(1),
+            ..Options::default()
+        },
+        "info",
+    )
+    .await;
+    assert_eq!(threads_named(stack.served.child.id(), "cmg-worker"), 1);
+    assert_eq!(stack.caller().post(BODY).await, 200);
+}

@@ -43,7 +43,7 @@ enum Done {
 struct Exchange {
     /// `/contact/monitor/check`: decide, never call MonitorContact.
     dry_run: bool,
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     request: Option<MonitorRequest>,
     permit: Option<Permit>,
     client_token: Option<String>,
@@ -206,7 +206,7 @@ impl Gateway {
         Ok(Done::Monitored(monitored))
     }
 
-    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Identity, GatewayError> {
+    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Identity>, GatewayError> {
         let token = bearer_token(req.headers())?;
         match self.authenticator.authenticate(token).await {
             Ok(identity) => Ok(identity),
