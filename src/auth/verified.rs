@@ -91,8 +91,8 @@ impl<T> VerifiedTokens<T> {
 mod tests {
     use super::*;
 
-    fn identity() -> Arc<&'static str> {
-        Arc::new("sup-1")
+    fn identity() -> Arc<String> {
+        Arc::new("sup-1".to_string())
     }
 
     #[test]
