@@ -669,7 +669,8 @@ async fn audit_file_has_no_half_line_when_the_process_is_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
-    let stack = Stack::start(Options::default(), "info").await;
+    // Refusals are logged at debug (the audit records every one).
+    let stack = Stack::start(Options::default(), "debug").await;
     let caller = stack.caller();
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     let post = |traceparent: Option<&str>, body: &str| {
@@ -718,6 +719,7 @@ async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
         .find(|l| l["fields"]["message"] == "request refused")
         .unwrap_or_else(|| panic!("no refusal logged:\n{logs}"));
     assert_eq!(refusal["span"]["trace_id"], TRACE, "{refusal}");
+    assert_eq!(refusal["fields"]["trace_id"], TRACE, "{refusal}");
     assert_eq!(refusal["span"]["request_id"], lines[1]["request_id"], "{refusal}");
     assert!(!logs.contains("not-a-trace"), "caller bytes never reach a log");
 }

@@ -328,7 +328,8 @@ impl Authenticator {
             Err(AuthError::NoKey) => {
                 // A key we have never seen, or no keys yet: the issuer may have
                 // rotated. Ask it again (rate-limited), then look once more.
-                issuer.refetch_for_unknown_key().await;
+                // Boxed: a fetch's future is large and this path is rare.
+                Box::pin(issuer.refetch_for_unknown_key()).await;
                 if !issuer.has_keys() {
                     return Err(KeysUnavailable(issuer.issuer.issuer.clone()).into());
                 }
