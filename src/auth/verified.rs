@@ -19,16 +19,26 @@ struct Verified<T> {
     key_generation: u64,
 }
 
+struct Entries<T> {
+    map: HashMap<Box<str>, Verified<T>>,
+    /// When full, expired entries are swept at most once a second (a sweep
+    /// reads every entry); otherwise one entry makes room.
+    next_sweep: i64,
+}
+
 /// The bounded map of verified tokens to what they proved (`T`: the identity).
 pub struct VerifiedTokens<T> {
-    entries: Mutex<HashMap<Box<str>, Verified<T>>>,
+    entries: Mutex<Entries<T>>,
     capacity: usize,
 }
 
 impl<T> VerifiedTokens<T> {
     pub fn new(capacity: usize) -> VerifiedTokens<T> {
         VerifiedTokens {
-            entries: Mutex::new(HashMap::with_capacity(capacity.min(64))),
+            entries: Mutex::new(Entries {
+                map: HashMap::with_capacity(capacity.min(64)),
+                next_sweep: 0,
+            }),
             capacity,
         }
     }
@@ -37,12 +47,12 @@ impl<T> VerifiedTokens<T> {
     /// `exp`, and `current_generation(issuer)` is the key set that verified it.
     pub fn get(&self, token: &str, now: i64, current_generation: impl Fn(usize) -> u64) -> Option<Arc<T>> {
         let mut entries = self.entries.lock().expect("verified tokens lock");
-        let entry = entries.get(token)?;
+        let entry = entries.map.get(token)?;
         if now < entry.usable_until && current_generation(entry.issuer) == entry.key_generation {
             return Some(entry.identity.clone());
         }
         // Expired, or its issuer's keys changed: verify again from scratch.
-        entries.remove(token);
+        entries.map.remove(token);
         None
     }
 
@@ -57,17 +67,18 @@ impl<T> VerifiedTokens<T> {
         now: i64,
     ) {
         let mut entries = self.entries.lock().expect("verified tokens lock");
-        if entries.len() >= self.capacity {
-            entries.retain(|_, e| now < e.usable_until);
+        if entries.map.len() >= self.capacity && now >= entries.next_sweep {
+            entries.map.retain(|_, e| now < e.usable_until);
+            entries.next_sweep = now + 1;
         }
-        if entries.len() >= self.capacity {
+        if entries.map.len() >= self.capacity {
             // Full of live tokens: make room by dropping one (any one; a
             // dropped token is only verified again).
-            if let Some(victim) = entries.keys().next().cloned() {
-                entries.remove(&victim);
+            if let Some(victim) = entries.map.keys().next().cloned() {
+                entries.map.remove(&victim);
             }
         }
-        entries.insert(
+        entries.map.insert(
             token.into(),
             Verified {
                 identity,
@@ -79,7 +90,7 @@ impl<T> VerifiedTokens<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("verified tokens lock").len()
+        self.entries.lock().expect("verified tokens lock").map.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -317,15 +317,28 @@ impl Gateway {
 
 /// The success envelope of CONTRACT §5, with Connect's request id.
 fn success_response(done: &Monitored, request_id: &str) -> Response<Body> {
-    let body = json!({
-        "success": true,
-        "data": {
-            "id": done.contact_id,
-            "contact_arn": done.contact_arn,
-            "client_token": done.client_token,
-            "created_at": now_rfc3339(),
-        }
-    });
+    // Serialized straight from borrowed fields (no JSON tree built per request).
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        id: &'a str,
+        contact_arn: &'a str,
+        client_token: &'a str,
+        created_at: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        success: bool,
+        data: Data<'a>,
+    }
+    let body = Envelope {
+        success: true,
+        data: Data {
+            id: &done.contact_id,
+            contact_arn: &done.contact_arn,
+            client_token: &done.client_token,
+            created_at: now_rfc3339(),
+        },
+    };
     let mut response = json_response(StatusCode::OK, &body, request_id);
     if let Some(id) = done
         .aws_request_id
