@@ -27,8 +27,9 @@ pub type Body = Full<Bytes>;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// A JSON response with the request id; the one way answers are built.
-pub fn json_response(status: StatusCode, body: &serde_json::Value, request_id: &str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize, request_id: &str) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).expect("a response body serializes");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
