@@ -258,11 +258,41 @@ async fn explain_with(
     code
 }
 
-pub async fn serve(config: Option<PathBuf>) -> ExitCode {
+/// A runtime of `workers` threads (tokio's multi-thread scheduler).
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("cmg-worker")
+        .enable_all()
+        .build()
+}
+
+/// Runs a command other than `serve` on a small runtime of its own.
+pub fn on_runtime(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    run_on(2, command)
+}
+
+fn run_on(workers: usize, command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match runtime(workers) {
+        Ok(rt) => rt.block_on(command),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `serve`: loads the configuration, then runs the gateway on a runtime of
+/// `server.worker_threads` workers (never one per core of the node).
+pub fn serve(config: Option<PathBuf>) -> ExitCode {
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    run_on(settings.server.worker_threads, serve_settings(settings))
+}
+
+async fn serve_settings(settings: Settings) -> ExitCode {
     let running = match build::start(&settings, Dependencies::default()).await {
         Ok(r) => r,
         Err(e) => {

@@ -5,12 +5,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use connect_monitor_gateway::cli::{self, Cli, Command};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+// mimalloc, measured with benches/gateway.sh on 2 cores: about 25% less CPU per
+// request and 30% more requests/s than glibc's malloc, for about 1.5 MB more
+// resident memory idle (`no_thp`: without it, transparent huge pages made it 10 MB).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
     match cli.command {
-        Command::Serve { config } => cli::serve(config).await,
+        // `serve` sizes its own runtime from the configuration it loads.
+        Command::Serve { config } => cli::serve(config),
         Command::Check { config } => cli::check(config),
         Command::Explain {
             config,
@@ -18,8 +24,8 @@ async fn main() -> ExitCode {
             request,
             facts,
             live,
-        } => cli::explain(config, &claims, &request, facts.as_deref(), live).await,
+        } => cli::on_runtime(cli::explain(config, &claims, &request, facts.as_deref(), live)),
         #[cfg(feature = "demo")]
-        Command::Demo { once } => cli::demo(once).await,
+        Command::Demo { once } => cli::on_runtime(cli::demo(once)),
     }
 }

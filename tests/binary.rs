@@ -669,7 +669,8 @@ async fn audit_file_has_no_half_line_when_the_process_is_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
-    let stack = Stack::start(Options::default(), "info").await;
+    // Refusals are logged at debug (the audit records every one).
+    let stack = Stack::start(Options::default(), "debug").await;
     let caller = stack.caller();
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     let post = |traceparent: Option<&str>, body: &str| {
@@ -718,6 +719,7 @@ async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
         .find(|l| l["fields"]["message"] == "request refused")
         .unwrap_or_else(|| panic!("no refusal logged:\n{logs}"));
     assert_eq!(refusal["span"]["trace_id"], TRACE, "{refusal}");
+    assert_eq!(refusal["fields"]["trace_id"], TRACE, "{refusal}");
     assert_eq!(refusal["span"]["request_id"], lines[1]["request_id"], "{refusal}");
     assert!(!logs.contains("not-a-trace"), "caller bytes never reach a log");
 }
@@ -910,4 +912,31 @@ async fn serve_signs_with_the_credentials_of_the_sso_profile_aws_profile_names()
         asked[0].contains("account_id=111122223333") && asked[0].contains("role_name=ConnectMonitor"),
         "{asked:?}"
     );
+}
+
+/// The threads of a process whose name starts with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_worker_threads_sizes_the_runtime_not_the_nodes_cores() {
+    // The default is two workers, whatever the machine has.
+    let stack = Stack::start(Options::default(), "info").await;
+    assert_eq!(threads_named(stack.served.child.id(), "cmg-worker"), 2);
+    let stack = Stack::start(
+        Options {
+            worker_threads: Some(1),
+            ..Options::default()
+        },
+        "info",
+    )
+    .await;
+    assert_eq!(threads_named(stack.served.child.id(), "cmg-worker"), 1);
+    assert_eq!(stack.caller().post(BODY).await, 200);
 }

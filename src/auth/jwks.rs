@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyOperations, PublicKeyUse};
-use jsonwebtoken::DecodingKey;
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaPublicKeyComponents};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use serde_json::Value;
 
 use super::issuer::{discovery_url, is_safe_key_url, Issuer, KeySource};
@@ -21,14 +22,43 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 512 * 1024;
 const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
 
-/// A public key from a JWKS, ready to verify with.
+/// Every algorithm a JWKS key may be used with.
+const VERIFYING_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// A public key from a JWKS, ready to verify with: parsed into aws-lc's
+/// verifying form once, when the key set is loaded, for each algorithm the
+/// key may verify — never rebuilt per token.
 pub struct VerificationKey {
     pub kid: Option<String>,
     pub jwk: Jwk,
-    pub key: DecodingKey,
+    verifiers: Vec<(Algorithm, ParsedPublicKey)>,
 }
 
 impl VerificationKey {
+    fn new(jwk: Jwk, key: &DecodingKey) -> VerificationKey {
+        let mut verifying = VerificationKey {
+            kid: jwk.common.key_id.clone(),
+            jwk,
+            verifiers: Vec::new(),
+        };
+        verifying.verifiers = VERIFYING_ALGORITHMS
+            .into_iter()
+            .filter(|alg| verifying.fits(*alg))
+            .filter_map(|alg| Some((alg, parsed_key(key, alg)?)))
+            .collect();
+        verifying
+    }
+
     /// Whether the JWK itself allows verifying signatures (`use`, `key_ops`).
     pub fn may_verify(&self) -> bool {
         let common = &self.jwk.common;
@@ -42,12 +72,88 @@ impl VerificationKey {
         };
         use_ok && ops_ok
     }
+
+    /// Whether this key may verify `alg`: the key type fits, and the JWK's
+    /// own `alg`, `use` and `key_ops` (when given) agree.
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        let type_fits = match (&self.jwk.algorithm, alg) {
+            (
+                AlgorithmParameters::RSA(_),
+                Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512,
+            ) => true,
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
+            (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+            _ => false,
+        };
+        let alg_fits = match self.jwk.common.key_algorithm {
+            None => true,
+            Some(k) => key_algorithm_name(k) == Some(alg),
+        };
+        type_fits && alg_fits && self.may_verify()
+    }
+
+    /// The parsed key for `alg`, when this key may verify it.
+    pub fn verifier(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        self.verifiers.iter().find(|(a, _)| *a == alg).map(|(_, k)| k)
+    }
+}
+
+fn key_algorithm_name(k: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match k {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// The key in aws-lc's parsed form for one algorithm, with the same
+/// verification algorithms jsonwebtoken's aws-lc backend uses (RSA from 2048
+/// bits, fixed-size `r||s` ECDSA). `None` when aws-lc refuses the key for it.
+fn parsed_key(key: &DecodingKey, alg: Algorithm) -> Option<ParsedPublicKey> {
+    let rsa = |params: &'static lc::RsaParameters| match key.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            RsaPublicKeyComponents { n, e }.to_parsed_public_key(params).ok()
+        }
+        DecodingKeyKind::SecretOrDer(_) => None,
+    };
+    let raw = |algorithm: &'static dyn lc::VerificationAlgorithm| match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => ParsedPublicKey::new(algorithm, bytes).ok(),
+        DecodingKeyKind::RsaModulusExponent { .. } => None,
+    };
+    match alg {
+        Algorithm::RS256 => rsa(&lc::RSA_PKCS1_2048_8192_SHA256),
+        Algorithm::RS384 => rsa(&lc::RSA_PKCS1_2048_8192_SHA384),
+        Algorithm::RS512 => rsa(&lc::RSA_PKCS1_2048_8192_SHA512),
+        Algorithm::PS256 => rsa(&lc::RSA_PSS_2048_8192_SHA256),
+        Algorithm::PS384 => rsa(&lc::RSA_PSS_2048_8192_SHA384),
+        Algorithm::PS512 => rsa(&lc::RSA_PSS_2048_8192_SHA512),
+        Algorithm::ES256 => raw(&lc::ECDSA_P256_SHA256_FIXED),
+        Algorithm::ES384 => raw(&lc::ECDSA_P384_SHA384_FIXED),
+        Algorithm::EdDSA => raw(&lc::ED25519),
+        _ => None,
+    }
 }
 
 /// The keys of one issuer at one moment.
 #[derive(Default)]
 pub struct KeySet {
     pub keys: Vec<VerificationKey>,
+    /// Which of the issuer's key sets this is (0: none fetched yet); a token
+    /// verified with one generation is verified again under the next.
+    pub generation: u64,
 }
 
 impl KeySet {
@@ -103,11 +209,7 @@ pub fn parse(bytes: &[u8]) -> Result<KeySet, JwksError> {
             }
             _ => {}
         }
-        set.keys.push(VerificationKey {
-            kid: jwk.common.key_id.clone(),
-            jwk,
-            key,
-        });
+        set.keys.push(VerificationKey::new(jwk, &key));
     }
     // Two keys under one `kid` make "which key signed this" ambiguous: use neither.
     let kids: Vec<Option<String>> = set.keys.iter().map(|k| k.kid.clone()).collect();
@@ -206,6 +308,8 @@ pub struct IssuerKeys {
     /// Held while fetching, so concurrent unknown-kid misses make one fetch;
     /// holds the time of the last early refetch.
     fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// The generation of the last key set stored.
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl IssuerKeys {
@@ -216,11 +320,17 @@ impl IssuerKeys {
             client,
             metrics,
             fetch: tokio::sync::Mutex::new(None),
+            generations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
         self.current.read().expect("key set lock").clone()
+    }
+
+    /// The generation of the key set in force.
+    pub fn key_generation(&self) -> u64 {
+        self.current.read().expect("key set lock").generation
     }
 
     pub fn has_keys(&self) -> bool {
@@ -251,7 +361,8 @@ impl IssuerKeys {
         let label = if result.is_ok() { "success" } else { "error" };
         self.metrics.jwks_refresh(&self.issuer.issuer, label);
         match result {
-            Ok(set) => {
+            Ok(mut set) => {
+                set.generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 tracing::debug!(issuer = %self.issuer.issuer, keys = set.keys.len(), "issuer keys refreshed");
                 self.metrics.jwks_keys(&self.issuer.issuer, set.keys.len());
                 *self.current.write().expect("key set lock") = Arc::new(set);

@@ -6,3 +6,4 @@ pub mod issuer;
 pub mod jwks;
 pub mod settings;
 pub mod token;
+pub mod verified;

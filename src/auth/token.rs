@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::HeaderMap;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use super::issuer::parse_algorithm;
-use super::jwks::{IssuerKeys, KeySet, VerificationKey};
+use super::jwks::{IssuerKeys, KeySet};
+use super::verified::{VerifiedTokens, VERIFIED_TOKENS_KEPT};
 
 /// Who the caller is, once its token checked out.
 #[derive(Debug, Clone)]
@@ -191,57 +191,19 @@ fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
     parse_algorithm(alg).ok_or(AuthError::Algorithm)
 }
 
-/// Whether a key may verify `alg`: the key type fits, and the JWK's own
-/// `alg`, `use` and `key_ops` (when given) agree.
-fn key_fits(key: &VerificationKey, alg: Algorithm) -> bool {
-    let type_fits = match (&key.jwk.algorithm, alg) {
-        (
-            AlgorithmParameters::RSA(_),
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512,
-        ) => true,
-        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
-        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
-        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
-        _ => false,
-    };
-    let alg_fits = match key.jwk.common.key_algorithm {
-        None => true,
-        Some(k) => key_algorithm_name(k) == Some(alg),
-    };
-    type_fits && alg_fits && key.may_verify()
-}
-
-fn key_algorithm_name(k: KeyAlgorithm) -> Option<Algorithm> {
-    Some(match k {
-        KeyAlgorithm::RS256 => Algorithm::RS256,
-        KeyAlgorithm::RS384 => Algorithm::RS384,
-        KeyAlgorithm::RS512 => Algorithm::RS512,
-        KeyAlgorithm::PS256 => Algorithm::PS256,
-        KeyAlgorithm::PS384 => Algorithm::PS384,
-        KeyAlgorithm::PS512 => Algorithm::PS512,
-        KeyAlgorithm::ES256 => Algorithm::ES256,
-        KeyAlgorithm::ES384 => Algorithm::ES384,
-        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        _ => return None,
-    })
-}
-
 /// Checks tokens against every configured issuer.
 pub struct Authenticator {
     issuers: Vec<Arc<IssuerKeys>>,
     leeway: Duration,
+    /// Tokens that checked out, so a token reused is not verified again.
+    verified: VerifiedTokens<Identity>,
 }
 
 /// A compact JWS that passed the shape checks, not yet verified.
 pub struct CompactJws<'a> {
     /// `base64url(header) "." base64url(payload)`: what the signature covers.
     signing_input: &'a str,
-    signature: &'a str,
+    signature: Vec<u8>,
     pub alg: Algorithm,
     pub kid: Option<String>,
     pub payload: Vec<u8>,
@@ -266,7 +228,7 @@ impl<'a> CompactJws<'a> {
             decode_segment(payload)?
         };
         // The signature must be present and canonical base64url too.
-        decode_segment(signature).map_err(|_| AuthError::Signature)?;
+        let signature = decode_segment(signature).map_err(|_| AuthError::Signature)?;
         let alg = check_header(&header_json)?;
         let kid = header_json.get("kid").and_then(Value::as_str).map(str::to_owned);
         Ok(CompactJws {
@@ -292,17 +254,19 @@ impl<'a> CompactJws<'a> {
                 Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
                 None => true,
             })
-            .filter(|k| key_fits(k, self.alg))
+            .filter(|k| k.fits(self.alg))
             .peekable();
         if candidates.peek().is_none() {
             return Err(AuthError::NoKey);
         }
         for key in candidates {
-            // jsonwebtoken's verifier (aws-lc-rs): fixed-size ECDSA r||s only,
-            // so DER or truncated signatures fail, as do r = s = 0.
-            if jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), &key.key, self.alg)
-                .unwrap_or(false)
-            {
+            // aws-lc-rs with the key parsed at load: fixed-size ECDSA r||s
+            // only, so DER or truncated signatures fail, as do r = s = 0; a
+            // key aws-lc refused for this algorithm verifies nothing.
+            let verified = key
+                .verifier(self.alg)
+                .is_some_and(|k| k.verify_sig(self.signing_input.as_bytes(), &self.signature).is_ok());
+            if verified {
                 return Ok(());
             }
         }
@@ -320,7 +284,16 @@ pub fn verify_jws(token: &str, keys: &KeySet, allowed: &[Algorithm]) -> Result<V
 
 impl Authenticator {
     pub fn new(issuers: Vec<Arc<IssuerKeys>>, leeway: Duration) -> Self {
-        Authenticator { issuers, leeway }
+        Authenticator {
+            issuers,
+            leeway,
+            verified: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
+        }
+    }
+
+    /// Tokens verified and kept (for tests and metrics).
+    pub fn verified_tokens(&self) -> &VerifiedTokens<Identity> {
+        &self.verified
     }
 
     pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
@@ -328,7 +301,13 @@ impl Authenticator {
     }
 
     /// Authenticates a token: shape, issuer, algorithm, key, signature, claims.
-    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthFailure> {
+    /// A token seen before is answered from [`VerifiedTokens`] while its `exp`
+    /// and its issuer's keys allow.
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthFailure> {
+        let now = unix_now();
+        if let Some(identity) = self.verified.get(token, now, |i| self.issuers[i].key_generation()) {
+            return Ok(identity);
+        }
         let jws = CompactJws::parse(token)?;
         let claims = parse_strict_object(&jws.payload).ok_or(AuthError::Malformed("payload is not a JSON object"))?;
         // The issuer chooses which keys to try; it is checked again, exactly,
@@ -337,31 +316,45 @@ impl Authenticator {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(AuthError::Claim("iss"))?;
-        let issuer = self
+        let (index, issuer) = self
             .issuers
             .iter()
-            .find(|i| i.issuer.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.issuer.issuer == iss)
             .ok_or(AuthError::Issuer)?;
         let allowed = &issuer.issuer.algorithms;
-        match jws.verify(&issuer.keys(), allowed) {
+        let mut keys = issuer.keys();
+        match jws.verify(&keys, allowed) {
             Err(AuthError::NoKey) => {
                 // A key we have never seen, or no keys yet: the issuer may have
                 // rotated. Ask it again (rate-limited), then look once more.
-                issuer.refetch_for_unknown_key().await;
+                // Boxed: a fetch's future is large and this path is rare.
+                Box::pin(issuer.refetch_for_unknown_key()).await;
                 if !issuer.has_keys() {
                     return Err(KeysUnavailable(issuer.issuer.issuer.clone()).into());
                 }
-                jws.verify(&issuer.keys(), allowed)?;
+                keys = issuer.keys();
+                jws.verify(&keys, allowed)?;
             }
             other => other?,
         }
-        Ok(self.check_claims(issuer, &claims)?)
+        let (identity, exp) = self.check_claims(issuer, claims, now)?;
+        let identity = Arc::new(identity);
+        let usable_until = exp.saturating_add(self.leeway.as_secs() as i64).saturating_add(1);
+        self.verified
+            .insert(token, identity.clone(), usable_until, index, keys.generation, now);
+        Ok(identity)
     }
 
     /// The claim rules we enforce ourselves, on the claims as we parsed them
     /// (duplicate-free), so nothing depends on another parser's leniency.
-    fn check_claims(&self, issuer: &IssuerKeys, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    /// The identity and the token's `exp`.
+    fn check_claims(
+        &self,
+        issuer: &IssuerKeys,
+        claims: Map<String, Value>,
+        now: i64,
+    ) -> Result<(Identity, i64), AuthError> {
         let leeway = self.leeway.as_secs() as i64;
         if claims.get("iss").and_then(Value::as_str) != Some(issuer.issuer.issuer.as_str()) {
             return Err(AuthError::Issuer);
@@ -393,16 +386,24 @@ impl Authenticator {
             .get("sub")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .ok_or(AuthError::Claim("sub"))?;
-        Ok(Identity {
-            issuer: issuer.issuer.issuer.clone(),
-            subject: subject.to_owned(),
-            claims: Value::Object(claims.clone()),
-        })
+            .ok_or(AuthError::Claim("sub"))?
+            .to_owned();
+        Ok((
+            Identity {
+                issuer: issuer.issuer.issuer.clone(),
+                subject,
+                claims: Value::Object(claims),
+            },
+            exp,
+        ))
     }
 }
 
 /// A NumericDate: a JSON integer (or a whole float) of seconds, within reason.
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64
+}
+
 fn numeric_date(v: Option<&Value>) -> Option<i64> {
     let n = v?.as_number()?;
     if let Some(i) = n.as_i64() {

@@ -237,7 +237,8 @@ impl Authorizer {
         }
         let needs = grant.needs();
         if needs.any() {
-            known.fetch(needs, request, route, facts).await?;
+            // Boxed: only Connect-aware grants pay for the lookups' futures.
+            Box::pin(known.fetch(needs, request, route, facts)).await?;
         }
         Ok(grant.facts_allow(request, known.contact.as_ref(), known.supervisor().as_ref()))
     }
@@ -264,9 +265,7 @@ impl Authorizer {
                 if known.caller.is_none() {
                     let id = match claim(name).filter(|u| !u.is_empty()) {
                         Some(username) => {
-                            facts
-                                .user_id_by_username(route, &request.instance_id, &username)
-                                .await?
+                            Box::pin(facts.user_id_by_username(route, &request.instance_id, &username)).await?
                         }
                         None => None,
                     };

@@ -43,7 +43,7 @@ enum Done {
 struct Exchange {
     /// `/contact/monitor/check`: decide, never call MonitorContact.
     dry_run: bool,
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     request: Option<MonitorRequest>,
     permit: Option<Permit>,
     client_token: Option<String>,
@@ -103,8 +103,10 @@ impl Gateway {
         }
         let request_id = request_id(&req);
         let trace_id = trace_context::trace_id(req.headers());
-        // Every log line of this request names it and the caller's trace.
-        let span = tracing::info_span!("request", request_id = %request_id, trace_id = trace_id.as_deref());
+        // With debug logging, every log line of this request names it and the
+        // caller's trace; the lines logged by default name both themselves
+        // (an info span would cost every request its formatting).
+        let span = tracing::debug_span!("request", request_id = %request_id, trace_id = trace_id.as_deref());
         self.answer_request(req, request_id, trace_id).instrument(span).await
     }
 
@@ -133,10 +135,12 @@ impl Gateway {
             Ok(Done::Checked) => (checked_response(&exchange, &request_id), self.audit_checked(&exchange)),
             Err(error) => {
                 let answer = error.answer();
+                // A refusal is the audit's to record; only a failure is the
+                // operator's news (a flood of bad tokens must not flood the log).
                 if answer.status.is_server_error() {
-                    tracing::warn!(request_id, code = answer.code, error = %error, "request failed");
+                    tracing::warn!(request_id, trace_id, code = answer.code, error = %error, "request failed");
                 } else {
-                    tracing::info!(request_id, code = answer.code, error = %error, "request refused");
+                    tracing::debug!(request_id, trace_id, code = answer.code, error = %error, "request refused");
                 }
                 (error.response(&request_id), self.audit_failure(&exchange, error))
             }
@@ -201,12 +205,20 @@ impl Gateway {
 
         // Call Connect: the body rebuilt from what was validated.
         let client_token = exchange.client_token.insert(monitor_contact::client_token(request));
-        let monitored =
-            monitor_contact::monitor_contact(&self.connect, &permit.route, request, client_token, deadline).await?;
+        // Boxed: the call's future is large, and kept inline it would make every
+        // request's task (moved at spawn) large too.
+        let monitored = Box::pin(monitor_contact::monitor_contact(
+            &self.connect,
+            &permit.route,
+            request,
+            client_token,
+            deadline,
+        ))
+        .await?;
         Ok(Done::Monitored(monitored))
     }
 
-    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Identity, GatewayError> {
+    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Identity>, GatewayError> {
         let token = bearer_token(req.headers())?;
         match self.authenticator.authenticate(token).await {
             Ok(identity) => Ok(identity),
@@ -305,15 +317,28 @@ impl Gateway {
 
 /// The success envelope of CONTRACT §5, with Connect's request id.
 fn success_response(done: &Monitored, request_id: &str) -> Response<Body> {
-    let body = json!({
-        "success": true,
-        "data": {
-            "id": done.contact_id,
-            "contact_arn": done.contact_arn,
-            "client_token": done.client_token,
-            "created_at": now_rfc3339(),
-        }
-    });
+    // Serialized straight from borrowed fields (no JSON tree built per request).
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        id: &'a str,
+        contact_arn: &'a str,
+        client_token: &'a str,
+        created_at: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        success: bool,
+        data: Data<'a>,
+    }
+    let body = Envelope {
+        success: true,
+        data: Data {
+            id: &done.contact_id,
+            contact_arn: &done.contact_arn,
+            client_token: &done.client_token,
+            created_at: now_rfc3339(),
+        },
+    };
     let mut response = json_response(StatusCode::OK, &body, request_id);
     if let Some(id) = done
         .aws_request_id

@@ -27,8 +27,9 @@ pub type Body = Full<Bytes>;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// A JSON response with the request id; the one way answers are built.
-pub fn json_response(status: StatusCode, body: &serde_json::Value, request_id: &str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize, request_id: &str) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).expect("a response body serializes");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -56,6 +57,8 @@ pub struct ServerSection {
     shutdown_grace: HumanDuration,
     #[serde(default = "default_max_in_flight")]
     max_in_flight: usize,
+    #[serde(default = "default_worker_threads")]
+    worker_threads: usize,
     #[serde(default)]
     tls: Option<TlsSection>,
 }
@@ -88,6 +91,10 @@ fn default_shutdown_grace() -> HumanDuration {
 fn default_max_in_flight() -> usize {
     256
 }
+/// Two: a sidecar must not start one worker per core of a 64-core node.
+fn default_worker_threads() -> usize {
+    2
+}
 
 impl Default for ServerSection {
     fn default() -> Self {
@@ -105,6 +112,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_in_flight: usize,
+    /// The runtime's worker threads.
+    pub worker_threads: usize,
     /// With paths resolved, when the API is served over TLS.
     pub tls: Option<tls::TlsFiles>,
 }
@@ -116,6 +125,9 @@ impl ServerSection {
         }
         if self.max_in_flight == 0 {
             c.bad("server.max_in_flight", "must be at least 1");
+        }
+        if !(1..=512).contains(&self.worker_threads) {
+            c.bad("server.worker_threads", "must be between 1 and 512");
         }
         for (key, d) in [
             ("server.header_read_timeout", self.header_read_timeout),
@@ -143,6 +155,7 @@ impl ServerSection {
             request_timeout: self.request_timeout.0,
             shutdown_grace: self.shutdown_grace.0,
             max_in_flight: self.max_in_flight,
+            worker_threads: self.worker_threads,
             tls,
         }
     }

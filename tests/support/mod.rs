@@ -235,6 +235,7 @@ pub struct Options {
     pub request_timeout: Option<&'static str>,
     pub shutdown_grace: Option<&'static str>,
     pub max_in_flight: Option<usize>,
+    pub worker_threads: Option<usize>,
     /// `[server.tls]`: serve the API over TLS with these files.
     pub tls: Option<TlsFiles>,
     // [auth.issuers]
@@ -286,6 +287,7 @@ impl Default for Options {
             request_timeout: None,
             shutdown_grace: None,
             max_in_flight: None,
+            worker_threads: None,
             tls: None,
             jwks_refresh: "10m",
             issuer_down_at_start: false,
@@ -369,6 +371,7 @@ pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options
         setting("request_timeout", o.request_timeout),
         setting("shutdown_grace", o.shutdown_grace),
         setting("max_in_flight", o.max_in_flight.map(|n| n as i64)),
+        setting("worker_threads", o.worker_threads.map(|n| n as i64)),
     ]
     .concat();
     let server_tls = o.tls.as_ref().map_or(String::new(), |files| {

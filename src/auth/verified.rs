@@ -1,0 +1,142 @@
+//! Tokens already verified, by their exact bytes: a dashboard sends the same
+//! token for its whole life, and checking its signature again each time is
+//! the largest cost of a request. Only successes are kept, each until its
+//! `exp` (plus leeway) and only while its issuer's key set is the one that
+//! verified it; the number kept is bounded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How many verified tokens are kept (about 2 KB each).
+pub const VERIFIED_TOKENS_KEPT: usize = 1024;
+
+struct Verified<T> {
+    identity: Arc<T>,
+    /// The token's `exp` plus the leeway: not used at or after this second.
+    usable_until: i64,
+    /// Which issuer, and which generation of its key set, verified it.
+    issuer: usize,
+    key_generation: u64,
+}
+
+struct Entries<T> {
+    map: HashMap<Box<str>, Verified<T>>,
+    /// When full, expired entries are swept at most once a second (a sweep
+    /// reads every entry); otherwise one entry makes room.
+    next_sweep: i64,
+}
+
+/// The bounded map of verified tokens to what they proved (`T`: the identity).
+pub struct VerifiedTokens<T> {
+    entries: Mutex<Entries<T>>,
+    capacity: usize,
+}
+
+impl<T> VerifiedTokens<T> {
+    pub fn new(capacity: usize) -> VerifiedTokens<T> {
+        VerifiedTokens {
+            entries: Mutex::new(Entries {
+                map: HashMap::with_capacity(capacity.min(64)),
+                next_sweep: 0,
+            }),
+            capacity,
+        }
+    }
+
+    /// The identity of `token` if it was verified before, is still within its
+    /// `exp`, and `current_generation(issuer)` is the key set that verified it.
+    pub fn get(&self, token: &str, now: i64, current_generation: impl Fn(usize) -> u64) -> Option<Arc<T>> {
+        let mut entries = self.entries.lock().expect("verified tokens lock");
+        let entry = entries.map.get(token)?;
+        if now < entry.usable_until && current_generation(entry.issuer) == entry.key_generation {
+            return Some(entry.identity.clone());
+        }
+        // Expired, or its issuer's keys changed: verify again from scratch.
+        entries.map.remove(token);
+        None
+    }
+
+    /// Keeps a token that verified, until `usable_until`.
+    pub fn insert(
+        &self,
+        token: &str,
+        identity: Arc<T>,
+        usable_until: i64,
+        issuer: usize,
+        key_generation: u64,
+        now: i64,
+    ) {
+        let mut entries = self.entries.lock().expect("verified tokens lock");
+        if entries.map.len() >= self.capacity && now >= entries.next_sweep {
+            entries.map.retain(|_, e| now < e.usable_until);
+            entries.next_sweep = now + 1;
+        }
+        if entries.map.len() >= self.capacity {
+            // Full of live tokens: make room by dropping one (any one; a
+            // dropped token is only verified again).
+            if let Some(victim) = entries.map.keys().next().cloned() {
+                entries.map.remove(&victim);
+            }
+        }
+        entries.map.insert(
+            token.into(),
+            Verified {
+                identity,
+                usable_until,
+                issuer,
+                key_generation,
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("verified tokens lock").map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Arc<String> {
+        Arc::new("sup-1".to_string())
+    }
+
+    #[test]
+    fn a_verified_token_is_kept_until_its_exp_only() {
+        let kept = VerifiedTokens::new(4);
+        kept.insert("t", identity(), 100, 0, 1, 10);
+        assert!(kept.get("t", 99, |_| 1).is_some());
+        assert!(kept.get("t", 100, |_| 1).is_none(), "not at exp + leeway");
+        assert!(kept.is_empty(), "an expired token is dropped");
+    }
+
+    #[test]
+    fn a_token_is_verified_again_once_its_issuers_keys_change() {
+        let kept = VerifiedTokens::new(4);
+        kept.insert("t", identity(), 100, 0, 1, 10);
+        assert!(kept.get("t", 50, |_| 2).is_none());
+        assert!(kept.is_empty());
+    }
+
+    #[test]
+    fn the_number_kept_is_bounded() {
+        let kept = VerifiedTokens::new(3);
+        for i in 0..10 {
+            kept.insert(&format!("t{i}"), identity(), 100, 0, 1, 10);
+        }
+        assert_eq!(kept.len(), 3);
+        assert!(kept.get("t9", 50, |_| 1).is_some(), "the newest is kept");
+        // Expired entries make room first.
+        let kept = VerifiedTokens::new(2);
+        kept.insert("old", identity(), 20, 0, 1, 10);
+        kept.insert("live", identity(), 100, 0, 1, 10);
+        kept.insert("new", identity(), 100, 0, 1, 30);
+        assert!(kept.get("live", 40, |_| 1).is_some());
+        assert!(kept.get("new", 40, |_| 1).is_some());
+    }
+}
