@@ -1417,6 +1417,9 @@ struct Stats {
     paced_rates: Vec<f64>,
     unexpected: BTreeMap<String, u64>,
     reused_tokens: u64,
+    /// What the gateway wrote to its log (stderr) during this configuration's runs.
+    log_lines: u64,
+    log_bytes: u64,
 }
 
 impl Stats {
@@ -1476,9 +1479,59 @@ struct Bench {
     pool: Pool,
     bodies: Vec<PathBuf>,
     stats: Vec<Stats>,
+    log_warnings: u64,
+    first_warnings: Vec<String>,
+}
+
+/// The processes a benchmark measures.
+struct Servers {
+    upstream: (Proc, SocketAddr),
+    passthrough: Option<(Proc, SocketAddr)>,
+    gateway: Option<Gateway>,
 }
 
 impl Bench {
+    /// A benchmark over these servers, with wrk's script and the request bodies written.
+    fn new(
+        opts: Options,
+        dir: &Path,
+        ticks: f64,
+        servers: Servers,
+        audit: PathBuf,
+        fixed: BTreeMap<&'static str, String>,
+        signer: Signer,
+    ) -> Bench {
+        let script = dir.join("bench.lua");
+        fs::write(&script, WRK_SCRIPT).unwrap_or_else(|e| fatal(e));
+        Bench {
+            wrk: Wrk {
+                binary: opts.wrk.clone(),
+                script,
+                dir: dir.to_path_buf(),
+            },
+            bodies: write_bodies(dir),
+            dir: dir.to_path_buf(),
+            ticks,
+            upstream: servers.upstream,
+            passthrough: servers.passthrough,
+            gateway: servers.gateway,
+            audit,
+            audit_offset: 0,
+            fixed,
+            pool: Pool {
+                signer,
+                tokens: Vec::new(),
+                next: 0,
+                minted: 0,
+                mint_seconds: 0.0,
+            },
+            stats: (0..CONFIGS.len()).map(|_| Stats::default()).collect(),
+            log_warnings: 0,
+            first_warnings: Vec::new(),
+            opts,
+        }
+    }
+
     fn target(&self, cfg: &Config) -> (SocketAddr, u32) {
         match cfg.server {
             Server::Upstream => (self.upstream.1, self.upstream.0.pid()),
@@ -1511,7 +1564,7 @@ impl Bench {
     /// audit has one line for each.
     fn check_gateway(&mut self, i: usize, before: &Metrics) {
         let Some(g) = self.gateway.as_ref() else { return };
-        let admin = g.admin;
+        let (admin, g) = (g.admin, g.log.clone());
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut after = scrape(admin);
         while after.in_flight > 0.0 && Instant::now() < deadline {
@@ -1541,6 +1594,22 @@ impl Bench {
                 .open(&self.audit)
                 .and_then(|f| f.set_len(0));
             self.audit_offset = 0;
+        }
+        // The gateway's own log (stderr): what it wrote during the run, and
+        // any warning, then emptied too (it is opened for appending).
+        if let Ok(text) = fs::read(&g) {
+            let lines = text.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.stats[i].log_lines += lines;
+            self.stats[i].log_bytes += text.len() as u64;
+            for line in String::from_utf8_lossy(&text).lines() {
+                if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
+                    self.log_warnings += 1;
+                    if self.first_warnings.len() < 5 {
+                        self.first_warnings.push(line.to_owned());
+                    }
+                }
+            }
+            let _ = OpenOptions::new().write(true).open(&g).and_then(|f| f.set_len(0));
         }
     }
 
@@ -1769,33 +1838,12 @@ fn main() {
     let upstream = start_nginx(&opts.nginx, &dir);
     let passthrough = start_passthrough(&opts.passthrough, upstream.1);
     let files = write_gateway_files(&dir, upstream.1);
-    let script = dir.join("bench.lua");
-    fs::write(&script, WRK_SCRIPT).unwrap_or_else(|e| fatal(e));
-    let mut bench = Bench {
-        wrk: Wrk {
-            binary: opts.wrk.clone(),
-            script,
-            dir: dir.clone(),
-        },
-        bodies: write_bodies(&dir),
-        dir: dir.clone(),
-        ticks,
+    let servers = Servers {
         upstream,
         passthrough: Some(passthrough),
         gateway: None,
-        audit: files.audit.clone(),
-        audit_offset: 0,
-        fixed,
-        pool: Pool {
-            signer: issuer,
-            tokens: Vec::new(),
-            next: 0,
-            minted: 0,
-            mint_seconds: 0.0,
-        },
-        stats: (0..CONFIGS.len()).map(|_| Stats::default()).collect(),
-        opts,
     };
+    let mut bench = Bench::new(opts, &dir, ticks, servers, files.audit.clone(), fixed, issuer);
 
     // Exec-to-ready, with the machine otherwise idle.
     let mut ready_ms = Vec::new();
@@ -1857,6 +1905,8 @@ fn main() {
     for s in &mut bench.stats {
         s.unexpected.clear();
         s.reused_tokens = 0;
+        s.log_lines = 0;
+        s.log_bytes = 0;
     }
 
     println!();
@@ -1969,22 +2019,12 @@ fn main() {
         println!();
         println!("every request got its expected status (200, 401 forged, 403 deny)");
     }
-    let gateway_log = bench.gateway.as_ref().map(|g| g.log.clone());
-    let warnings = gateway_log
-        .and_then(|l| fs::read_to_string(l).ok())
-        .map(|t| {
-            t.lines()
-                .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    if !warnings.is_empty() {
+    if bench.log_warnings > 0 {
         println!(
-            "the gateway logged {} warning/error line(s); the first:",
-            warnings.len()
+            "the gateway logged {} warning/error line(s) during the runs; the first:",
+            bench.log_warnings
         );
-        for w in warnings.iter().take(5) {
+        for w in &bench.first_warnings {
             println!("  {w}");
         }
     }
@@ -2106,6 +2146,24 @@ fn report(
         "gateway exec-to-ready (spawn to /readyz 200): median {ready:.1} ms of {} starts ({})",
         ready_ms.len(),
         sorted.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "gateway log (stderr, RUST_LOG=info) per request at saturation: {}",
+        CONFIGS
+            .iter()
+            .zip(st)
+            .filter(|(c, _)| c.server == Server::Gateway)
+            .map(|(c, s)| {
+                let n = s.sat.iter().map(|r| r.0).sum::<u64>() as f64 + s.paced_latencies.len() as f64;
+                format!(
+                    "{} {:.2} lines ({:.0} B)",
+                    c.tag,
+                    s.log_lines as f64 / n.max(1.0),
+                    s.log_bytes as f64 / n.max(1.0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let new_lookups = delta(lookups_end, lookups_warm);
     let hits: u64 = new_lookups
@@ -2283,33 +2341,12 @@ fn profile(opts: Options, i: usize) {
         )
         .unwrap_or_else(|e| fatal(e))
     });
-    let script = dir.join("bench.lua");
-    fs::write(&script, WRK_SCRIPT).unwrap_or_else(|e| fatal(e));
-    let mut bench = Bench {
-        wrk: Wrk {
-            binary: opts.wrk.clone(),
-            script,
-            dir: dir.clone(),
-        },
-        bodies: write_bodies(&dir),
-        dir: dir.clone(),
-        ticks,
+    let servers = Servers {
         upstream,
         passthrough,
         gateway,
-        audit: files.audit.clone(),
-        audit_offset: 0,
-        fixed,
-        pool: Pool {
-            signer: issuer,
-            tokens: Vec::new(),
-            next: 0,
-            minted: 0,
-            mint_seconds: 0.0,
-        },
-        stats: (0..CONFIGS.len()).map(|_| Stats::default()).collect(),
-        opts,
     };
+    let mut bench = Bench::new(opts, &dir, ticks, servers, files.audit.clone(), fixed, issuer);
     sanity(&mut bench, &[i]);
     let (addr, pid) = bench.target(&cfg);
     let seconds = bench.opts.profile_seconds;
