@@ -358,11 +358,7 @@ impl Stack {
 
     /// The supervisor, with a valid token.
     fn caller(&self) -> Caller {
-        Caller {
-            client: self.client.clone(),
-            api: self.served.api.clone(),
-            token: self.keys.ed.mint(&self.claims()),
-        }
+        Caller::supervisor(self.client.clone(), &self.served.api, &self.keys, &self.issuer)
     }
 
     fn audit_lines(&self) -> Vec<serde_json::Value> {
@@ -403,6 +399,17 @@ struct Caller {
 }
 
 impl Caller {
+    /// The supervisor of `issuer`, with a valid token, calling `api`.
+    fn supervisor(client: HttpClient, api: &str, keys: &Keys, issuer: &IssuerStandIn) -> Caller {
+        Caller {
+            client,
+            api: api.to_owned(),
+            token: keys
+                .ed
+                .mint(&support::claims(&issuer.issuer(), "sup-1", "supervisors", "user-1")),
+        }
+    }
+
     /// POSTs `body` to /contact/monitor (with a cookie); 0 when no answer came.
     async fn post(&self, body: &str) -> u16 {
         let req = http::Request::post(format!("http://{}/contact/monitor", self.api))
@@ -770,13 +777,12 @@ async fn serve_assumes_an_instances_role_at_the_sts_endpoint_aws_endpoint_url_st
     };
     let config = support::write_config(dir.path(), &issuer, &connect, &options);
     let served = serve_with_env(&config, "info", &[("AWS_ENDPOINT_URL_STS", &sts.url())]);
-    let caller = Caller {
-        client: connect_monitor_gateway::http::client::build(),
-        api: served.api.clone(),
-        token: keys
-            .ed
-            .mint(&support::claims(&issuer.issuer(), "sup-1", "supervisors", "user-1")),
-    };
+    let caller = Caller::supervisor(
+        connect_monitor_gateway::http::client::build(),
+        &served.api,
+        &keys,
+        &issuer,
+    );
     assert_eq!(caller.post(BODY).await, 200, "{}", served.logs());
     let calls = sts.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -895,13 +901,12 @@ async fn serve_signs_with_the_credentials_of_the_sso_profile_aws_profile_names()
             ("AWS_ENDPOINT_URL_SSO", &portal),
         ],
     );
-    let caller = Caller {
-        client: connect_monitor_gateway::http::client::build(),
-        api: served.api.clone(),
-        token: keys
-            .ed
-            .mint(&support::claims(&issuer.issuer(), "sup-1", "supervisors", "user-1")),
-    };
+    let caller = Caller::supervisor(
+        connect_monitor_gateway::http::client::build(),
+        &served.api,
+        &keys,
+        &issuer,
+    );
     assert_eq!(caller.post(BODY).await, 200, "{}", served.logs());
     let received = connect.received();
     assert_eq!(received[0].signature_problem, None);

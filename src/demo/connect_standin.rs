@@ -84,7 +84,8 @@ fn query_params(path_and_query: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// `%2F` → `/`; anything malformed is kept as it came.
-fn percent_decode(label: &str) -> String {
+/// Decodes `%XX` escapes (a malformed escape stays as it is).
+pub fn percent_decode(label: &str) -> String {
     let bytes = label.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

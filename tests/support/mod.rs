@@ -210,6 +210,22 @@ pub async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> b
     assert!(waited.is_ok(), "{what}: not within {limit:?}");
 }
 
+/// The identity provider goes down: once the gateway has asked it again
+/// (bounded wait), the keys it already held still verify and it stays ready.
+pub async fn issuer_outage_keeps_the_cached_keys(h: &Harness) {
+    h.issuer.set_up(false);
+    let before = h.issuer.fetches();
+    wait_until(
+        Duration::from_secs(5),
+        "the gateway asked the identity provider again",
+        || h.issuer.fetches() > before,
+    )
+    .await;
+    let a = h.monitor(Some(&h.supervisor_token()), BODY).await;
+    assert_eq!(a.status, 200, "cached keys still verify: {:?}", a.body);
+    assert_eq!(h.admin("/readyz").await.0, 200, "still ready on cached keys");
+}
+
 pub const POLICY: &str = r#"
 [[grant]]
 name = "supervisors"

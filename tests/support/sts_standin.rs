@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
-use connect_monitor_gateway::demo::connect_standin::verify_sigv4_for;
+use connect_monitor_gateway::demo::connect_standin::{percent_decode, verify_sigv4_for};
 use connect_monitor_gateway::http::server::{serve, Listening};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -111,28 +111,9 @@ impl StsStandIn {
     }
 }
 
+/// One `application/x-www-form-urlencoded` name or value: `+` is a space.
 fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_decode(&text.replace('+', " "))
 }
 
 async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
