@@ -1,10 +1,12 @@
 //! The gateway: the request path as named phases ([`phases`]), the one map
 //! from errors to answers ([`errors`]), and its composition root ([`build`]),
-//! which builds every part from the settings and starts serving.
+//! which builds every part from the settings and starts serving; a request
+//! outlives its caller's hang-up through [`to_completion`].
 
 pub mod build;
 pub mod errors;
 pub mod phases;
+pub mod to_completion;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

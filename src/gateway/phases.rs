@@ -15,6 +15,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::errors::{GatewayError, OK_CODE};
+use super::to_completion::ToCompletion;
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
@@ -66,7 +67,7 @@ fn request_id(req: &Request<Incoming>) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(crate::random_uuid)
 }
 
 fn is_json(req: &Request<Incoming>) -> bool {
@@ -84,13 +85,14 @@ fn now_rfc3339() -> String {
 impl Gateway {
     /// Answers one API request. Never fails: every error becomes an envelope.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
-        // Each request runs on its own task: if the caller hangs up mid-call, the
-        // call to Connect still completes, is audited, and leaves the gauges right.
-        match tokio::spawn(self.answer(req)).await {
+        // If the caller hangs up mid-call, the request moves to a task of its
+        // own: the call to Connect still completes, is audited, and leaves the
+        // gauges right. Until then it runs in place, with no task hand-off.
+        match ToCompletion::new(self.answer(req)).await {
             Ok(response) => Ok(response),
             Err(e) => {
-                tracing::error!(error = %e, "request task failed");
-                let request_id = uuid::Uuid::new_v4().to_string();
+                tracing::error!(error = %e, "request failed");
+                let request_id = crate::random_uuid();
                 Ok(GatewayError::Internal(e.to_string()).response(&request_id))
             }
         }
