@@ -22,12 +22,3 @@ pub mod telemetry;
 
 /// Sent as `user-agent` on every outbound call.
 pub const USER_AGENT: &str = concat!("connect-monitor-gateway/", env!("CARGO_PKG_VERSION"));
-
-/// A random (version 4) UUID, as a request id or a ClientToken. Its bytes come
-/// from aws-lc's user-space generator, already in the process for TLS and
-/// tokens, not from a `getrandom` system call per id as `Uuid::new_v4` makes.
-pub fn random_uuid() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("aws-lc's random generator works");
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
-}

@@ -535,7 +535,7 @@ fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes
     );
     r.headers_mut().insert(
         "x-amzn-requestid",
-        http::HeaderValue::from_str(&crate::random_uuid()).expect("uuid is ASCII"),
+        http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is ASCII"),
     );
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(*k), http::HeaderValue::from_str(v)) {
