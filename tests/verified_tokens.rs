@@ -1,6 +1,6 @@
 //! A token that checked out is not verified again while it is reused — but
-//! only while its `exp` (plus leeway) and its issuer's keys allow, and a
-//! token that failed is never kept.
+//! only while its `exp` (plus leeway) and its issuer's keys allow; a token
+//! that failed is never kept, and one sent only once takes no room.
 
 mod support;
 
@@ -12,6 +12,17 @@ use support::{Harness, Options, BODY};
 
 fn kept(h: &Harness) -> usize {
     h.gateway().gateway.authenticator.verified_tokens().len()
+}
+
+#[tokio::test]
+async fn a_token_sent_once_is_not_kept() {
+    let h = Harness::start().await;
+    for user in ["user-1", "user-2", "user-3"] {
+        let token = h.keys.ed.mint(&h.claims("sup-1", "supervisors", user));
+        let body = BODY.replace("user-1", user);
+        assert_eq!(h.monitor(Some(&token), &body).await.status, 200);
+    }
+    assert_eq!(kept(&h), 0, "each token verified once: none kept");
 }
 
 #[tokio::test]
@@ -48,7 +59,9 @@ async fn a_kept_token_is_refused_once_its_exp_passes() {
     // Valid (with the harness's 60 s leeway) for two more seconds.
     let exp = support::now() as i64 - 60 + 2;
     let token = h.keys.ed.mint(&h.claims_with(json!({ "exp": exp })));
-    assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+    }
     assert_eq!(kept(&h), 1);
     // Waiting for the clock itself, not for the gateway: bounded by the exp.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -64,7 +77,10 @@ async fn a_kept_token_is_verified_again_when_its_issuers_keys_change() {
     })
     .await;
     let token = h.keys.rsa.mint(&h.claims("sup-1", "supervisors", "user-1"));
-    assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+    }
+    assert_eq!(kept(&h), 1);
     // The issuer drops the RSA key; once the gateway has the new set, the
     // token kept from before must not pass on the strength of the old one.
     let issuer = h.gateway().gateway.authenticator.issuers()[0].clone();

@@ -2,9 +2,12 @@
 //! token for its whole life, and checking its signature again each time is
 //! the largest cost of a request. Only successes are kept, each until its
 //! `exp` (plus leeway) and only while its issuer's key set is the one that
-//! verified it; the number kept is bounded.
+//! verified it; the number kept is bounded. A token is kept the second time
+//! it verifies, not the first: one sent once (a fresh token per request, a
+//! flood of distinct ones) never takes room, memory or an entry's upkeep.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 /// foldhash, seeded at random per process: the std SipHash over a kilobyte of
@@ -14,6 +17,11 @@ type TokenHasher = foldhash::fast::RandomState;
 
 /// How many verified tokens are kept (about 2 KB each).
 pub const VERIFIED_TOKENS_KEPT: usize = 1024;
+
+/// Slots remembering tokens verified once (a 64-bit hash each, 32 KiB): a
+/// token whose slot holds its hash is seeing its second verification. Two
+/// tokens sharing a slot only cost one of them a further verification.
+const SEEN_ONCE_SLOTS: usize = 4096;
 
 struct Verified<T> {
     identity: Arc<T>,
@@ -29,22 +37,28 @@ struct Entries<T> {
     /// When full, expired entries are swept at most once a second (a sweep
     /// reads every entry); otherwise one entry makes room.
     next_sweep: i64,
+    /// Hashes of tokens verified once and not (yet) kept.
+    seen_once: Box<[u64]>,
 }
 
 /// The bounded map of verified tokens to what they proved (`T`: the identity).
 pub struct VerifiedTokens<T> {
     entries: Mutex<Entries<T>>,
     capacity: usize,
+    hasher: TokenHasher,
 }
 
 impl<T> VerifiedTokens<T> {
     pub fn new(capacity: usize) -> VerifiedTokens<T> {
+        let hasher = TokenHasher::default();
         VerifiedTokens {
             entries: Mutex::new(Entries {
-                map: HashMap::with_capacity_and_hasher(capacity.min(64), TokenHasher::default()),
+                map: HashMap::with_capacity_and_hasher(capacity.min(64), hasher.clone()),
                 next_sweep: 0,
+                seen_once: vec![0; SEEN_ONCE_SLOTS].into_boxed_slice(),
             }),
             capacity,
+            hasher,
         }
     }
 
@@ -61,7 +75,8 @@ impl<T> VerifiedTokens<T> {
         None
     }
 
-    /// Keeps a token that verified, until `usable_until`.
+    /// Keeps a token that verified, until `usable_until` — if this is its
+    /// second verification; the first is only remembered.
     pub fn insert(
         &self,
         token: &str,
@@ -71,7 +86,13 @@ impl<T> VerifiedTokens<T> {
         key_generation: u64,
         now: i64,
     ) {
+        let hash = self.hasher.hash_one(token);
         let mut entries = self.entries.lock().expect("verified tokens lock");
+        let slot = &mut entries.seen_once[hash as usize % SEEN_ONCE_SLOTS];
+        if *slot != hash {
+            *slot = hash;
+            return;
+        }
         if entries.map.len() >= self.capacity && now >= entries.next_sweep {
             entries.map.retain(|_, e| now < e.usable_until);
             entries.next_sweep = now + 1;
@@ -111,10 +132,32 @@ mod tests {
         Arc::new("sup-1".to_string())
     }
 
+    /// A token verified twice, as a reused token is before it is kept.
+    fn verified_twice(kept: &VerifiedTokens<String>, token: &str, usable_until: i64, now: i64) {
+        for _ in 0..2 {
+            kept.insert(token, identity(), usable_until, 0, 1, now);
+        }
+    }
+
+    #[test]
+    fn a_token_is_kept_on_its_second_verification_only() {
+        let kept = VerifiedTokens::new(4);
+        kept.insert("t", identity(), 100, 0, 1, 10);
+        assert!(kept.is_empty(), "verified once: remembered, not kept");
+        assert!(kept.get("t", 50, |_| 1).is_none());
+        kept.insert("t", identity(), 100, 0, 1, 10);
+        assert!(kept.get("t", 50, |_| 1).is_some(), "verified twice: kept");
+        // A thousand tokens each sent once take no room at all.
+        for i in 0..1000 {
+            kept.insert(&format!("once-{i}"), identity(), 100, 0, 1, 10);
+        }
+        assert_eq!(kept.len(), 1);
+    }
+
     #[test]
     fn a_verified_token_is_kept_until_its_exp_only() {
         let kept = VerifiedTokens::new(4);
-        kept.insert("t", identity(), 100, 0, 1, 10);
+        verified_twice(&kept, "t", 100, 10);
         assert!(kept.get("t", 99, |_| 1).is_some());
         assert!(kept.get("t", 100, |_| 1).is_none(), "not at exp + leeway");
         assert!(kept.is_empty(), "an expired token is dropped");
@@ -123,7 +166,7 @@ mod tests {
     #[test]
     fn a_token_is_verified_again_once_its_issuers_keys_change() {
         let kept = VerifiedTokens::new(4);
-        kept.insert("t", identity(), 100, 0, 1, 10);
+        verified_twice(&kept, "t", 100, 10);
         assert!(kept.get("t", 50, |_| 2).is_none());
         assert!(kept.is_empty());
     }
@@ -132,15 +175,15 @@ mod tests {
     fn the_number_kept_is_bounded() {
         let kept = VerifiedTokens::new(3);
         for i in 0..10 {
-            kept.insert(&format!("t{i}"), identity(), 100, 0, 1, 10);
+            verified_twice(&kept, &format!("t{i}"), 100, 10);
         }
         assert_eq!(kept.len(), 3);
         assert!(kept.get("t9", 50, |_| 1).is_some(), "the newest is kept");
         // Expired entries make room first.
         let kept = VerifiedTokens::new(2);
-        kept.insert("old", identity(), 20, 0, 1, 10);
-        kept.insert("live", identity(), 100, 0, 1, 10);
-        kept.insert("new", identity(), 100, 0, 1, 30);
+        verified_twice(&kept, "old", 20, 10);
+        verified_twice(&kept, "live", 100, 10);
+        verified_twice(&kept, "new", 100, 30);
         assert!(kept.get("live", 40, |_| 1).is_some());
         assert!(kept.get("new", 40, |_| 1).is_some());
     }
