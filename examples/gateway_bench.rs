@@ -501,6 +501,21 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(14) + field(15)
 }
 
+/// Resident memory by kind: anonymous (heap, stacks, written data) and
+/// file-backed (the binary's and libraries' pages mapped in).
+#[derive(Clone, Copy)]
+struct RssSplit {
+    anon: Option<u64>,
+    file: Option<u64>,
+}
+
+fn rss_split(pid: u32) -> RssSplit {
+    RssSplit {
+        anon: status_kib(pid, "RssAnon"),
+        file: status_kib(pid, "RssFile"),
+    }
+}
+
 /// A `kB` field of /proc/<pid>/status (VmRSS, VmHWM), in KiB.
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -1879,6 +1894,7 @@ fn main() {
         status_kib(ng_pid, "VmRSS"),
     ];
     let gw_threads = threads_of(gw_pid);
+    let idle_split = rss_split(gw_pid);
     bench.gateway = Some(gateway);
 
     let all: Vec<usize> = (0..CONFIGS.len()).collect();
@@ -1989,6 +2005,7 @@ fn main() {
         status_kib(pt_pid, "VmRSS"),
         status_kib(ng_pid, "VmRSS"),
     ];
+    let end_split = rss_split(gw_pid);
     let lookups_end = scrape(bench.gateway.as_ref().expect("gateway").admin).lookups;
     report(
         &bench,
@@ -1996,6 +2013,7 @@ fn main() {
         idle,
         peak,
         end,
+        [idle_split, end_split],
         gw_threads,
         &lookups_warm,
         &lookups_end,
@@ -2043,6 +2061,7 @@ fn report(
     idle: [Option<u64>; 3],
     peak: [Option<u64>; 3],
     end: [Option<u64>; 3],
+    gw_split: [RssSplit; 2],
     gw_threads: Option<u64>,
     lookups_warm: &BTreeMap<String, u64>,
     lookups_end: &BTreeMap<String, u64>,
@@ -2136,6 +2155,15 @@ fn report(
             mb(end[k])
         );
     }
+    let [at_idle, at_end] = gw_split;
+    println!(
+        "gateway RSS split: idle {} anonymous + {} file-backed; at end {} + {} (file-backed: pages of the \
+         binary and libc mapped in, shared with the page cache)",
+        mb(at_idle.anon),
+        mb(at_idle.file),
+        mb(at_end.anon),
+        mb(at_end.file)
+    );
     if let Some(t) = gw_threads {
         println!("gateway threads (idle): {t}");
     }
