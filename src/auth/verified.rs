@@ -45,20 +45,17 @@ struct Entries<T> {
 pub struct VerifiedTokens<T> {
     entries: Mutex<Entries<T>>,
     capacity: usize,
-    hasher: TokenHasher,
 }
 
 impl<T> VerifiedTokens<T> {
     pub fn new(capacity: usize) -> VerifiedTokens<T> {
-        let hasher = TokenHasher::default();
         VerifiedTokens {
             entries: Mutex::new(Entries {
-                map: HashMap::with_capacity_and_hasher(capacity.min(64), hasher.clone()),
+                map: HashMap::with_capacity_and_hasher(capacity.min(64), TokenHasher::default()),
                 next_sweep: 0,
                 seen_once: vec![0; SEEN_ONCE_SLOTS].into_boxed_slice(),
             }),
             capacity,
-            hasher,
         }
     }
 
@@ -86,8 +83,9 @@ impl<T> VerifiedTokens<T> {
         key_generation: u64,
         now: i64,
     ) {
-        let hash = self.hasher.hash_one(token);
         let mut entries = self.entries.lock().expect("verified tokens lock");
+        // The map's own hasher: one random seed for the table and the slots.
+        let hash = entries.map.hasher().hash_one(token);
         let slot = &mut entries.seen_once[hash as usize % SEEN_ONCE_SLOTS];
         if *slot != hash {
             *slot = hash;
