@@ -11,11 +11,12 @@
 # requests of the server process (/proc/<pid>/stat), p50/p99/p99.9 at
 # saturation and at ~1000 requests/s (open loop, paced by the driver); RSS idle
 # and peak, exec-to-ready; ratios against (b) and the issue's targets.
-# Driver: examples/gateway_bench.rs. Linux only (/proc). Installs wrk and nginx
+# Driver: examples/gateway_bench/main.rs. Linux only (/proc). Installs wrk and nginx
 # with apt-get when they are missing.
 #
 # Usage: benches/gateway.sh [--rounds N] [--seconds S] [--quick]
 #        benches/gateway.sh --profile CONFIG [--profile-seconds S] [--profiler perf|callgrind]
+#        benches/gateway.sh --code-order link/code-order.txt
 #   defaults: 5 rounds x (5 s saturation + 5 s paced) x 7 configurations, about
 #   8 minutes on 2 cores after the build; --quick: 2 rounds x (2 s + 2 s), about
 #   a minute. CONFIG: upstream|passthrough|one-token|fresh-token|forged|deny|
@@ -24,17 +25,22 @@
 #   records the gateway under saturation with perf (cpu-clock when the CPU's
 #   counters are unavailable; callgrind when perf cannot run) and prints the
 #   top entries; the data and the full report stay in target/bench-profile/.
+#   --code-order rewrites the list of start-up and request functions that
+#   build.rs has the linker lay out first (runs the gateway under callgrind,
+#   about 3 minutes; then rebuild to apply it).
 # Exit status: 0 whatever the figures, 1 if a request got an unexpected
 # status (the output names it), 2 if the benchmark could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=""
+code_order=""
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in
     --profile) profile="${args[$((i + 1))]:-}" ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --code-order) code_order="${args[$((i + 1))]:-}" ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 done
 
@@ -47,6 +53,8 @@ nginx_bin=$(command -v nginx 2>/dev/null || true)
 [ -z "$nginx_bin" ] && need+=(nginx)
 if [ -n "$profile" ]; then
   command -v perf >/dev/null 2>&1 || need+=(linux-perf)
+fi
+if [ -n "$profile" ] || [ -n "$code_order" ]; then
   command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi
 if [ ${#need[@]} -gt 0 ]; then

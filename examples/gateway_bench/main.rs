@@ -43,7 +43,9 @@
 //! unit) `--paced-seconds S` `--rate R` `--connections N` `--threads N`
 //! `--quick` `--profile CONFIG` `--profile-seconds S` `--profiler perf|callgrind`
 //! `--binary PATH` `--passthrough PATH` `--nginx PATH` `--wrk PATH`
-//! `--pid-file PATH` (every child's pid, for the script's trap) `--keep`.
+//! `--pid-file PATH` (every child's pid, for the script's trap) `--keep`
+//! `--code-order FILE` (writes `link/code-order.txt`'s list instead of
+//! measuring: `code_order.rs`).
 //! Exit status: 0 whatever the figures; 1 when a request got an unexpected
 //! status (named in the output); 2 when the benchmark could not run.
 
@@ -62,6 +64,8 @@ use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
+
+mod code_order;
 
 const ISSUER: &str = "https://issuer.bench.example";
 const AUDIENCE: &str = "connect-monitor-gateway";
@@ -208,7 +212,7 @@ fn body_of(kind: BodyKind) -> String {
     .to_string()
 }
 
-const POLICY: &str = r#"# Written by examples/gateway_bench.rs
+const POLICY: &str = r#"# Written by examples/gateway_bench/main.rs
 [[grant]]
 name = "bench supervisors"
 claims = { groups = "supervisors" }
@@ -249,6 +253,8 @@ struct Options {
     wrk: String,
     pid_file: Option<PathBuf>,
     keep: bool,
+    /// `--code-order FILE`: write the start-up and request functions' list.
+    code_order: Option<PathBuf>,
 }
 
 fn usage() -> ! {
@@ -256,7 +262,7 @@ fn usage() -> ! {
         "usage: gateway_bench [--rounds N] [--seconds S] [--quick] [--paced-seconds S] [--rate R]\n\
          \x20                    [--connections N] [--threads N] [--profile CONFIG] [--profile-seconds S]\n\
          \x20                    [--profiler perf|callgrind] [--binary PATH] [--passthrough PATH]\n\
-         \x20                    [--nginx PATH] [--wrk PATH] [--pid-file PATH] [--keep]\n\
+         \x20                    [--nginx PATH] [--wrk PATH] [--pid-file PATH] [--keep] [--code-order FILE]\n\
          CONFIG: {}",
         CONFIGS
             .iter()
@@ -290,6 +296,7 @@ fn parse_options() -> Options {
         wrk: "wrk".into(),
         pid_file: None,
         keep: false,
+        code_order: None,
     };
     let mut paced_given = false;
     let mut i = 0;
@@ -334,6 +341,7 @@ fn parse_options() -> Options {
             "--profile-seconds" => o.profile_seconds = num::<u64>(flag, value()).max(1),
             "--profiler" => o.profiler = Some(value()),
             "--profile-out" => o.profile_out = PathBuf::from(value()),
+            "--code-order" => o.code_order = Some(PathBuf::from(value())),
             "--binary" => o.binary = PathBuf::from(value()),
             "--passthrough" => o.passthrough = PathBuf::from(value()),
             "--nginx" => o.nginx = value(),
@@ -832,7 +840,7 @@ impl Pool {
 // ---------------------------------------------------------------------------
 // wrk
 
-const WRK_SCRIPT: &str = r#"-- Written by examples/gateway_bench.rs.
+const WRK_SCRIPT: &str = r#"-- Written by examples/gateway_bench/main.rs.
 -- args: <tokens file> <body file> <threads>. The tokens are split into one
 -- segment per pair of threads; in a segment one thread takes the tokens from
 -- the front and the other from the back, so a token goes out twice only once
@@ -1137,7 +1145,7 @@ fn nginx_config(dir: &Path, port: u16) -> String {
     let permissions = json!({"Permissions": ["BasicAgentAccess", "ManagerListenIn"]});
     let d = dir.display();
     format!(
-        r#"# Written by examples/gateway_bench.rs: Amazon Connect's answers, by path.
+        r#"# Written by examples/gateway_bench/main.rs: Amazon Connect's answers, by path.
 daemon off;
 master_process off;
 worker_processes 1;
@@ -1253,7 +1261,7 @@ fn write_gateway_files(dir: &Path, upstream: SocketAddr) -> GatewayFiles {
     fs::write(dir.join("policy.toml"), POLICY).unwrap_or_else(|e| fatal(e));
     let config = |audit: &Path| {
         format!(
-            "# Written by examples/gateway_bench.rs\n\
+            "# Written by examples/gateway_bench/main.rs\n\
              [server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
              [[auth.issuers]]\nissuer = \"{ISSUER}\"\naudiences = [\"{AUDIENCE}\"]\nalgorithms = [\"RS256\"]\n\
              jwks_file = {:?}\n\n\
@@ -1815,6 +1823,10 @@ fn sanity(bench: &mut Bench, configs: &[usize]) {
 
 fn main() {
     let opts = parse_options();
+    if let Some(out) = opts.code_order.clone() {
+        code_order::write(opts, &out);
+        return;
+    }
     if let Some(i) = opts.profile {
         profile(opts, i);
         return;
@@ -2166,6 +2178,18 @@ fn report(
     );
     if let Some(t) = gw_threads {
         println!("gateway threads (idle): {t}");
+    }
+    // build.rs lays these functions out first; a stale list leaves the code spread.
+    match code_order::coverage(&o.binary, Path::new("link/code-order.txt")) {
+        Some((found, listed)) => println!(
+            "gateway code order (link/code-order.txt): {found} of the {listed} functions it lists are in this binary{}",
+            if found * 10 < listed * 9 {
+                " -- stale: rewrite it with benches/gateway.sh --code-order link/code-order.txt"
+            } else {
+                ""
+            }
+        ),
+        None => println!("gateway code order: link/code-order.txt not found"),
     }
     let mut sorted = ready_ms.to_vec();
     sorted.sort_by(f64::total_cmp);
