@@ -751,6 +751,16 @@ impl Signer {
     }
 }
 
+/// The issuer's RSA modulus, big-endian (tests/fixtures/rsa.jwks.json).
+fn issuer_modulus() -> Vec<u8> {
+    let text = fs::read_to_string("tests/fixtures/rsa.jwks.json").unwrap_or_else(|e| fatal(e));
+    let jwks: Value = serde_json::from_str(&text).unwrap_or_else(|e| fatal(format!("rsa.jwks.json: {e}")));
+    jwks["keys"][0]["n"]
+        .as_str()
+        .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
+        .unwrap_or_else(|| fatal("tests/fixtures/rsa.jwks.json: no modulus"))
+}
+
 fn pem_der(pem: &str) -> Vec<u8> {
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     STANDARD.decode(b64.trim()).expect("a PEM body")
@@ -1771,15 +1781,25 @@ fn setup(opts: &Options) -> (PathBuf, f64, Signer, Signer, BTreeMap<&'static str
         key: RsaKeyPair::from_pkcs8(&pem_der(&pem)).unwrap_or_else(|e| fatal(format!("tests/fixtures/rsa.pem: {e}"))),
         kid: KID.into(),
     };
-    // The forger knows the issuer's key id, not its key.
-    let forger = Signer {
-        key: aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-            .unwrap_or_else(|e| fatal(format!("generating an RSA key: {e}"))),
-        kid: KID.into(),
+    // The forger knows the issuer's key id, not its key. Its signature must be
+    // below the issuer's modulus: one above is refused before any RSA work,
+    // which would make (e1) cheaper in one run than in the next.
+    let modulus = issuer_modulus();
+    let (forger, forged) = loop {
+        let forger = Signer {
+            key: aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .unwrap_or_else(|e| fatal(format!("generating an RSA key: {e}"))),
+            kid: KID.into(),
+        };
+        let forged = forger.mint(&supervisor_claims("bench-forged"));
+        let signature = forged.rsplit('.').next().and_then(|s| URL_SAFE_NO_PAD.decode(s).ok());
+        if signature.is_some_and(|s| s.len() == modulus.len() && s < modulus) {
+            break (forger, forged);
+        }
     };
     let mut fixed = BTreeMap::new();
     fixed.insert("supervisor", issuer.mint(&supervisor_claims("bench-one")));
-    fixed.insert("forged", forger.mint(&supervisor_claims("bench-forged")));
+    fixed.insert("forged", forged);
     fixed.insert("lead", issuer.mint(&lead_claims()));
     (dir, clock_ticks(), issuer, forger, fixed)
 }
