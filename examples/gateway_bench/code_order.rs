@@ -46,28 +46,25 @@ pub fn write(opts: Options, out: &Path) {
     let upstream = start_nginx(&opts.nginx, &dir);
     let files = write_gateway_files(&dir, upstream.1);
 
+    // The gateway under callgrind, writing what ran to `out` when it exits.
+    let start = |config: &Path, log: &str, out: &Path| {
+        start_gateway(
+            &binary,
+            config,
+            &dir.join(log),
+            &under_callgrind(out),
+            Duration::from_secs(180),
+        )
+        .unwrap_or_else(|e| fatal(e))
+    };
+
     println!("code order: start-up under callgrind");
     let startup_out = dir.join("callgrind-startup.out");
-    let g = start_gateway(
-        &binary,
-        &files.ready_config,
-        &dir.join("gateway-startup.log"),
-        &under_callgrind(&startup_out),
-        Duration::from_secs(180),
-    )
-    .unwrap_or_else(|e| fatal(e));
-    stop(g);
+    stop(start(&files.ready_config, "gateway-startup.log", &startup_out));
 
     println!("code order: requests under callgrind ({LOAD_SECONDS} s of each gateway configuration)");
     let requests_out = dir.join("callgrind-requests.out");
-    let g = start_gateway(
-        &binary,
-        &files.config,
-        &dir.join("gateway.log"),
-        &under_callgrind(&requests_out),
-        Duration::from_secs(180),
-    )
-    .unwrap_or_else(|e| fatal(e));
+    let g = start(&files.config, "gateway.log", &requests_out);
     let servers = Servers {
         upstream,
         passthrough: None,
@@ -105,7 +102,6 @@ pub fn write(opts: Options, out: &Path) {
             .filter_map(|n| addresses.get(&n).map(|&a| (a, n)))
             .collect();
         kept.sort();
-        kept.dedup();
         kept.into_iter().map(|(_, n)| n).collect::<Vec<_>>()
     };
     let first = in_binary(startup, &HashSet::new());
@@ -171,8 +167,7 @@ fn under_callgrind(out: &Path) -> Vec<String> {
 }
 
 /// SIGTERM, so callgrind writes its file as the gateway exits.
-fn stop(g: Gateway) {
-    let mut g = g;
+fn stop(mut g: Gateway) {
     signal_pid(g.proc.pid(), "TERM");
     if g.proc.wait_for(Duration::from_secs(120)).is_none() {
         fatal("the gateway under callgrind did not exit within 120 s of SIGTERM");
