@@ -6,7 +6,8 @@
 //! `authz` (what it may do), `connect` (calling Amazon Connect), `config`
 //! (the file as a whole), `telemetry` (audit and metrics), `check` (how
 //! configuration problems are named), `cli`, and `demo` (stand-ins and keys
-//! that exist only with the default-on `demo` feature).
+//! that exist only with the default-on `demo` feature); beside them `ids`
+//! (random request ids and client tokens).
 
 pub mod auth;
 pub mod authz;
@@ -18,6 +19,7 @@ pub mod connect;
 pub mod demo;
 pub mod gateway;
 pub mod http;
+pub mod ids;
 pub mod telemetry;
 
 /// Sent as `user-agent` on every outbound call.

@@ -31,10 +31,7 @@ pub struct Monitored {
 /// The caller's ClientToken, or a fresh UUIDv4 as the SDK would make: every
 /// retry of this call then carries the same one, so Connect acts at most once.
 pub fn client_token(request: &MonitorRequest) -> String {
-    request
-        .client_token
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    request.client_token.clone().unwrap_or_else(crate::ids::random_uuid)
 }
 
 /// Calls MonitorContact for a validated, authorized request.

@@ -67,7 +67,7 @@ fn request_id(req: &Request<Incoming>) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(crate::ids::random_uuid)
 }
 
 fn is_json(req: &Request<Incoming>) -> bool {
@@ -92,7 +92,7 @@ impl Gateway {
             Ok(response) => Ok(response),
             Err(e) => {
                 tracing::error!(error = %e, "request failed");
-                let request_id = uuid::Uuid::new_v4().to_string();
+                let request_id = crate::ids::random_uuid();
                 Ok(GatewayError::Internal(e.to_string()).response(&request_id))
             }
         }

@@ -22,7 +22,7 @@ pub async fn handle(
     health: Arc<dyn Health>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::ids::random_uuid();
     if req.method() != Method::GET {
         let mut r = json_response(
             StatusCode::METHOD_NOT_ALLOWED,
