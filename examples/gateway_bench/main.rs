@@ -1402,6 +1402,8 @@ struct Metrics {
     requests: BTreeMap<String, u64>,
     lookups: BTreeMap<String, u64>,
     in_flight: f64,
+    /// `cmg_request_duration_seconds` buckets: upper bound in µs -> count at or below.
+    duration_buckets: BTreeMap<u64, u64>,
 }
 
 fn scrape(admin: SocketAddr) -> Metrics {
@@ -1420,6 +1422,10 @@ fn scrape(admin: SocketAddr) -> Metrics {
             m.lookups.insert(rest.trim_end_matches('}').to_owned(), value as u64);
         } else if name == "cmg_in_flight" {
             m.in_flight = value;
+        } else if let Some(rest) = name.strip_prefix("cmg_request_duration_seconds_bucket{le=\"") {
+            if let Ok(le) = rest.trim_end_matches("\"}").parse::<f64>() {
+                m.duration_buckets.insert((le * 1e6).round() as u64, value as u64);
+            }
         }
     }
     m
@@ -1448,6 +1454,9 @@ struct Stats {
     paced_rounds: Vec<(f64, f64, f64)>,
     paced_lags: Vec<u32>,
     paced_rates: Vec<f64>,
+    /// The gateway's own time per paced request (its histogram, from the
+    /// handler's start to the audit line written): bucket bound in µs -> count.
+    paced_server: BTreeMap<u64, u64>,
     unexpected: BTreeMap<String, u64>,
     reused_tokens: u64,
     /// What the gateway wrote to its log (stderr) during this configuration's runs.
@@ -1732,6 +1741,13 @@ impl Bench {
         let result = paced(addr, &requests, self.opts.rate, seconds, self.opts.paced_connections);
         if let Some(before) = before {
             self.check_gateway(i, &before);
+            if let Some(g) = self.gateway.as_ref() {
+                let after = scrape(g.admin);
+                for (le, n) in &after.duration_buckets {
+                    let was = before.duration_buckets.get(le).copied().unwrap_or(0);
+                    *self.stats[i].paced_server.entry(*le).or_default() += n.saturating_sub(was);
+                }
+            }
         }
         for (status, n) in &result.statuses {
             if *status != cfg.status {
@@ -2151,6 +2167,34 @@ fn report(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // What the gateway itself spent (its histogram), apart from the time its
+    // requests waited to be scheduled: a tail here is the gateway's own.
+    let own: Vec<String> = CONFIGS
+        .iter()
+        .zip(st)
+        .filter_map(|(c, s)| {
+            let total = s.paced_server.values().copied().max().filter(|&n| n > 0)?;
+            let bound = |p: f64| {
+                s.paced_server
+                    .iter()
+                    .find(|(_, &n)| n as f64 >= p * total as f64)
+                    .map_or("?".to_owned(), |(&le, _)| {
+                        if le == u64::MAX {
+                            "inf".to_owned()
+                        } else {
+                            ms3(le as f64)
+                        }
+                    })
+            };
+            Some(format!("{} <={}/<={}", c.tag, bound(0.5), bound(0.99)))
+        })
+        .collect();
+    if !own.is_empty() {
+        println!(
+            "gateway's own time at ~1000 req/s (its histogram: handler start to audit line written), p50/p99 bucket bound, ms: {}",
+            own.join(", ")
+        );
+    }
     let mut lags: Vec<u32> = st.iter().flat_map(|s| s.paced_lags.iter().copied()).collect();
     lags.sort_unstable();
     let rates: Vec<f64> = st.iter().flat_map(|s| s.paced_rates.iter().copied()).collect();
