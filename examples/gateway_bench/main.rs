@@ -1603,9 +1603,9 @@ impl Bench {
 
     /// Waits for the gateway's in-flight requests to finish, then checks
     /// every answer since `before` had the configuration's code and that the
-    /// audit has one line for each.
-    fn check_gateway(&mut self, i: usize, before: &Metrics) {
-        let Some(g) = self.gateway.as_ref() else { return };
+    /// audit has one line for each. Returns the metrics it checked against.
+    fn check_gateway(&mut self, i: usize, before: &Metrics) -> Option<Metrics> {
+        let g = self.gateway.as_ref()?;
         let (admin, g) = (g.admin, g.log.clone());
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut after = scrape(admin);
@@ -1653,6 +1653,7 @@ impl Bench {
             }
             let _ = OpenOptions::new().write(true).open(&g).and_then(|f| f.set_len(0));
         }
+        Some(after)
     }
 
     fn tokens_for_saturation(&mut self, i: usize, seconds: u64) -> Vec<String> {
@@ -1740,9 +1741,7 @@ impl Bench {
             .map(|g| scrape(g.admin));
         let result = paced(addr, &requests, self.opts.rate, seconds, self.opts.paced_connections);
         if let Some(before) = before {
-            self.check_gateway(i, &before);
-            if let Some(g) = self.gateway.as_ref() {
-                let after = scrape(g.admin);
+            if let Some(after) = self.check_gateway(i, &before) {
                 for (le, n) in &after.duration_buckets {
                     let was = before.duration_buckets.get(le).copied().unwrap_or(0);
                     *self.stats[i].paced_server.entry(*le).or_default() += n.saturating_sub(was);

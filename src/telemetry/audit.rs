@@ -110,8 +110,8 @@ pub enum AuditSink {
     File {
         path: String,
         /// Read-locked by writers of a regular file (so two workers writing at
-        /// once never sleep on each other, measured at 0.07 futex calls per
-        /// request under load with a mutex), write-locked to reopen it.
+        /// once never sleep on each other, as they did on a mutex here under
+        /// load), write-locked to reopen it.
         file: RwLock<AppendFile>,
     },
     /// Kept in memory (tests and the demo's self-check).
