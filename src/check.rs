@@ -53,7 +53,7 @@ impl std::error::Error for Problems {}
 
 /// A duration written as `"250ms"`, `"5s"` or `"10m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
+pub(crate) struct HumanDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -65,7 +65,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 }
 
 /// Whole seconds, for section defaults.
-pub fn secs(n: u64) -> HumanDuration {
+pub(crate) fn secs(n: u64) -> HumanDuration {
     HumanDuration(Duration::from_secs(n))
 }
 
@@ -130,7 +130,7 @@ impl Environment {
 
 /// What a section's check is given: where problems go, the folder relative
 /// paths resolve against, and the environment.
-pub struct Check<'a> {
+pub(crate) struct Check<'a> {
     pub file: String,
     pub base: PathBuf,
     pub env: &'a Environment,
@@ -138,7 +138,7 @@ pub struct Check<'a> {
 }
 
 impl<'a> Check<'a> {
-    pub fn new(path: &Path, env: &'a Environment) -> Self {
+    pub(crate) fn new(path: &Path, env: &'a Environment) -> Self {
         Check {
             file: path.display().to_string(),
             base: path.parent().unwrap_or_else(|| Path::new("")).to_path_buf(),
@@ -148,12 +148,12 @@ impl<'a> Check<'a> {
     }
 
     /// Records a problem with `key`.
-    pub fn bad(&mut self, key: impl Into<String>, why: impl Into<String>) {
+    pub(crate) fn bad(&mut self, key: impl Into<String>, why: impl Into<String>) {
         self.problems.push(Problem::new(&self.file, key, why));
     }
 
     /// A path from the file, resolved against the file's folder.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         self.base.join(path)
     }
 }
@@ -162,7 +162,11 @@ impl<'a> Check<'a> {
 /// only the first: after each one the offending `key = value` line is set
 /// aside and the document parsed again, so one run of `check` names them all.
 /// `None` when the document cannot be parsed even without those lines.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str, problems: &mut Vec<Problem>) -> Option<T> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     const MAX_ROUNDS: usize = 32;
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let mut current = text.to_owned();
@@ -194,7 +198,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str, proble
 
 /// Names the key a TOML error is about, as `line N, column M: key` (the key
 /// left out when the error is about the document as a whole).
-pub fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
+pub(crate) fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
     let Some(span) = err.span() else {
         return "(toml)".to_string();
     };
@@ -236,7 +240,7 @@ pub fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
 }
 
 /// `us-east-1`, `eu-west-2`, `us-gov-west-1`: lower-case words and digits joined by dashes.
-pub fn valid_region(region: &str) -> bool {
+pub(crate) fn valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32
         && region.split('-').count() >= 3

@@ -12,7 +12,7 @@
 //! statistical one.
 
 /// A fresh random UUID (version 4) in its hyphenated form.
-pub fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 

@@ -30,13 +30,13 @@ pub struct Issuer {
 
 /// The URL of an issuer's OIDC discovery document (OpenID Connect Discovery
 /// 1.0 §4: the issuer, without a trailing slash, then the well-known path).
-pub fn discovery_url(issuer: &str) -> String {
+pub(crate) fn discovery_url(issuer: &str) -> String {
     format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
 }
 
 /// Whether a URL may be fetched for keys: https, or http to a loopback host
 /// only (a stand-in in tests, a local agent); never plain http across a network.
-pub fn is_safe_key_url(url: &str) -> bool {
+pub(crate) fn is_safe_key_url(url: &str) -> bool {
     let Ok(uri) = url.parse::<http::Uri>() else {
         return false;
     };

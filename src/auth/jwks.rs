@@ -15,7 +15,7 @@ use crate::http::client::{self as http_client, HttpClient};
 use crate::telemetry::metrics::Metrics;
 
 /// How often an unknown `kid` may trigger a fetch ahead of schedule.
-pub const EARLY_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const EARLY_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// How soon to retry while an issuer has never answered.
 const EMPTY_RETRY: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -260,7 +260,7 @@ fn has_roca_fingerprint(n_b64: &str) -> bool {
 /// be this issuer's: its `issuer` equal to ours byte for byte (OpenID Connect
 /// Discovery 1.0 §4.3, so a document for another issuer cannot hand us its
 /// keys), and the URI https (http only on loopback).
-pub fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String, JwksError> {
+pub(crate) fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String, JwksError> {
     let doc: Value = serde_json::from_slice(document).map_err(|_| JwksError::Discovery("the document is not JSON"))?;
     match doc.get("issuer").and_then(Value::as_str) {
         None => return Err(JwksError::Discovery("the document names no issuer")),
@@ -284,7 +284,7 @@ pub fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String, JwksError> {
 }
 
 /// Reads a JWKS from a file.
-pub fn load_file(path: &Path) -> Result<KeySet, JwksError> {
+pub(crate) fn load_file(path: &Path) -> Result<KeySet, JwksError> {
     let bytes = std::fs::read(path).map_err(|e| JwksError::Io(e.to_string()))?;
     parse(&bytes)
 }

@@ -2,8 +2,8 @@
 //! the configured issuers' published keys with the algorithms the config
 //! allows — never what the token asks for.
 
-pub mod issuer;
-pub mod jwks;
-pub mod settings;
-pub mod token;
-pub mod verified;
+pub(crate) mod issuer;
+pub(crate) mod jwks;
+pub(crate) mod settings;
+pub(crate) mod token;
+pub(crate) mod verified;

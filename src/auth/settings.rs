@@ -12,7 +12,7 @@ use crate::check::{secs, Check, HumanDuration};
 /// `[auth]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthSection {
+pub(crate) struct AuthSection {
     #[serde(default = "default_leeway")]
     leeway: HumanDuration,
     #[serde(default)]
@@ -69,7 +69,7 @@ pub struct AuthSettings {
 }
 
 impl AuthSection {
-    pub fn check(self, c: &mut Check) -> AuthSettings {
+    pub(crate) fn check(self, c: &mut Check) -> AuthSettings {
         if self.issuers.is_empty() {
             c.bad("auth.issuers", "at least one [[auth.issuers]] is required");
         }

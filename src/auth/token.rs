@@ -71,7 +71,7 @@ pub enum AuthFailure {
 }
 
 /// Takes the token from the one `Authorization: Bearer …` header.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::Missing)?;
     if values.next().is_some() {
@@ -109,65 +109,7 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
 /// Parses a JSON object, refusing duplicate member names at any depth: two
 /// parsers that pick different duplicates are how tokens get smuggled.
 pub fn parse_strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice::<StrictValue>(bytes).ok()?.0 {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
-}
-
-/// A JSON value whose objects have no duplicate keys.
-struct StrictValue(Value);
-
-impl<'de> serde::Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = StrictValue;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("JSON")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::from(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::String(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::String(v)))
-            }
-            fn visit_unit<E>(self) -> Result<StrictValue, E> {
-                Ok(StrictValue(Value::Null))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
-                let mut items = Vec::new();
-                while let Some(StrictValue(v)) = seq.next_element()? {
-                    items.push(v);
-                }
-                Ok(StrictValue(Value::Array(items)))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
-                let mut out = Map::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if out.contains_key(&key) {
-                        return Err(serde::de::Error::custom("duplicate member"));
-                    }
-                    let StrictValue(v) = map.next_value()?;
-                    out.insert(key, v);
-                }
-                Ok(StrictValue(Value::Object(out)))
-            }
-        }
-        d.deserialize_any(V)
-    }
+    crate::json::parse_object(bytes).ok()
 }
 
 /// The header members the gateway understands; a `crit` naming anything
@@ -276,6 +218,7 @@ impl<'a> CompactJws<'a> {
 
 /// Verifies a compact JWS against a key set; the payload on success. The
 /// same path the gateway uses for tokens, without the JWT claim rules.
+#[cfg(feature = "test-util")]
 pub fn verify_jws(token: &str, keys: &KeySet, allowed: &[Algorithm]) -> Result<Vec<u8>, AuthError> {
     let jws = CompactJws::parse(token)?;
     jws.verify(keys, allowed)?;
@@ -291,7 +234,8 @@ impl Authenticator {
         }
     }
 
-    /// Tokens verified and kept (for tests and metrics).
+    /// Tokens verified and kept.
+    #[cfg(feature = "test-util")]
     pub fn verified_tokens(&self) -> &VerifiedTokens<Identity> {
         &self.verified
     }

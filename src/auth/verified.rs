@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 type TokenHasher = foldhash::fast::RandomState;
 
 /// How many verified tokens are kept (about 2 KB each).
-pub const VERIFIED_TOKENS_KEPT: usize = 1024;
+pub(crate) const VERIFIED_TOKENS_KEPT: usize = 1024;
 
 /// Slots remembering tokens verified once (a 64-bit hash each, 32 KiB): a
 /// token whose slot holds its hash is seeing its second verification. Two
@@ -113,10 +113,12 @@ impl<T> VerifiedTokens<T> {
         );
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn len(&self) -> usize {
         self.entries.lock().expect("verified tokens lock").map.len()
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

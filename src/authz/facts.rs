@@ -55,7 +55,7 @@ pub trait FactSource: Sync {
 }
 
 /// No facts at all: every fact is missing, by name.
-pub struct NoFacts;
+pub(crate) struct NoFacts;
 
 impl FactSource for NoFacts {
     async fn user_id_by_username(&self, _: &Route, _: &str, username: &str) -> Result<Option<String>, FactError> {
@@ -77,7 +77,7 @@ impl FactSource for NoFacts {
 
 /// A fact source that notes what one decision asked of it: the agent of the
 /// contact it answered with, and each fact it did not have.
-pub struct Recorded<F> {
+pub(crate) struct Recorded<F> {
     inner: F,
     /// `Some(agent)` once a contact was looked at.
     agent: Mutex<Option<Option<String>>>,
@@ -85,7 +85,7 @@ pub struct Recorded<F> {
 }
 
 impl<F: FactSource> Recorded<F> {
-    pub fn new(inner: F) -> Self {
+    pub(crate) fn new(inner: F) -> Self {
         Recorded {
             inner,
             agent: Mutex::new(None),
@@ -94,17 +94,17 @@ impl<F: FactSource> Recorded<F> {
     }
 
     /// The source it wraps.
-    pub fn inner(&self) -> &F {
+    pub(crate) fn inner(&self) -> &F {
         &self.inner
     }
 
     /// `None` when no contact was looked at; `Some(None)` when it had no agent.
-    pub fn agent_id(&self) -> Option<Option<String>> {
+    pub(crate) fn agent_id(&self) -> Option<Option<String>> {
         self.agent.lock().expect("agent lock").clone()
     }
 
     /// The facts that were asked for and not had, in the order asked, each once.
-    pub fn missing(&self) -> Vec<String> {
+    pub(crate) fn missing(&self) -> Vec<String> {
         self.missing.lock().expect("missing lock").clone()
     }
 
@@ -148,7 +148,7 @@ impl<F: FactSource> FactSource for Recorded<F> {
 
 /// Runs futures concurrently on this task and gives their outputs in order
 /// (the security profiles of one user are independent lookups).
-pub async fn all<'f, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'f>>>) -> Vec<T> {
+pub(crate) async fn all<'f, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'f>>>) -> Vec<T> {
     let mut pending: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + 'f>>>> =
         futures.into_iter().map(Some).collect();
     let mut outputs: Vec<Option<T>> = pending.iter().map(|_| None).collect();

@@ -20,7 +20,7 @@ const MEMBERS: [&str; 4] = ["contact", "users", "security_profiles", "usernames"
 /// A facts file that cannot be read as one: what is wrong, naming the member.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct BadFacts(pub String);
+pub(crate) struct BadFacts(pub String);
 
 fn bad(member: impl std::fmt::Display, problem: impl std::fmt::Display) -> BadFacts {
     BadFacts(format!("{member}: {problem}"))
@@ -28,7 +28,7 @@ fn bad(member: impl std::fmt::Display, problem: impl std::fmt::Display) -> BadFa
 
 /// Connect's facts, as given in a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GivenFacts {
+pub(crate) struct GivenFacts {
     /// The given contact's id and its facts.
     contact: Option<(String, ContactFacts)>,
     users: HashMap<String, ConnectUser>,
@@ -39,13 +39,13 @@ pub struct GivenFacts {
 
 impl GivenFacts {
     /// Reads a facts file's text.
-    pub fn parse(text: &str) -> Result<Self, BadFacts> {
+    pub(crate) fn parse(text: &str) -> Result<Self, BadFacts> {
         let value: Value = serde_json::from_str(text).map_err(|e| BadFacts(format!("not JSON: {e}")))?;
         Self::from_value(value)
     }
 
     /// Reads a facts file's JSON: every member optional, none other allowed.
-    pub fn from_value(value: Value) -> Result<Self, BadFacts> {
+    pub(crate) fn from_value(value: Value) -> Result<Self, BadFacts> {
         let Value::Object(members) = value else {
             return Err(BadFacts(format!(
                 "must be a JSON object with any of the members {}",

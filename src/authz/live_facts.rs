@@ -16,7 +16,7 @@ use crate::connect::list_security_profile_permissions::{self, list_security_prof
 use crate::connect::search_users::{self, user_id_by_username};
 
 /// Connect itself, through the caches, within the request's deadline.
-pub struct LiveFacts<'a> {
+pub(crate) struct LiveFacts<'a> {
     client: &'a ConnectClient,
     caches: &'a FactCaches,
     deadline: Instant,
@@ -25,7 +25,7 @@ pub struct LiveFacts<'a> {
 }
 
 impl<'a> LiveFacts<'a> {
-    pub fn new(client: &'a ConnectClient, caches: &'a FactCaches, deadline: Instant) -> Self {
+    pub(crate) fn new(client: &'a ConnectClient, caches: &'a FactCaches, deadline: Instant) -> Self {
         LiveFacts {
             client,
             caches,
@@ -35,7 +35,7 @@ impl<'a> LiveFacts<'a> {
     }
 
     /// How many lookups reached Connect.
-    pub fn lookups(&self) -> u32 {
+    pub(crate) fn lookups(&self) -> u32 {
         self.lookups.load(Ordering::Relaxed)
     }
 

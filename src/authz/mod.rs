@@ -3,11 +3,11 @@
 //! caller's user id claim, the grants and their reload. The gateway and
 //! `explain` both call [`Authorizer::decide`], so they cannot disagree.
 
-pub mod cache;
-pub mod facts;
-pub mod given_facts;
-pub mod live_facts;
-pub mod policy;
+pub(crate) mod cache;
+pub(crate) mod facts;
+pub(crate) mod given_facts;
+pub(crate) mod live_facts;
+pub(crate) mod policy;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use policy::{find_claim, DenyReason, Grant, Needs, Policy, SupervisorFacts};
 /// `[policy]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicySection {
+pub(crate) struct PolicySection {
     #[serde(default = "default_policy_file")]
     file: PathBuf,
     #[serde(default = "default_user_id_claim")]
@@ -77,7 +77,7 @@ pub enum CallerClaim {
 
 impl PolicySection {
     /// `None` when the policy file does not load (its problems are recorded).
-    pub fn check(self, c: &mut Check) -> Option<AuthzSettings> {
+    pub(crate) fn check(self, c: &mut Check) -> Option<AuthzSettings> {
         if self.user_id_claim.is_empty() {
             c.bad("policy.user_id_claim", "must not be empty");
         }

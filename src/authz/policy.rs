@@ -151,7 +151,7 @@ impl<'de> Deserialize<'de> for AsUserRaw {
 
 /// Whose Contact Control Panel a grant lets the caller put into monitoring.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AsUser {
+pub(crate) enum AsUser {
     /// Only the caller's own user id (its `user_id_claim`).
     SelfOnly,
     Any,
@@ -175,7 +175,7 @@ struct GrantFile {
 
 /// Whose calls a grant covers, by Connect's record of the contact (§9).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentScope {
+pub(crate) enum AgentScope {
     /// The agent is in the subtree of the supervisor's own hierarchy group.
     MyHierarchy,
     /// Every list given must hold; a list means any of its members.
@@ -373,7 +373,7 @@ impl Policy {
 
 /// Finds a claim by its exact name first (names like `https://x/groups` hold
 /// dots), then by walking a dotted path through nested objects.
-pub fn find_claim<'a>(claims: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn find_claim<'a>(claims: &'a Value, key: &str) -> Option<&'a Value> {
     if let Some(v) = claims.get(key) {
         return Some(v);
     }

@@ -50,7 +50,7 @@ pub struct Settings {
 }
 
 /// The config file to use: `--config`, else `$CMG_CONFIG`, else `config/gateway.toml`.
-pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
+pub(crate) fn config_path(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("CMG_CONFIG").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("config/gateway.toml"))
 }

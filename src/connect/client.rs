@@ -21,7 +21,7 @@ use crate::telemetry::metrics::Metrics;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The header in which Connect names its request id.
-pub const AWS_REQUEST_ID: &str = "x-amzn-requestid";
+pub(crate) const AWS_REQUEST_ID: &str = "x-amzn-requestid";
 
 /// One call to one operation, before signing.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ pub struct Call {
 /// One request's lookups: the client, where they go, in which instance,
 /// and until when.
 #[derive(Clone, Copy)]
-pub struct Lookup<'a> {
+pub(crate) struct Lookup<'a> {
     pub client: &'a ConnectClient,
     pub route: &'a Route,
     pub instance_id: &'a str,
@@ -152,6 +152,7 @@ impl ConnectClient {
         }
     }
 
+    #[cfg(feature = "test-util")]
     pub fn quota(&self) -> &RetryQuota {
         &self.quota
     }
@@ -322,3 +323,7 @@ impl ConnectClient {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

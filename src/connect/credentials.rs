@@ -12,7 +12,7 @@ use aws_credential_types::Credentials;
 use super::settings::AssumedRole;
 
 /// Renew this long before the credentials expire.
-pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15);
 
@@ -131,13 +131,13 @@ impl CredentialsCache {
 }
 
 /// The role-session name CloudTrail shows for the gateway's AssumeRole calls.
-pub const ROLE_SESSION_NAME: &str = "connect-monitor-gateway";
+pub(crate) const ROLE_SESSION_NAME: &str = "connect-monitor-gateway";
 
 /// A provider of a role's credentials: STS AssumeRole (the SDK's own
 /// provider), called with `base` — the gateway's own credentials — in
 /// `region`. `sts_endpoint` overrides where STS is (tests; in production the
 /// SDK reads `AWS_ENDPOINT_URL_STS` itself).
-pub async fn assume_role_provider(
+pub(crate) async fn assume_role_provider(
     role: &AssumedRole,
     region: &str,
     base: SharedCredentialsProvider,
@@ -168,7 +168,8 @@ pub struct Signers {
 
 impl Signers {
     /// The gateway's own credentials only.
-    pub fn own(own: Arc<CredentialsCache>) -> Signers {
+    #[cfg(test)]
+    pub(crate) fn own(own: Arc<CredentialsCache>) -> Signers {
         Signers {
             own,
             roles: HashMap::new(),

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
 
-pub const OPERATION: &str = "DescribeContact";
+pub(crate) const OPERATION: &str = "DescribeContact";
 
 /// The hierarchy levels of `AgentInfo.HierarchyGroups`, top first.
 const LEVELS: [&str; 5] = ["Level1", "Level2", "Level3", "Level4", "Level5"];
@@ -29,7 +29,7 @@ pub struct ContactFacts {
 /// Reads DescribeContact's `Contact` object. Every member is optional, and
 /// anything that is not what Connect documents counts as absent: a fact we
 /// cannot read can only narrow what a grant allows, never widen it.
-pub fn contact_facts(contact: &Value) -> ContactFacts {
+pub(crate) fn contact_facts(contact: &Value) -> ContactFacts {
     let agent = contact.get("AgentInfo");
     let groups = agent.and_then(|a| a.get("HierarchyGroups"));
     ContactFacts {
@@ -59,12 +59,12 @@ fn group_id(arn: &str) -> Option<&str> {
 }
 
 /// The request path: the bare instance id and the contact id, each a path label.
-pub fn path(instance_id: &str, contact_id: &str) -> String {
+pub(crate) fn path(instance_id: &str, contact_id: &str) -> String {
     format!("/contacts/{}/{}", path_label(instance_id), path_label(contact_id))
 }
 
 /// Describes one contact of an instance.
-pub async fn describe_contact(at: Lookup<'_>, contact_id: &str) -> Result<ContactFacts, ConnectFailure> {
+pub(crate) async fn describe_contact(at: Lookup<'_>, contact_id: &str) -> Result<ContactFacts, ConnectFailure> {
     let call = Call::lookup(OPERATION, path(at.instance_id, contact_id));
     let reply = at.client.send(at.route, &call, at.deadline).await?;
     // Without a `Contact` object there is no contact to read: reading it as

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
 
-pub const OPERATION: &str = "DescribeUser";
+pub(crate) const OPERATION: &str = "DescribeUser";
 
 /// The facts of a Connect user the gateway reads.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -22,12 +22,12 @@ pub struct ConnectUser {
 }
 
 /// The request path: the bare instance id and the user id, each a path label.
-pub fn path(instance_id: &str, user_id: &str) -> String {
+pub(crate) fn path(instance_id: &str, user_id: &str) -> String {
     format!("/users/{}/{}", path_label(instance_id), path_label(user_id))
 }
 
 /// Describes one user of an instance.
-pub async fn describe_user(at: Lookup<'_>, user_id: &str) -> Result<ConnectUser, ConnectFailure> {
+pub(crate) async fn describe_user(at: Lookup<'_>, user_id: &str) -> Result<ConnectUser, ConnectFailure> {
     let call = Call::lookup(OPERATION, path(at.instance_id, user_id));
     let reply = at.client.send(at.route, &call, at.deadline).await?;
     #[derive(Deserialize)]

@@ -36,7 +36,7 @@ impl Endpoint {
 }
 
 /// Parses an endpoint override: `http(s)://host[:port]`, nothing after it but `/`.
-pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+pub(crate) fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     let uri: Uri = text.parse().map_err(|e| format!("{e}"))?;
     let scheme = uri.scheme().cloned().ok_or("no scheme")?;
     if scheme != Scheme::HTTPS && scheme != Scheme::HTTP {
@@ -147,7 +147,7 @@ fn regional_endpoint(region: &str, fips: bool) -> Endpoint {
 
 /// Percent-encodes one path label as Connect's REST routes want it: only
 /// `A-Z a-z 0-9 - . _ ~` stay as they are (so `/` becomes `%2F`).
-pub fn path_label(value: &str) -> String {
+pub(crate) fn path_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -71,7 +71,7 @@ fn classify(status: u16, name: &str) -> ConnectErrorKind {
 
 /// The error's name from the `X-Amzn-ErrorType` header, else the body's
 /// `__type`, else its `code`; namespaces (`ns#Name`) and suffixes (`Name:…`) dropped.
-pub fn error_name(headers: &HeaderMap, body: &[u8]) -> String {
+pub(crate) fn error_name(headers: &HeaderMap, body: &[u8]) -> String {
     let raw = headers
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok())

@@ -10,19 +10,19 @@ use serde::Deserialize;
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
 
-pub const OPERATION: &str = "ListSecurityProfilePermissions";
+pub(crate) const OPERATION: &str = "ListSecurityProfilePermissions";
 
 /// The largest page Connect accepts: the fewest calls against a quota of 2/s.
-pub const PAGE_SIZE: u32 = 1000;
+pub(crate) const PAGE_SIZE: u32 = 1000;
 
 /// Connect serves at most 500 permissions a page, and a profile holds a few
 /// hundred at most: a Connect that pages on past this is looping, and must
 /// not hold a request (or the quota) any longer than the deadline would.
-pub const MAX_PAGES: usize = 50;
+pub(crate) const MAX_PAGES: usize = 50;
 
 /// The request path of one page: the labels percent-encoded, then the page
 /// size and, after the first page, the token Connect gave.
-pub fn path(instance_id: &str, profile_id: &str, next_token: Option<&str>) -> String {
+pub(crate) fn path(instance_id: &str, profile_id: &str, next_token: Option<&str>) -> String {
     let mut path = format!(
         "/security-profiles-permissions/{}/{}?maxResults={PAGE_SIZE}",
         path_label(instance_id),
@@ -50,7 +50,7 @@ struct Page {
 }
 
 /// Every permission of one security profile, gathered across its pages.
-pub async fn list_security_profile_permissions(
+pub(crate) async fn list_security_profile_permissions(
     at: Lookup<'_>,
     profile_id: &str,
 ) -> Result<Vec<String>, ConnectFailure> {

@@ -3,17 +3,17 @@
 //! paced (one client for every operation), how Connect's errors read, and one
 //! file per operation with that operation's own facts.
 
-pub mod client;
-pub mod credentials;
-pub mod describe_contact;
-pub mod describe_user;
-pub mod endpoint;
-pub mod error;
-pub mod list_security_profile_permissions;
-pub mod monitor_contact;
-pub mod monitor_request;
-pub mod rate_limit;
-pub mod retry;
-pub mod search_users;
-pub mod settings;
-pub mod signing;
+pub(crate) mod client;
+pub(crate) mod credentials;
+pub(crate) mod describe_contact;
+pub(crate) mod describe_user;
+pub(crate) mod endpoint;
+pub(crate) mod error;
+pub(crate) mod list_security_profile_permissions;
+pub(crate) mod monitor_contact;
+pub(crate) mod monitor_request;
+pub(crate) mod rate_limit;
+pub(crate) mod retry;
+pub(crate) mod search_users;
+pub(crate) mod settings;
+pub(crate) mod signing;

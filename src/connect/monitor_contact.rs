@@ -12,13 +12,13 @@ use super::client::{Call, ConnectClient, ConnectFailure};
 use super::endpoint::Route;
 use super::monitor_request::MonitorRequest;
 
-pub const OPERATION: &str = "MonitorContact";
+pub(crate) const OPERATION: &str = "MonitorContact";
 /// Connect's route for MonitorContact; the gateway's API path too.
-pub const PATH: &str = "/contact/monitor";
+pub(crate) const PATH: &str = "/contact/monitor";
 
 /// What a successful MonitorContact call gave back.
 #[derive(Debug, Clone)]
-pub struct Monitored {
+pub(crate) struct Monitored {
     pub contact_id: String,
     pub contact_arn: String,
     /// The ClientToken the call was made with (the caller's, or one we made).
@@ -30,12 +30,12 @@ pub struct Monitored {
 
 /// The caller's ClientToken, or a fresh UUIDv4 as the SDK would make: every
 /// retry of this call then carries the same one, so Connect acts at most once.
-pub fn client_token(request: &MonitorRequest) -> String {
+pub(crate) fn client_token(request: &MonitorRequest) -> String {
     request.client_token.clone().unwrap_or_else(crate::ids::random_uuid)
 }
 
 /// Calls MonitorContact for a validated, authorized request.
-pub async fn monitor_contact(
+pub(crate) async fn monitor_contact(
     client: &ConnectClient,
     route: &Route,
     request: &MonitorRequest,

@@ -1,11 +1,10 @@
 //! The MonitorContact request body: strict parsing, every constraint of
 //! Connect's model (REFERENCE.md), and the re-serialization sent upstream.
 
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::cell::Cell;
-use std::fmt;
 
 /// A monitoring capability of Connect's `MonitorCapability` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,135 +87,20 @@ fn check_length(member: &str, value: &str, min: usize, max: usize) -> Result<(),
 /// (an invented member's name, a value of the wrong type), and the 400 text
 /// goes back to a browser and into logs. Every message here is ours.
 fn read_object(body: &[u8]) -> Result<Map<String, Value>, InvalidRequest> {
-    // serde_json reads any JSON value; the model only has the object form, so
-    // an array (or anything else) is refused before it is read at all.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(InvalidRequest::new("body must be a JSON object"));
-    }
-    let duplicate = Cell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = Strict {
-        top_level: true,
-        duplicate: &duplicate,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| match duplicate.get() {
-        Some(Duplicate::Member(member)) => InvalidRequest(format!("{member} is given more than once")),
-        Some(Duplicate::Other) => InvalidRequest::new("a member is given more than once"),
-        // Only the position of serde_json's error, never its text.
-        None if e.line() > 0 => InvalidRequest(format!(
-            "body is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )),
-        None => InvalidRequest::new("body is not valid JSON"),
-    })?;
-    de.end()
-        .map_err(|_| InvalidRequest::new("body has trailing characters after the JSON object"))?;
-    match value {
-        Value::Object(members) => Ok(members),
-        _ => Err(InvalidRequest::new("body must be a JSON object")),
-    }
-}
-
-/// A member name found twice. It travels beside serde_json's error, not in
-/// it, so the message can name a model member and never an invented one.
-#[derive(Debug, Clone, Copy)]
-enum Duplicate {
-    /// One of the model's members, at the top level of the body.
-    Member(&'static str),
-    /// Any other name, or one inside a nested object.
-    Other,
-}
-
-/// Reads one JSON value, refusing duplicate member names in every object:
-/// two parsers that keep different duplicates are how a second `UserId`
-/// gets past the policy.
-#[derive(Clone, Copy)]
-struct Strict<'a> {
-    top_level: bool,
-    duplicate: &'a Cell<Option<Duplicate>>,
-}
-
-impl Strict<'_> {
-    fn nested(self) -> Self {
-        Strict {
-            top_level: false,
-            ..self
+    use crate::json::{parse_object, StrictJsonError as E};
+    parse_object(body).map_err(|e| match e {
+        E::NotAnObject => InvalidRequest::new("body must be a JSON object"),
+        // Only a model member is named: an invented name is the caller's text.
+        E::Duplicate(duplicate) => match MEMBERS.iter().find(|m| **m == duplicate.name) {
+            Some(member) if duplicate.top_level => InvalidRequest(format!("{member} is given more than once")),
+            _ => InvalidRequest::new("a member is given more than once"),
+        },
+        E::Syntax { line, column } if line > 0 => {
+            InvalidRequest(format!("body is not valid JSON (line {line}, column {column})"))
         }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Strict<'_> {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Strict<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.nested())? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = Map::new();
-        while let Some(name) = map.next_key::<String>()? {
-            if members.contains_key(&name) {
-                let member = MEMBERS.iter().copied().find(|m| *m == name).filter(|_| self.top_level);
-                self.duplicate
-                    .set(Some(member.map_or(Duplicate::Other, Duplicate::Member)));
-                // The text is never shown: `read_object` answers from `duplicate`.
-                return Err(de::Error::custom("duplicate member"));
-            }
-            let value = map.next_value_seed(self.nested())?;
-            members.insert(name, value);
-        }
-        Ok(Value::Object(members))
-    }
+        E::Syntax { .. } => InvalidRequest::new("body is not valid JSON"),
+        E::TrailingCharacters => InvalidRequest::new("body has trailing characters after the JSON object"),
+    })
 }
 
 /// A required string member: present, and a string (`null` is not absent).

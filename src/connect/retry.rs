@@ -107,13 +107,14 @@ impl RetryQuota {
         *available = (*available + last_cost.unwrap_or(1)).min(self.capacity);
     }
 
+    #[cfg(feature = "test-util")]
     pub fn available(&self) -> u32 {
         *self.available.lock().expect("quota lock")
     }
 }
 
 /// `Retry-After` in seconds, or Connect's `x-amz-retry-after` in milliseconds.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = text("x-amz-retry-after").and_then(|v| v.parse::<u64>().ok()) {
         return Some(Duration::from_millis(ms));

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Call, ConnectFailure, Lookup};
 
-pub const OPERATION: &str = "SearchUsers";
+pub(crate) const OPERATION: &str = "SearchUsers";
 /// Connect's route for SearchUsers; every member travels in the body.
-pub const PATH: &str = "/search-users";
+pub(crate) const PATH: &str = "/search-users";
 
 /// Two, not one: a second user in the answer shows the name is ambiguous,
 /// and an ambiguous name identifies nobody.
@@ -39,7 +39,7 @@ struct StringCondition<'a> {
 }
 
 /// The JSON body: an exact search on `Username` in one instance.
-pub fn body(instance_id: &str, username: &str) -> String {
+pub(crate) fn body(instance_id: &str, username: &str) -> String {
     let input = Input {
         instance_id,
         search_criteria: SearchCriteria {
@@ -85,7 +85,7 @@ fn the_one(users: &[UserSummary], username: &str) -> Result<Option<String>, ()> 
 
 /// The user id of `username` in an instance; `None` when no user, or more
 /// than one, has exactly that username.
-pub async fn user_id_by_username(at: Lookup<'_>, username: &str) -> Result<Option<String>, ConnectFailure> {
+pub(crate) async fn user_id_by_username(at: Lookup<'_>, username: &str) -> Result<Option<String>, ConnectFailure> {
     let call = Call {
         operation: OPERATION,
         method: Method::POST,

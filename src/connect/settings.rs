@@ -11,7 +11,7 @@ use crate::check::{secs, valid_region, Check, Environment, HumanDuration};
 /// `[connect]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectSection {
+pub(crate) struct ConnectSection {
     #[serde(default)]
     region: Option<String>,
     #[serde(default)]
@@ -160,7 +160,7 @@ pub struct ConnectSettings {
 }
 
 impl ConnectSection {
-    pub fn check(self, c: &mut Check) -> ConnectSettings {
+    pub(crate) fn check(self, c: &mut Check) -> ConnectSettings {
         if self.max_attempts == 0 || self.max_attempts > 10 {
             c.bad("connect.max_attempts", "must be between 1 and 10");
         }

@@ -16,7 +16,7 @@ use http::Method;
 use super::endpoint::Route;
 
 /// The SigV4 signing name of Amazon Connect.
-pub const SERVICE: &str = "connect";
+pub(crate) const SERVICE: &str = "connect";
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("signing failed: {0}")]
@@ -28,7 +28,7 @@ fn failed(e: impl std::fmt::Display) -> SigningFailed {
 
 /// Builds the signed request for one attempt. Called again for every retry,
 /// so each attempt carries a fresh `x-amz-date` over the same body.
-pub fn signed_request(
+pub(crate) fn signed_request(
     route: &Route,
     method: &Method,
     path_and_query: &str,

@@ -1,5 +1,7 @@
 //! An in-process identity provider for demo mode and tests: serves a JWKS
 //! over HTTP on loopback, can rotate its keys or play dead, and mints tokens.
+// The demo uses part of a stand-in; the tests (feature `test-util`) use the rest.
+#![cfg_attr(not(feature = "test-util"), allow(dead_code))]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,9 +21,9 @@ use tokio::task::JoinHandle;
 use crate::http::server::{serve, Listening};
 
 /// The path the JWKS is served at.
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// The path of the OIDC discovery document.
-pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+pub(crate) const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// A private signing key with its algorithm and key id.
 #[derive(Clone)]

@@ -23,8 +23,8 @@ use crate::telemetry::audit::AuditSink;
 use connect_standin::ConnectStandIn;
 use issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 
-pub mod connect_standin;
-pub mod issuer_standin;
+pub(crate) mod connect_standin;
+pub(crate) mod issuer_standin;
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo/gateway.toml");
 const DEMO_POLICY: &str = include_str!("../../config/demo/policy.toml");
@@ -198,7 +198,7 @@ async fn listener(preferred: &str) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Runs the demo. With `once`, sends the samples, prints each outcome and
 /// returns whether every one got its expected answer.
-pub async fn run(once: bool) -> Result<bool, String> {
+pub(crate) async fn run(once: bool) -> Result<bool, String> {
     let key = SigningKey::from_pem(DEMO_ISSUER_KEY, Algorithm::EdDSA, "demo-2026").map_err(|e| e.to_string())?;
     let issuer = IssuerStandIn::start(jwks_of(&[&key]))
         .await

@@ -54,7 +54,15 @@ pub struct Dependencies {
     /// Where STS is, for assuming instances' roles; `None` means the SDK's
     /// own choice (regional STS, or `AWS_ENDPOINT_URL_STS`).
     pub sts_endpoint: Option<String>,
+    /// Called with every validated request before it is decided: lets a test
+    /// make a request's handling panic.
+    #[cfg(feature = "test-util")]
+    pub panic_hook: Option<PanicHook>,
 }
+
+/// A test's hook into the request path (see [`Dependencies::panic_hook`]).
+#[cfg(feature = "test-util")]
+pub type PanicHook = Arc<dyn Fn(&crate::connect::monitor_request::MonitorRequest) + Send + Sync>;
 
 impl Default for Dependencies {
     fn default() -> Self {
@@ -65,6 +73,8 @@ impl Default for Dependencies {
             audit: None,
             egress: None,
             sts_endpoint: None,
+            #[cfg(feature = "test-util")]
+            panic_hook: None,
         }
     }
 }
@@ -82,7 +92,10 @@ pub enum StartError {
 
 /// A running gateway: its addresses and the means to stop it.
 pub struct RunningGateway {
+    // Read by the tests (`test-util`); the binary learns them from the log.
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     pub api_addr: SocketAddr,
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
@@ -110,7 +123,7 @@ impl RunningGateway {
 
 /// The standard AWS credentials chain (environment, profile/SSO, web
 /// identity, container and instance metadata).
-pub async fn default_credentials(region: Option<String>) -> SharedCredentialsProvider {
+pub(crate) async fn default_credentials(region: Option<String>) -> SharedCredentialsProvider {
     let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder();
     if let Some(region) = region {
         chain = chain.region(aws_config::Region::new(region));
@@ -120,7 +133,7 @@ pub async fn default_credentials(region: Option<String>) -> SharedCredentialsPro
 
 /// The credentials calls are signed with: the gateway's own (`base`), and for
 /// each instance's `role_arn` that role, assumed with `base`.
-pub async fn signers(
+pub(crate) async fn signers(
     settings: &Settings,
     base: SharedCredentialsProvider,
     margin: Duration,
@@ -138,7 +151,7 @@ pub async fn signers(
 /// A Connect client on the gateway's own credentials (the standard chain, and
 /// the instances' roles) and settings, for `explain --live`: the same lookups
 /// the gateway would make.
-pub async fn lookup_client(settings: &Settings) -> ConnectClient {
+pub(crate) async fn lookup_client(settings: &Settings) -> ConnectClient {
     let egress = Egress::from_env(|k| settings.env.get(k).map(str::to_owned));
     let provider = default_credentials(settings.connect.default_region.clone()).await;
     ConnectClient::new(

@@ -19,7 +19,7 @@ use crate::http::{json_response, Body};
 
 /// Everything that can stop a request, by the side whose fault it is.
 #[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
+pub(crate) enum GatewayError {
     // The caller's side.
     #[error("no such endpoint")]
     NotFound,
@@ -72,7 +72,7 @@ impl From<Refusal> for GatewayError {
 
 /// How an error is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
@@ -91,7 +91,7 @@ impl Answer {
 }
 
 /// The envelope code of a success, for metrics and the audit.
-pub const OK_CODE: &str = "OK";
+pub(crate) const OK_CODE: &str = "OK";
 
 const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
 const UPSTREAM: (StatusCode, &str) = (StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
@@ -99,7 +99,7 @@ const RATE_LIMITED: (StatusCode, &str) = (StatusCode::TOO_MANY_REQUESTS, "RATE_L
 
 impl GatewayError {
     /// The answer for this error.
-    pub fn answer(&self) -> Answer {
+    pub(crate) fn answer(&self) -> Answer {
         use GatewayError as E;
         let say = |(status, code): (StatusCode, &'static str), message: &str| Answer::new(status, code, message);
         match self {
@@ -155,7 +155,7 @@ impl GatewayError {
     }
 
     /// The error envelope, with the headers its status calls for.
-    pub fn response(&self, request_id: &str) -> Response<Body> {
+    pub(crate) fn response(&self, request_id: &str) -> Response<Body> {
         let answer = self.answer();
         let body = json!({
             "success": false,

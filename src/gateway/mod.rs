@@ -3,10 +3,10 @@
 //! which builds every part from the settings and starts serving; a request
 //! outlives its caller's hang-up through [`to_completion`].
 
-pub mod build;
-pub mod errors;
-pub mod phases;
-pub mod to_completion;
+pub(crate) mod build;
+pub(crate) mod errors;
+pub(crate) mod phases;
+pub(crate) mod to_completion;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

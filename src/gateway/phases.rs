@@ -29,7 +29,7 @@ use crate::telemetry::audit::{AuditRecord, Verdict};
 use crate::telemetry::trace_context;
 
 /// The dry run's path: every phase but the call to Connect (CONTRACT §9).
-pub const CHECK_PATH: &str = "/contact/monitor/check";
+pub(crate) const CHECK_PATH: &str = "/contact/monitor/check";
 
 /// What a request that got through produced.
 enum Done {

@@ -12,19 +12,19 @@ use std::task::{Context, Poll};
 /// handler formats them into a panic).
 #[derive(Debug, thiserror::Error)]
 #[error("request handler panicked: {0}")]
-pub struct Panicked(String);
+pub(crate) struct Panicked(String);
 
 /// Drives `work` where it is awaited. Dropped unfinished (the connection closed
 /// while Connect was being called), the work is spawned onto the runtime and
 /// runs to its end there: the call completes, its audit line is written and the
 /// gauges come back, with no one left to read the answer. A request that runs to
 /// its end in place — nearly all of them — never pays for a task of its own.
-pub struct ToCompletion<T: Send + 'static> {
+pub(crate) struct ToCompletion<T: Send + 'static> {
     work: Option<Pin<Box<dyn Future<Output = T> + Send>>>,
 }
 
 impl<T: Send + 'static> ToCompletion<T> {
-    pub fn new(work: impl Future<Output = T> + Send + 'static) -> Self {
+    pub(crate) fn new(work: impl Future<Output = T> + Send + 'static) -> Self {
         ToCompletion {
             work: Some(Box::pin(work)),
         }

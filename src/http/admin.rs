@@ -11,14 +11,14 @@ use serde_json::{json, Value};
 use super::{json_response, Body};
 
 /// What the admin endpoints report on; the gateway implements it.
-pub trait Health: Send + Sync {
+pub(crate) trait Health: Send + Sync {
     /// Whether the API can serve now, with a check name → state map.
     fn readiness(&self) -> (bool, Value);
     /// The metrics exposition text.
     fn metrics_text(&self) -> String;
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     health: Arc<dyn Health>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {

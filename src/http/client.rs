@@ -102,6 +102,7 @@ impl tower_service::Service<Uri> for EgressConnector {
 
 /// A client that goes out directly and trusts the Mozilla roots only (demo,
 /// tests, tools).
+#[cfg(feature = "demo")]
 pub fn build() -> HttpClient {
     build_with(&Egress::default())
 }
@@ -109,7 +110,7 @@ pub fn build() -> HttpClient {
 /// Builds the client: TLS with the Mozilla roots (no system store needed in a
 /// distroless image) plus any extra CAs, plain HTTP allowed for loopback
 /// stand-ins and overrides, and the proxy when one is configured.
-pub fn build_with(egress: &Egress) -> HttpClient {
+pub(crate) fn build_with(egress: &Egress) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -154,7 +155,12 @@ pub enum FetchError {
 }
 
 /// GETs a URL and returns its body, refusing bodies over `limit` bytes.
-pub async fn get_bytes(client: &HttpClient, url: &str, timeout: Duration, limit: usize) -> Result<Bytes, FetchError> {
+pub(crate) async fn get_bytes(
+    client: &HttpClient,
+    url: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Bytes, FetchError> {
     let request = http::Request::get(url)
         .header(http::header::USER_AGENT, crate::USER_AGENT)
         .header(http::header::ACCEPT, "application/json")

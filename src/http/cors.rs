@@ -17,7 +17,7 @@ use crate::check::{secs, Check, HumanDuration};
 /// `[cors]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CorsSection {
+pub(crate) struct CorsSection {
     #[serde(default)]
     allowed_origins: Vec<String>,
     #[serde(default = "default_max_age")]
@@ -39,7 +39,7 @@ impl Default for CorsSection {
 
 impl CorsSection {
     /// Checks every origin is an origin (scheme and host, no path).
-    pub fn check(self, c: &mut Check) -> Cors {
+    pub(crate) fn check(self, c: &mut Check) -> Cors {
         for (i, origin) in self.allowed_origins.iter().enumerate() {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
                 c.bad(

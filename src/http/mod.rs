@@ -2,11 +2,11 @@
 //! serving connections (limits, TLS, graceful drain), CORS, the admin
 //! endpoints, and the outbound client. Knows nothing of tokens or Connect.
 
-pub mod admin;
-pub mod client;
-pub mod cors;
-pub mod server;
-pub mod tls;
+pub(crate) mod admin;
+pub(crate) mod client;
+pub(crate) mod cors;
+pub(crate) mod server;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,13 +21,13 @@ use serde::Deserialize;
 use crate::check::{secs, Check, HumanDuration};
 
 /// The body type of every response.
-pub type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// The header that carries a request's id, in and out.
-pub const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 /// A JSON response with the request id; the one way answers are built.
-pub fn json_response(status: StatusCode, body: &impl serde::Serialize, request_id: &str) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize, request_id: &str) -> Response<Body> {
     let bytes = serde_json::to_vec(body).expect("a response body serializes");
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
@@ -42,7 +42,7 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize, request_i
 /// `[server]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerSection {
+pub(crate) struct ServerSection {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
     #[serde(default)]
@@ -119,7 +119,7 @@ pub struct ServerSettings {
 }
 
 impl ServerSection {
-    pub fn check(self, c: &mut Check) -> ServerSettings {
+    pub(crate) fn check(self, c: &mut Check) -> ServerSettings {
         if self.max_body_bytes == 0 {
             c.bad("server.max_body_bytes", "must be at least 1");
         }

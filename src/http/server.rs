@@ -115,7 +115,7 @@ pub async fn serve<F, Fut, E>(
 }
 
 /// Resolves when SIGTERM (what orchestrators send) or SIGINT arrives.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -13,7 +13,7 @@ use crate::check::Check;
 /// `[audit]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditSection {
+pub(crate) struct AuditSection {
     #[serde(default = "default_audit_file")]
     file: String,
 }
@@ -32,7 +32,7 @@ impl Default for AuditSection {
 
 impl AuditSection {
     /// Where audit lines go: `-` (stdout) or a path resolved against the config's folder.
-    pub fn check(self, c: &mut Check) -> String {
+    pub(crate) fn check(self, c: &mut Check) -> String {
         if self.file.is_empty() {
             c.bad("audit.file", "use \"-\" for stdout or a file path");
         }

@@ -5,13 +5,13 @@
 use http::HeaderMap;
 
 /// The header W3C Trace Context (Level 1, §3.2) defines.
-pub const TRACEPARENT: &str = "traceparent";
+pub(crate) const TRACEPARENT: &str = "traceparent";
 
 /// The trace id of the request's `traceparent`, when there is exactly one and
 /// it is valid: `version-traceid-parentid-flags`, lowercase hex, version not
 /// `ff`, ids not all zeros. Version `00` has exactly those four fields; a later
 /// version may append more (§3.2.4), which are ignored.
-pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn trace_id(headers: &HeaderMap) -> Option<String> {
     let mut values = headers.get_all(TRACEPARENT).iter();
     let value = values.next()?;
     if values.next().is_some() {

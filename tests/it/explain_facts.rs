@@ -1,0 +1,510 @@
+//! `explain --facts FILE` (CONTRACT §9) agrees with the gateway on every
+//! Connect-aware case of tests/connect_aware.rs: the real gateway asks the
+//! SigV4-checking stand-in, the real binary reads the same records from a
+//! facts file, and both tell the same decision, grant or reason, and agent.
+//! Without the facts a grant needs, explain exits 2 naming them; a facts
+//! file that is not one exits 2 naming the member.
+
+use crate::support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Map, Value};
+use support::connect_records::{self as records, grant, harness as with_policy, SUPERVISOR};
+use support::{Harness, Options, BODY};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connect-monitor-gateway");
+
+const ALLOW: (&str, &str) = ("allow", "connect-aware");
+const OUT_OF_SCOPE: (&str, &str) = ("deny", "agent_out_of_scope");
+const NO_PERMISSION: (&str, &str) = ("deny", "connect_permission_missing");
+
+/// What Connect knows in one case (connect_aware.rs's records): primed into
+/// the stand-in for the gateway, written as a facts file for explain.
+#[derive(Default)]
+struct World {
+    contact: Option<Value>,
+    users: Vec<Value>,
+    profiles: Vec<(&'static str, &'static [&'static str])>,
+    /// ListSecurityProfilePermissions' page size in the stand-in (a file has no pages).
+    page_size: Option<usize>,
+}
+
+impl World {
+    /// `contact-1` on queue `q-1`, with this agent in these groups (Level1 first).
+    fn contact(self, agent: Option<&str>, groups: &[&str]) -> Self {
+        World {
+            contact: Some(records::contact(agent, groups)),
+            ..self
+        }
+    }
+
+    /// The supervisor, in `group` if any, with these security profiles.
+    fn supervisor(mut self, group: Option<&str>, profiles: &[&str]) -> Self {
+        self.users.push(records::supervisor(group, profiles));
+        self
+    }
+
+    /// The supervisor with these profiles, each with its permissions.
+    fn permissions(self, profiles: &'static [(&'static str, &'static [&'static str])]) -> Self {
+        let ids: Vec<&str> = profiles.iter().map(|(id, _)| *id).collect();
+        World {
+            profiles: profiles.to_vec(),
+            ..self.supervisor(None, &ids)
+        }
+    }
+
+    fn prime(&self, h: &Harness) {
+        if let Some(contact) = &self.contact {
+            h.connect.add_contact(contact.clone());
+        }
+        for user in &self.users {
+            h.connect.add_user(user.clone());
+        }
+        for (id, permissions) in &self.profiles {
+            h.connect.add_security_profile(id, permissions);
+        }
+        if let Some(size) = self.page_size {
+            h.connect.set_permissions_page_size(size);
+        }
+    }
+
+    /// The same records as a facts file: SearchUsers finds a user by its
+    /// `Username`, so the usernames are the users'.
+    fn facts(&self) -> Value {
+        let by = |key: &str| -> Map<String, Value> {
+            self.users
+                .iter()
+                .map(|u| (u[key].as_str().unwrap().to_owned(), u.clone()))
+                .collect()
+        };
+        let mut facts = json!({
+            "users": by("Id"),
+            "security_profiles": self.profiles.iter().map(|(id, p)| (id.to_string(), json!(p))).collect::<Map<_, _>>(),
+            "usernames": by("Username").into_iter().map(|(name, u)| (name, u["Id"].clone())).collect::<Map<_, _>>(),
+        });
+        if let Some(contact) = &self.contact {
+            facts["contact"] = contact.clone();
+        }
+        facts
+    }
+}
+
+/// The supervisor monitoring `contact-1` with these capabilities.
+fn asking(capabilities: &[&str]) -> Value {
+    json!({"InstanceId": "inst-1", "ContactId": "contact-1", "UserId": SUPERVISOR,
+           "AllowedMonitorCapabilities": capabilities})
+}
+
+fn supervisor_claims(h: &Harness) -> Value {
+    h.claims("sup-1", "supervisors", "user-1")
+}
+
+/// A verdict as told: the decision, the grant or the reason, and the
+/// contact's agent (`null` for none) when a contact was looked at.
+#[derive(Debug, PartialEq)]
+struct Told {
+    decision: String,
+    detail: String,
+    agent_id: Option<Value>,
+}
+
+impl Told {
+    fn outcome(&self) -> (&str, &str) {
+        (&self.decision, &self.detail)
+    }
+}
+
+/// What the gateway told: its answer, its audit line, and whether it looked
+/// the contact up.
+async fn gateway_told(h: &Harness, world: &World, claims: &Value, body: &Value) -> Told {
+    let a = h.monitor(Some(&h.keys.ed.mint(claims)), &body.to_string()).await;
+    let line = h.audit_lines().pop().expect("the request is audited");
+    let told = Told {
+        decision: line["decision"].as_str().unwrap().to_owned(),
+        detail: line["reason"].as_str().unwrap_or_default().to_owned(),
+        agent_id: (h.connect.calls("DescribeContact") > 0).then(|| {
+            let contact = world.contact.as_ref().expect("a contact was primed");
+            contact["AgentInfo"]["Id"].clone()
+        }),
+    };
+    match told.outcome() {
+        ("allow", _) => assert_eq!(a.status, 200, "{:?}", a.body),
+        (_, reason) => {
+            assert_eq!((a.status, a.code()), (403, "FORBIDDEN"), "{:?}", a.body);
+            assert!(a.message().ends_with(reason), "{reason}: {}", a.message());
+        }
+    }
+    h.assert_signatures_verified();
+    told
+}
+
+/// Runs `explain` on the harness's configuration: exit code, stdout, stderr.
+fn explain(h: &Harness, claims: &Value, body: &Value, facts: Option<&PathBuf>) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command
+        .arg("explain")
+        .arg("--config")
+        .arg(&h.settings.config_file)
+        .args(["--claims", &claims.to_string(), "--request", &body.to_string()])
+        .env_remove("CMG_CONFIG");
+    if let Some(file) = facts {
+        command.arg("--facts").arg(file);
+    }
+    let out = command.output().expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a facts file into the harness's directory.
+fn facts_file(h: &Harness, facts: &Value) -> PathBuf {
+    let file = h.dir.path().join("facts.json");
+    std::fs::write(&file, facts.to_string()).unwrap();
+    file
+}
+
+/// What explain told, given `facts` (or none), with its exit code checked.
+fn explain_told(h: &Harness, claims: &Value, body: &Value, facts: Option<&Value>) -> Told {
+    let file = facts.map(|f| facts_file(h, f));
+    let (code, stdout, stderr) = explain(h, claims, body, file.as_ref());
+    let verdict: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{code}: {stdout}{stderr}"));
+    let told = Told {
+        decision: verdict["decision"].as_str().unwrap().to_owned(),
+        detail: verdict["grant"]
+            .as_str()
+            .or(verdict["reason"].as_str())
+            .unwrap()
+            .to_owned(),
+        agent_id: verdict.get("agent_id").cloned(),
+    };
+    let expected_code = if told.decision == "allow" { 0 } else { 1 };
+    assert_eq!(code, expected_code, "{stdout}{stderr}");
+    told
+}
+
+/// The gateway and `explain --facts` on the same records tell the same
+/// verdict, and it is the one connect_aware.rs expects.
+async fn agree(case: &str, h: &Harness, world: World, claims: Value, body: Value, expected: (&str, &str)) {
+    world.prime(h);
+    let gateway = gateway_told(h, &world, &claims, &body).await;
+    let explained = explain_told(h, &claims, &body, Some(&world.facts()));
+    assert_eq!(explained, gateway, "{case}");
+    assert_eq!(gateway.outcome(), expected, "{case}");
+}
+
+#[tokio::test]
+async fn my_hierarchy_explain_agrees_with_the_gateway() {
+    let cases = [
+        (
+            "agent in the supervisor's group",
+            World::default()
+                .supervisor(Some("g-team"), &["sp-1"])
+                .contact(Some("agent-1"), &["g-site", "g-team"]),
+            ALLOW,
+        ),
+        (
+            "agent in a sub-group",
+            World::default()
+                .supervisor(Some("g-team"), &["sp-1"])
+                .contact(Some("agent-1"), &["g-site", "g-team", "g-sub"]),
+            ALLOW,
+        ),
+        (
+            "agent in a sibling group",
+            World::default()
+                .supervisor(Some("g-team"), &["sp-1"])
+                .contact(Some("agent-1"), &["g-site", "g-other"]),
+            OUT_OF_SCOPE,
+        ),
+        (
+            "supervisor without a group",
+            World::default()
+                .supervisor(None, &["sp-1"])
+                .contact(Some("agent-1"), &["g-site", "g-team"]),
+            OUT_OF_SCOPE,
+        ),
+        (
+            "contact without an agent (agent_id null)",
+            World::default()
+                .supervisor(Some("g-team"), &["sp-1"])
+                .contact(None, &[]),
+            OUT_OF_SCOPE,
+        ),
+    ];
+    for (case, world, expected) in cases {
+        let h = with_policy(grant("agents = \"my_hierarchy\"")).await;
+        let claims = supervisor_claims(&h);
+        agree(case, &h, world, claims, asking(&["SILENT_MONITOR"]), expected).await;
+    }
+}
+
+#[tokio::test]
+async fn listed_groups_users_and_queues_explain_agrees_with_the_gateway() {
+    for (rule, expected) in [
+        ("agents = { hierarchy_groups = [\"g-team\"] }", ALLOW),
+        ("agents = { hierarchy_groups = [\"g-other\"] }", OUT_OF_SCOPE),
+        ("agents = { users = [\"agent-1\"] }", ALLOW),
+        ("agents = { users = [\"agent-2\"] }", OUT_OF_SCOPE),
+        ("agents = { queues = [\"q-1\"] }", ALLOW),
+        ("agents = { queues = [\"q-2\"] }", OUT_OF_SCOPE),
+    ] {
+        let h = with_policy(grant(rule)).await;
+        let claims = supervisor_claims(&h);
+        // No user is known: the supervisor is not needed, by either.
+        let world = World::default().contact(Some("agent-1"), &["g-site", "g-team"]);
+        agree(rule, &h, world, claims, asking(&["SILENT_MONITOR"]), expected).await;
+    }
+}
+
+#[tokio::test]
+async fn connect_permissions_explain_agrees_with_the_gateway() {
+    let cases = [
+        (
+            "silent monitor with ManagerListenIn",
+            &["SILENT_MONITOR"][..],
+            World::default().permissions(&[("sp-1", &["ManagerListenIn"])]),
+            ALLOW,
+        ),
+        (
+            "barge with ManagerListenIn alone",
+            &["SILENT_MONITOR", "BARGE"],
+            World::default().permissions(&[("sp-1", &["ManagerListenIn"])]),
+            NO_PERMISSION,
+        ),
+        (
+            "barge with both, spread over two profiles",
+            &["SILENT_MONITOR", "BARGE"],
+            World::default().permissions(&[
+                ("sp-1", &["ManagerListenIn"]),
+                ("sp-2", &["BasicAgentAccess", "ManagerBargeIn"]),
+            ]),
+            ALLOW,
+        ),
+        (
+            "barge with both, the second on the stand-in's second page",
+            &["BARGE"],
+            World {
+                page_size: Some(2),
+                ..World::default().permissions(&[("sp-1", &["BasicAgentAccess", "ManagerListenIn", "ManagerBargeIn"])])
+            },
+            ALLOW,
+        ),
+        (
+            "silent monitor without ManagerListenIn",
+            &["SILENT_MONITOR"],
+            World::default().permissions(&[("sp-1", &["ManagerBargeIn"])]),
+            NO_PERMISSION,
+        ),
+    ];
+    for (case, capabilities, world, expected) in cases {
+        let h = with_policy(grant("connect_permissions = true")).await;
+        let claims = supervisor_claims(&h);
+        // No contact is known: it is not needed, by either (no agent_id).
+        agree(case, &h, world, claims, asking(capabilities), expected).await;
+    }
+}
+
+#[tokio::test]
+async fn the_furthest_grants_reason_explain_agrees_with_the_gateway() {
+    // The first grant stops at as_user; the second reaches the agent check.
+    let others = "[[grant]]\nname = \"others\"\nclaims = { groups = \"supervisors\" }\ninstances = [\"*\"]\n\
+                  capabilities = [\"SILENT_MONITOR\"]\nas_user = [\"someone-else\"]\n";
+    let h = with_policy(format!("{others}{}", grant("agents = { users = [\"agent-2\"] }"))).await;
+    let claims = supervisor_claims(&h);
+    let world = World::default().contact(Some("agent-1"), &["g-team"]);
+    agree("ranking", &h, world, claims, asking(&["SILENT_MONITOR"]), OUT_OF_SCOPE).await;
+}
+
+#[tokio::test]
+async fn a_grant_without_facts_allows_in_both_with_no_facts_at_all() {
+    let claims_only = "[[grant]]\nname = \"claims only\"\nclaims = { groups = \"supervisors\" }\n\
+                       instances = [\"*\"]\ncapabilities = [\"SILENT_MONITOR\"]\nas_user = \"self\"\n";
+    let h = with_policy(format!(
+        "{claims_only}{}",
+        grant("agents = \"my_hierarchy\"\nconnect_permissions = true")
+    ))
+    .await;
+    let claims = supervisor_claims(&h);
+    let body: Value = serde_json::from_str(BODY).unwrap();
+    agree(
+        "claims only",
+        &h,
+        World::default(),
+        claims.clone(),
+        body.clone(),
+        ("allow", "claims only"),
+    )
+    .await;
+    assert_eq!(h.connect.received().len(), 1, "MonitorContact alone");
+    // Nor does explain need a facts file for it: no agent_id, nothing missing.
+    let told = explain_told(&h, &claims, &body, None);
+    assert_eq!(
+        told,
+        Told {
+            decision: "allow".into(),
+            detail: "claims only".into(),
+            agent_id: None,
+        }
+    );
+}
+
+#[tokio::test]
+async fn user_name_claim_explain_agrees_with_the_gateway() {
+    let cases = [
+        (
+            "a username Connect knows",
+            Some("sup@example.com"),
+            ("allow", "supervisors"),
+        ),
+        (
+            "a username Connect does not know",
+            Some("nobody@example.com"),
+            ("deny", "user_not_allowed"),
+        ),
+        ("no username claim", None, ("deny", "user_not_allowed")),
+    ];
+    for (case, username, expected) in cases {
+        let h = Harness::with(Options {
+            user_name_claim: Some("email"),
+            ..Options::default()
+        })
+        .await;
+        let claims = h.claims_with(json!({"connect_user_id": null, "email": username}));
+        let body: Value = serde_json::from_str(BODY).unwrap();
+        agree(case, &h, World::default().supervisor(None, &[]), claims, body, expected).await;
+    }
+}
+
+#[tokio::test]
+async fn explain_exits_2_naming_the_facts_a_grant_needs_and_was_not_given() {
+    let h = with_policy(format!(
+        "{}{}",
+        grant("agents = \"my_hierarchy\""),
+        grant("connect_permissions = true").replace("connect-aware", "by permission")
+    ))
+    .await;
+    let claims = supervisor_claims(&h);
+    let body = asking(&["SILENT_MONITOR"]);
+    let world = World::default()
+        .supervisor(Some("g-team"), &["sp-1"])
+        .contact(Some("agent-1"), &["g-team"]);
+    let given = |f: Value| Some(facts_file(&h, &f));
+    let cases = [
+        (
+            None,
+            "explain: the grant needs contact \"contact-1\" and user \"user-1\"; give them in --facts",
+        ),
+        (
+            given(json!({"users": world.facts()["users"]})),
+            "explain: the grant needs contact \"contact-1\"; give it in --facts",
+        ),
+        (
+            // A contact, but not the one asked about.
+            given(json!({"contact": {"Id": "contact-2"}, "users": world.facts()["users"]})),
+            "explain: the grant needs contact \"contact-1\"; give it in --facts",
+        ),
+    ];
+    for (file, message) in cases {
+        let (code, stdout, stderr) = explain(&h, &claims, &body, file.as_ref());
+        assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+        assert_eq!(stderr.trim(), message);
+    }
+    // The first grant refuses (agent out of scope); the second needs the
+    // supervisor's profile, which is not given.
+    let world = World::default()
+        .supervisor(Some("g-team"), &["sp-1"])
+        .contact(Some("agent-1"), &["g-other"]);
+    let file = facts_file(
+        &h,
+        &json!({"contact": world.facts()["contact"], "users": world.facts()["users"]}),
+    );
+    let (code, _, stderr) = explain(&h, &claims, &body, Some(&file));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "explain: the grant needs security profile \"sp-1\"; give it in --facts"
+    );
+}
+
+#[tokio::test]
+async fn a_facts_file_that_is_not_one_exits_2_naming_the_file_and_the_member() {
+    let h = with_policy(grant("agents = \"my_hierarchy\"")).await;
+    let claims = supervisor_claims(&h);
+    let body = asking(&["SILENT_MONITOR"]);
+    let cases = [
+        (
+            Some(r#"{"contacts": {"Id": "contact-1"}}"#),
+            "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames",
+        ),
+        (Some(r#"{"users": ["user-1"]}"#), "users: must be an object"),
+        (
+            Some(r#"{"contact": {"Id": 1}}"#),
+            "contact.Id: must be the contact's id",
+        ),
+        (
+            Some(r#"{"security_profiles": {"sp-1": "ManagerListenIn"}}"#),
+            "security_profiles.\"sp-1\": must be a list of permission names",
+        ),
+        (Some("{"), "not JSON"),
+        (None, "cannot read"),
+    ];
+    for (text, problem) in cases {
+        let file = h.dir.path().join("bad-facts.json");
+        let _ = std::fs::remove_file(&file);
+        if let Some(text) = text {
+            std::fs::write(&file, text).unwrap();
+        }
+        let (code, stdout, stderr) = explain(&h, &claims, &body, Some(&file));
+        assert_eq!((code, stdout.as_str()), (2, ""), "{text:?}: {stderr}");
+        let expected = format!("--facts {}: {problem}", file.display());
+        assert!(
+            stderr.trim().starts_with(&expected),
+            "{text:?}:\n{stderr}\nnot:\n{expected}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn explain_live_looks_the_facts_up_with_the_gateways_credentials() {
+    let h = with_policy(grant("agents = \"my_hierarchy\"\nconnect_permissions = true")).await;
+    h.connect.add_user(records::supervisor(Some("g-team"), &["sp-1"]));
+    h.connect.add_security_profile("sp-1", &["ManagerListenIn"]);
+    h.connect
+        .add_contact(records::contact(Some("agent-1"), &["g-site", "g-team"]));
+    let mut command = Command::new(BIN);
+    command
+        .args(["explain", "--live", "--config"])
+        .arg(&h.settings.config_file)
+        .args(["--claims", &supervisor_claims(&h).to_string()])
+        .args(["--request", &asking(&["SILENT_MONITOR"]).to_string()])
+        .env_remove("CMG_CONFIG")
+        .env_remove("AWS_PROFILE")
+        // The standard chain finds the gateway's credentials in the environment.
+        .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", support::SESSION_TOKEN);
+    // Off this task: the Connect stand-in answers on this runtime meanwhile.
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        json!({"decision": "allow", "grant": "connect-aware", "agent_id": "agent-1"})
+    );
+    assert_eq!(h.connect.calls("DescribeContact"), 1);
+    assert_eq!(h.connect.calls("ListSecurityProfilePermissions"), 1);
+    assert_eq!(h.connect.calls("MonitorContact"), 0, "explain never monitors");
+    h.assert_signatures_verified();
+}

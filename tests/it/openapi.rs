@@ -1,0 +1,193 @@
+//! deploy/openapi.yaml stays true: real responses of every status the API
+//! answers are validated against the schema the spec gives for that status.
+
+use crate::support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use connect_monitor_gateway::test_util::Reply;
+use http::Request;
+use http_body_util::Full;
+use serde_json::{json, Value};
+use support::{Answer, Harness, Options, BODY};
+
+fn spec() -> Value {
+    let text = std::fs::read_to_string(format!("{}/deploy/openapi.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_norway::from_str(&text).expect("openapi.yaml parses")
+}
+
+/// A JSON Schema for one component, with the spec's components as `$defs`.
+fn schema_for(spec: &Value, reference: &str) -> jsonschema::Validator {
+    let defs = spec["components"]["schemas"]
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
+    let reference = reference.replace("#/components/schemas/", "#/$defs/");
+    let schema = json!({"$defs": serde_json::from_str::<Value>(&defs).unwrap(), "$ref": reference});
+    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+}
+
+/// Follows a `$ref` inside the spec.
+fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => r.trim_start_matches("#/").split('/').fold(spec, |node, key| &node[key]),
+        None => v,
+    }
+}
+
+fn check(spec: &Value, status: u16, answer: &Answer) {
+    check_at(spec, "/contact/monitor", status, answer)
+}
+
+/// Checks an answer of `path` against the schema its status has there.
+fn check_at(spec: &Value, path: &str, status: u16, answer: &Answer) {
+    let operation = &spec["paths"][path]["post"];
+    let response = resolve(spec, &operation["responses"][status.to_string()]);
+    assert!(response.is_object(), "status {status} is not in the spec");
+    let reference = response["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    let validator = schema_for(spec, reference);
+    let errors: Vec<String> = validator.iter_errors(&answer.body).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "status {status}: {} does not match {reference}: {errors:?}",
+        answer.body
+    );
+    for (name, header) in response["headers"].as_object().unwrap() {
+        if resolve(spec, header)["required"] == true {
+            assert!(
+                answer.headers.contains_key(name.as_str()),
+                "status {status}: header {name} missing"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_answer_matches_the_openapi_spec() {
+    let spec = spec();
+    let mut seen = BTreeSet::new();
+    let mut answers: Vec<Answer> = Vec::new();
+
+    let h = Harness::with(Options {
+        request_timeout: Some("1s"),
+        ..Default::default()
+    })
+    .await;
+    let token = h.supervisor_token();
+    answers.push(h.monitor(Some(&token), BODY).await); // 200
+    answers.push(h.monitor(Some(&token), "{").await); // 400
+    answers.push(h.monitor(None, BODY).await); // 401
+    answers.push(
+        h.monitor(Some(&token), r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"x"}"#)
+            .await,
+    ); // 403
+    let get = Request::get(h.url("/contact/monitor"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    answers.push(h.send(get).await); // 405
+    let big = format!(
+        r#"{{"InstanceId":"inst-1","ContactId":"{}","UserId":"user-1"}}"#,
+        "c".repeat(9000)
+    );
+    answers.push(h.monitor(Some(&token), &big).await); // 413
+    let text = Request::post(h.url("/contact/monitor"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+        .unwrap();
+    answers.push(h.send(text).await); // 415
+    for (status, error_type) in [
+        (404, "ResourceNotFoundException"),
+        (409, "IdempotencyException"),
+        (402, "ServiceQuotaExceededException"),
+        (500, "InternalServiceException"),
+    ] {
+        h.connect.set_default(Reply::error(status, error_type));
+        answers.push(h.monitor(Some(&token), BODY).await); // 404, 409, 429, 502
+    }
+    h.connect
+        .set_default(Reply::Delayed(Duration::from_secs(30), Box::new(Reply::Success)));
+    answers.push(h.monitor(Some(&token), BODY).await); // 504
+
+    let down = Harness::with(Options {
+        issuer_down_at_start: true,
+        ..Default::default()
+    })
+    .await;
+    answers.push(down.monitor(Some(&down.supervisor_token()), BODY).await); // 503
+
+    for answer in &answers {
+        check(&spec, answer.status, answer);
+        seen.insert(answer.status);
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [200, 400, 401, 403, 404, 405, 409, 413, 415, 429, 502, 503, 504]
+    );
+}
+
+#[test]
+fn request_schema_agrees_with_the_gateway() {
+    let spec = spec();
+    let request = schema_for(&spec, "#/components/schemas/MonitorContactRequest");
+    assert!(request.is_valid(&serde_json::from_str(BODY).unwrap()));
+    assert!(!request.is_valid(&json!({"InstanceId": "i", "ContactId": "c", "UserId": "u", "Extra": 1})));
+    assert!(
+        !request.is_valid(&json!({"InstanceId": "i", "ContactId": "c", "UserId": "u",
+        "AllowedMonitorCapabilities": ["SILENT_MONITOR", "BARGE", "BARGE"]}))
+    );
+    assert!(!request.is_valid(&json!({"InstanceId": "", "ContactId": "c", "UserId": "u"})));
+}
+
+#[test]
+fn error_codes_in_the_spec_are_the_contract_table() {
+    let spec = spec();
+    let codes: BTreeSet<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for code in &codes {
+        if *code != "INTERNAL_ERROR" {
+            assert!(
+                readme.contains(&format!("`{code}`")),
+                "{code} is not in the README's error table"
+            );
+        }
+    }
+    assert_eq!(codes.len(), 14);
+}
+
+#[tokio::test]
+async fn every_dry_run_answer_matches_the_openapi_spec() {
+    let spec = spec();
+    let h = Harness::start().await;
+    let token = h.supervisor_token();
+    let check_url = h.url("/contact/monitor/check");
+    let post = |token: Option<&str>, body: &str| {
+        let mut req = Request::post(check_url.as_str()).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    };
+    let other_user = r#"{"InstanceId":"inst-1","ContactId":"c","UserId":"x"}"#;
+    let mut seen = BTreeSet::new();
+    for (token, body) in [
+        (Some(token.as_str()), BODY),
+        (Some(&token), "{"),
+        (None, BODY),
+        (Some(&token), other_user),
+    ] {
+        let answer = h.send(post(token, body)).await;
+        check_at(&spec, "/contact/monitor/check", answer.status, &answer);
+        seen.insert(answer.status);
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [200, 400, 401, 403]);
+    assert!(h.connect.received().is_empty(), "a dry run never reaches Connect here");
+}
