@@ -116,12 +116,6 @@ impl Environment {
         }
     }
 
-    /// Every variable held, for a library that reads its own (the AWS
-    /// profile loader), so it sees the same snapshot as the gateway.
-    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
     /// A variable's value; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())

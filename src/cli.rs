@@ -1,4 +1,4 @@
-//! The command line of CONTRACT §2: `serve`, `check`, `explain`, `demo`.
+//! The command line: `serve`, `check`, `explain`, `demo` (docs/operations.md).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,17 +40,21 @@ pub enum Command {
     /// Run the gateway.
     Serve {
         /// Config file (default: $CMG_CONFIG, else config/gateway.toml).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Validate the config, the policy and key files, then exit (0 ok, 2 problems).
     Check {
-        #[arg(long)]
+        /// Config file to check, with the policy and key files it names
+        /// (default: $CMG_CONFIG, else config/gateway.toml).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Print the policy decision for given claims and request (0 allow, 1 deny, 2 bad input).
     Explain {
-        #[arg(long)]
+        /// Config file whose policy decides (default: $CMG_CONFIG, else
+        /// config/gateway.toml).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The caller's token claims, as a JSON object.
         #[arg(long)]
@@ -90,7 +94,7 @@ pub fn init_logging() {
         .try_init();
 }
 
-fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
+async fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
     let chosen = config.is_some() || std::env::var_os("CMG_CONFIG").is_some();
     let path = config_path(config);
     if !chosen && !path.exists() {
@@ -98,12 +102,25 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
         eprintln!("{}", how_to_start(&path));
         return Err(ExitCode::from(EXIT_USAGE));
     }
-    Settings::load(&path).map_err(|problems| {
+    Settings::load(&path).await.map_err(|problems| {
         for p in &problems.0 {
             eprintln!("{p}");
         }
         ExitCode::from(EXIT_USAGE)
     })
+}
+
+/// [`load`] before any runtime of the command's own exists (`check`, and
+/// `serve`, whose runtime is sized by the configuration).
+fn load_now(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    match runtime {
+        Ok(rt) => rt.block_on(load(config)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// What to do when no configuration was named and the default one is absent.
@@ -114,15 +131,18 @@ fn how_to_start(default: &Path) -> String {
          policy file it names, config/policy.example.toml), then check it:\n  \
          cp config/gateway.example.toml config/gateway.toml\n  \
          connect-monitor-gateway check --config config/gateway.toml\n\
-         Examples for Okta, Entra ID, Keycloak, Cognito and Auth0 are in config/ (README: Identity providers).\n\
+         Examples for Okta, Entra ID, Keycloak, Cognito and Auth0 are in config/ (docs/identity-providers.md).\n\
          To try the gateway with nothing set up: connect-monitor-gateway demo",
         default.display()
     )
 }
 
 pub fn check(config: Option<PathBuf>) -> ExitCode {
-    match load(config) {
+    match load_now(config) {
         Ok(s) => {
+            if let Some(warning) = &s.connect.undefined_profile {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok ({} issuer(s), {} grant(s))",
                 s.config_file.display(),
@@ -137,12 +157,13 @@ pub fn check(config: Option<PathBuf>) -> ExitCode {
 
 /// The decision the gateway would make, made by the same function it uses,
 /// with no facts from Connect.
-pub async fn decide(settings: &Settings, claims: Value, request: &MonitorRequest) -> Result<Permit, Refusal> {
+#[cfg(feature = "test-util")]
+pub(crate) async fn decide(settings: &Settings, claims: Value, request: &MonitorRequest) -> Result<Permit, Refusal> {
     decide_with(settings, claims, request, &NoFacts).await
 }
 
 /// The decision the gateway would make, with Connect's facts from `facts`.
-pub async fn decide_with(
+pub(crate) async fn decide_with(
     settings: &Settings,
     claims: Value,
     request: &MonitorRequest,
@@ -180,7 +201,7 @@ pub async fn explain(
     facts: Option<&Path>,
     live: bool,
 ) -> ExitCode {
-    let settings = match load(config) {
+    let settings = match load(config).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -285,7 +306,7 @@ fn run_on(workers: usize, command: impl std::future::Future<Output = ExitCode>) 
 /// `serve`: loads the configuration, then runs the gateway on a runtime of
 /// `server.worker_threads` workers (never one per core of the node).
 pub fn serve(config: Option<PathBuf>) -> ExitCode {
-    let settings = match load(config) {
+    let settings = match load_now(config) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -16,9 +16,10 @@ pub use crate::demo::connect_standin::{percent_decode, verify_sigv4_for, Connect
 pub use crate::demo::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 
 // The HTTP edge.
-pub use crate::http::client::{build as http_client, error_chain, Egress, HttpClient};
+pub use crate::http::client::{build as http_client, Egress, HttpClient};
 pub use crate::http::server::{serve, Listening};
 pub use crate::http::tls::{read_certs, server_config, ReloadableTls, TlsFiles};
+pub use crate::telemetry::error_chain;
 
 // Authentication, as the fuzz targets and the Wycheproof vectors drive it.
 pub use crate::auth::issuer::{parse_algorithm, KeySource};
@@ -26,8 +27,20 @@ pub use crate::auth::jwks::{parse as parse_jwks, KeySet};
 pub use crate::auth::token::{parse_strict_object, verify_jws, CompactJws};
 
 // Authorization, as `explain` and the gateway share it.
-pub use crate::authz::policy::DenyReason;
-pub use crate::authz::Refusal;
-pub use crate::cli::decide;
 pub use crate::connect::monitor_request::MonitorRequest;
 pub use crate::connect::settings::Instance;
+
+/// What `explain` decides with no facts from Connect: the allowing grant, or
+/// the refusal as explain names it (a deny reason's wire name, or why no
+/// decision could be made).
+pub async fn decide(
+    settings: &Settings,
+    claims: serde_json::Value,
+    request: &MonitorRequest,
+) -> Result<String, String> {
+    match crate::cli::decide(settings, claims, request).await {
+        Ok(permit) => Ok(permit.grant),
+        Err(crate::authz::Refusal::Denied(reason)) => Err(reason.as_str().to_owned()),
+        Err(other) => Err(other.to_string()),
+    }
+}

@@ -300,7 +300,7 @@ fn refresh_failed(has_keys: bool) -> &'static str {
 }
 
 /// One issuer's current keys and the means to renew them.
-pub struct IssuerKeys {
+pub(crate) struct IssuerKeys {
     pub issuer: Issuer,
     current: RwLock<Arc<KeySet>>,
     client: HttpClient,
@@ -313,7 +313,7 @@ pub struct IssuerKeys {
 }
 
 impl IssuerKeys {
-    pub fn new(issuer: Issuer, client: HttpClient, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(issuer: Issuer, client: HttpClient, metrics: Arc<Metrics>) -> Self {
         IssuerKeys {
             issuer,
             current: RwLock::new(Arc::new(KeySet::default())),
@@ -324,16 +324,16 @@ impl IssuerKeys {
         }
     }
 
-    pub fn keys(&self) -> Arc<KeySet> {
+    pub(crate) fn keys(&self) -> Arc<KeySet> {
         self.current.read().expect("key set lock").clone()
     }
 
     /// The generation of the key set in force.
-    pub fn key_generation(&self) -> u64 {
+    pub(crate) fn key_generation(&self) -> u64 {
         self.current.read().expect("key set lock").generation
     }
 
-    pub fn has_keys(&self) -> bool {
+    pub(crate) fn has_keys(&self) -> bool {
         !self.keys().is_empty()
     }
 
@@ -376,7 +376,7 @@ impl IssuerKeys {
         }
     }
 
-    pub async fn refresh(&self) -> Result<(), JwksError> {
+    pub(crate) async fn refresh(&self) -> Result<(), JwksError> {
         let _guard = self.fetch.lock().await;
         self.refresh_locked().await
     }
@@ -384,7 +384,7 @@ impl IssuerKeys {
     /// Called when a token names a key we do not hold (or we hold none):
     /// refetch at most once per [`EARLY_REFETCH_INTERVAL`]. Returns whether the
     /// key set may have changed, so the caller knows to look again.
-    pub async fn refetch_for_unknown_key(&self) -> bool {
+    pub(crate) async fn refetch_for_unknown_key(&self) -> bool {
         // Compared by address only: has the set been replaced since we looked?
         let before = Arc::as_ptr(&self.keys()) as usize;
         let mut last = self.fetch.lock().await;
@@ -400,7 +400,7 @@ impl IssuerKeys {
     }
 
     /// Refreshes forever on the issuer's schedule; sooner while it has no keys.
-    pub async fn refresh_loop(self: Arc<Self>) {
+    pub(crate) async fn refresh_loop(self: Arc<Self>) {
         loop {
             let wait = if self.has_keys() {
                 self.issuer.jwks_refresh

@@ -17,7 +17,7 @@ use super::verified::{VerifiedTokens, VERIFIED_TOKENS_KEPT};
 
 /// Who the caller is, once its token checked out.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub issuer: String,
     pub subject: String,
     pub claims: Value,
@@ -60,10 +60,10 @@ pub enum AuthError {
 /// Authentication was not possible at all (no keys yet): answered 503, not 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the keys of issuer {0} are not available yet")]
-pub struct KeysUnavailable(pub String);
+pub(crate) struct KeysUnavailable(pub String);
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     #[error(transparent)]
     Rejected(#[from] AuthError),
     #[error(transparent)]
@@ -134,7 +134,7 @@ fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
 }
 
 /// Checks tokens against every configured issuer.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     issuers: Vec<Arc<IssuerKeys>>,
     leeway: Duration,
     /// Tokens that checked out, so a token reused is not verified again.
@@ -226,7 +226,7 @@ pub fn verify_jws(token: &str, keys: &KeySet, allowed: &[Algorithm]) -> Result<V
 }
 
 impl Authenticator {
-    pub fn new(issuers: Vec<Arc<IssuerKeys>>, leeway: Duration) -> Self {
+    pub(crate) fn new(issuers: Vec<Arc<IssuerKeys>>, leeway: Duration) -> Self {
         Authenticator {
             issuers,
             leeway,
@@ -236,18 +236,18 @@ impl Authenticator {
 
     /// Tokens verified and kept.
     #[cfg(feature = "test-util")]
-    pub fn verified_tokens(&self) -> &VerifiedTokens<Identity> {
+    pub(crate) fn verified_tokens(&self) -> &VerifiedTokens<Identity> {
         &self.verified
     }
 
-    pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
+    pub(crate) fn issuers(&self) -> &[Arc<IssuerKeys>] {
         &self.issuers
     }
 
     /// Authenticates a token: shape, issuer, algorithm, key, signature, claims.
     /// A token seen before is answered from [`VerifiedTokens`] while its `exp`
     /// and its issuer's keys allow.
-    pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthFailure> {
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthFailure> {
         let now = unix_now();
         if let Some(identity) = self.verified.get(token, now, |i| self.issuers[i].key_generation()) {
             return Ok(identity);

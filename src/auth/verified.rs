@@ -42,13 +42,13 @@ struct Entries<T> {
 }
 
 /// The bounded map of verified tokens to what they proved (`T`: the identity).
-pub struct VerifiedTokens<T> {
+pub(crate) struct VerifiedTokens<T> {
     entries: Mutex<Entries<T>>,
     capacity: usize,
 }
 
 impl<T> VerifiedTokens<T> {
-    pub fn new(capacity: usize) -> VerifiedTokens<T> {
+    pub(crate) fn new(capacity: usize) -> VerifiedTokens<T> {
         VerifiedTokens {
             entries: Mutex::new(Entries {
                 map: HashMap::with_capacity_and_hasher(capacity.min(64), TokenHasher::default()),
@@ -61,7 +61,7 @@ impl<T> VerifiedTokens<T> {
 
     /// The identity of `token` if it was verified before, is still within its
     /// `exp`, and `current_generation(issuer)` is the key set that verified it.
-    pub fn get(&self, token: &str, now: i64, current_generation: impl Fn(usize) -> u64) -> Option<Arc<T>> {
+    pub(crate) fn get(&self, token: &str, now: i64, current_generation: impl Fn(usize) -> u64) -> Option<Arc<T>> {
         let mut entries = self.entries.lock().expect("verified tokens lock");
         let entry = entries.map.get(token)?;
         if now < entry.usable_until && current_generation(entry.issuer) == entry.key_generation {
@@ -74,7 +74,7 @@ impl<T> VerifiedTokens<T> {
 
     /// Keeps a token that verified, until `usable_until` — if this is its
     /// second verification; the first is only remembered.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         token: &str,
         identity: Arc<T>,
@@ -114,13 +114,8 @@ impl<T> VerifiedTokens<T> {
     }
 
     #[cfg(any(test, feature = "test-util"))]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.lock().expect("verified tokens lock").map.len()
-    }
-
-    #[cfg(any(test, feature = "test-util"))]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -143,7 +138,7 @@ mod tests {
     fn a_token_is_kept_on_its_second_verification_only() {
         let kept = VerifiedTokens::new(4);
         kept.insert("t", identity(), 100, 0, 1, 10);
-        assert!(kept.is_empty(), "verified once: remembered, not kept");
+        assert!(kept.len() == 0, "verified once: remembered, not kept");
         assert!(kept.get("t", 50, |_| 1).is_none());
         kept.insert("t", identity(), 100, 0, 1, 10);
         assert!(kept.get("t", 50, |_| 1).is_some(), "verified twice: kept");
@@ -160,7 +155,7 @@ mod tests {
         verified_twice(&kept, "t", 100, 10);
         assert!(kept.get("t", 99, |_| 1).is_some());
         assert!(kept.get("t", 100, |_| 1).is_none(), "not at exp + leeway");
-        assert!(kept.is_empty(), "an expired token is dropped");
+        assert!(kept.len() == 0, "an expired token is dropped");
     }
 
     #[test]
@@ -168,7 +163,7 @@ mod tests {
         let kept = VerifiedTokens::new(4);
         verified_twice(&kept, "t", 100, 10);
         assert!(kept.get("t", 50, |_| 2).is_none());
-        assert!(kept.is_empty());
+        assert!(kept.len() == 0);
     }
 
     #[test]

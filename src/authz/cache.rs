@@ -1,12 +1,12 @@
-//! The caches of Connect's facts (CONTRACT §9): one per kind of fact,
-//! bounded and expiring (`[connect.lookups]`), with concurrent misses for one
-//! key sharing one call to Connect. Only answers are kept: failures, not-found
-//! and a contact no agent has accepted yet are asked again next time. moka's
-//! future cache does the bounding, expiry and coalescing.
+//! The caches of Connect's facts (docs/policy.md, "The cache"): one per kind
+//! of fact, bounded and expiring (`[connect.lookups]`), with concurrent misses
+//! for one key sharing one call to Connect. Only answers are kept: failures,
+//! not-found and a contact no agent has accepted yet are asked again next
+//! time. moka's future cache does the bounding, expiry and coalescing.
 
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use moka::future::Cache;
@@ -16,23 +16,37 @@ use crate::connect::client::FailureKind;
 use crate::connect::describe_contact::ContactFacts;
 use crate::connect::describe_user::ConnectUser;
 use crate::connect::error::ConnectErrorKind;
+use crate::connect::operation::Operation;
 use crate::connect::settings::LookupSettings;
 use crate::telemetry::metrics::Metrics;
 
 /// Facts are kept per instance: the same id in two instances is two facts.
 type Key = (String, String);
 
+/// What a fetched answer is worth keeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Worth {
+    /// A fact: kept for the TTL.
+    Keeping,
+    /// An answer that will change soon (a contact without its agent yet):
+    /// given to this caller, asked again next time.
+    ThisTimeOnly,
+    /// Connect knows no such thing (a username no user has): answered,
+    /// never kept, counted as `not_found`.
+    NotFound,
+}
+
 /// Every cache of looked-up facts.
-pub struct FactCaches {
-    pub contacts: Cache<Key, ContactFacts>,
-    pub users: Cache<Key, ConnectUser>,
-    pub permissions: Cache<Key, Arc<Vec<String>>>,
-    pub usernames: Cache<Key, Option<String>>,
+pub(crate) struct FactCaches {
+    pub(crate) contacts: Cache<Key, ContactFacts>,
+    pub(crate) users: Cache<Key, ConnectUser>,
+    pub(crate) permissions: Cache<Key, Arc<Vec<String>>>,
+    pub(crate) usernames: Cache<Key, Option<String>>,
     metrics: Arc<Metrics>,
 }
 
 impl FactCaches {
-    pub fn new(settings: LookupSettings, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(settings: LookupSettings, metrics: Arc<Metrics>) -> Self {
         fn cache<V: Clone + Send + Sync + 'static>(s: LookupSettings) -> Cache<Key, V> {
             Cache::builder().max_capacity(s.max_entries).time_to_live(s.ttl).build()
         }
@@ -46,7 +60,7 @@ impl FactCaches {
     }
 
     /// Forgets every fact (SIGHUP): the next request asks Connect again.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.contacts.invalidate_all();
         self.users.invalidate_all();
         self.permissions.invalidate_all();
@@ -54,17 +68,15 @@ impl FactCaches {
     }
 
     /// The fact for `key`: from the cache, or from `fetch`, shared with every
-    /// concurrent caller for the same key. `keep` says whether an answer may
-    /// be kept; one that may not is answered but forgotten at once. `lookups`
-    /// counts this caller's own fetches (a lookup, not a cache hit).
-    pub async fn get<K, V, F>(
+    /// concurrent caller for the same key. `worth` says whether a fetched
+    /// answer is kept (one that is not is answered, then forgotten at once).
+    pub(crate) async fn get<K, V, F>(
         &self,
         cache: &Cache<K, V>,
         key: K,
-        operation: &'static str,
-        keep: impl Fn(&V) -> bool,
+        operation: Operation,
+        worth: impl Fn(&V) -> Worth,
         fetch: F,
-        lookups: &AtomicU32,
     ) -> Result<V, FactError>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -79,23 +91,23 @@ impl FactCaches {
             })
             .await;
         let fetched = fetched.load(Ordering::Relaxed);
-        if fetched {
-            lookups.fetch_add(1, Ordering::Relaxed);
-        }
-        match result {
-            Ok(value) => {
-                if fetched && !keep(&value) {
+        let outcome = match &result {
+            Ok(_) if !fetched => "cache_hit",
+            Ok(value) => match worth(value) {
+                Worth::Keeping => "ok",
+                Worth::ThisTimeOnly => {
                     cache.invalidate(&key).await;
+                    "ok"
                 }
-                self.metrics
-                    .connect_lookup(operation, if fetched { "ok" } else { "cache_hit" });
-                Ok(value)
-            }
-            Err(error) => {
-                self.metrics.connect_lookup(operation, outcome_of(&error));
-                Err((*error).clone())
-            }
-        }
+                Worth::NotFound => {
+                    cache.invalidate(&key).await;
+                    "not_found"
+                }
+            },
+            Err(error) => outcome_of(error),
+        };
+        self.metrics.connect_lookup(operation.name(), outcome);
+        result.map_err(|error| (*error).clone())
     }
 }
 

@@ -16,7 +16,7 @@ use crate::connect::endpoint::Route;
 
 /// Why a fact could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FactError {
+pub(crate) enum FactError {
     /// Connect could not tell us (after retries): the request fails closed.
     #[error(transparent)]
     Lookup(#[from] ConnectFailure),
@@ -26,7 +26,7 @@ pub enum FactError {
 }
 
 /// A source of Connect's facts about one instance's contacts and users.
-pub trait FactSource: Sync {
+pub(crate) trait FactSource: Sync {
     /// The id of the one user with exactly this username, if there is one.
     fn user_id_by_username(
         &self,

@@ -1,27 +1,30 @@
 //! Connect itself as the source of a decision's facts: each fact through its
 //! cache, looked up with the gateway's client within the request's deadline,
-//! counting the lookups for the audit (`facts::Recorded` notes the agent).
+//! counting the HTTP calls made for the audit (`facts::Recorded` notes the
+//! agent).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cache::FactCaches;
+use super::cache::{FactCaches, Worth};
 use super::facts::{FactError, FactSource};
 use crate::connect::client::{ConnectClient, Lookup};
-use crate::connect::describe_contact::{self, describe_contact, ContactFacts};
-use crate::connect::describe_user::{self, describe_user, ConnectUser};
+use crate::connect::describe_contact::{describe_contact, ContactFacts};
+use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::Route;
-use crate::connect::list_security_profile_permissions::{self, list_security_profile_permissions};
-use crate::connect::search_users::{self, user_id_by_username};
+use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
+use crate::connect::operation::Operation;
+use crate::connect::search_users::user_id_by_username;
 
 /// Connect itself, through the caches, within the request's deadline.
 pub(crate) struct LiveFacts<'a> {
     client: &'a ConnectClient,
     caches: &'a FactCaches,
     deadline: Instant,
-    /// Calls this request made to Connect (for the audit; cache hits do not count).
-    lookups: AtomicU32,
+    /// HTTP calls this request made to Connect for facts: each page and each
+    /// retry; a fact from the cache, or fetched by another request, costs none.
+    calls: AtomicU32,
 }
 
 impl<'a> LiveFacts<'a> {
@@ -30,13 +33,13 @@ impl<'a> LiveFacts<'a> {
             client,
             caches,
             deadline,
-            lookups: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
         }
     }
 
-    /// How many lookups reached Connect.
+    /// How many HTTP calls this request's lookups made.
     pub(crate) fn lookups(&self) -> u32 {
-        self.lookups.load(Ordering::Relaxed)
+        self.calls.load(Ordering::Relaxed)
     }
 
     fn at<'r>(&'r self, route: &'r Route, instance_id: &'r str) -> Lookup<'r> {
@@ -45,6 +48,7 @@ impl<'a> LiveFacts<'a> {
             route,
             instance_id,
             deadline: self.deadline,
+            calls: &self.calls,
         }
     }
 }
@@ -62,35 +66,27 @@ impl FactSource for LiveFacts<'_> {
     ) -> Result<Option<String>, FactError> {
         let fetch = async { Ok(user_id_by_username(self.at(route, instance_id), username).await?) };
         // No such user is an answer, but not one to keep.
+        let worth = |id: &Option<String>| match id {
+            Some(_) => Worth::Keeping,
+            None => Worth::NotFound,
+        };
         let caches = self.caches;
         let key = key(instance_id, username);
-        let keep = |id: &Option<String>| id.is_some();
         caches
-            .get(
-                &caches.usernames,
-                key,
-                search_users::OPERATION,
-                keep,
-                fetch,
-                &self.lookups,
-            )
+            .get(&caches.usernames, key, Operation::SearchUsers, worth, fetch)
             .await
     }
 
     async fn contact(&self, route: &Route, instance_id: &str, contact_id: &str) -> Result<ContactFacts, FactError> {
         let fetch = async { Ok(describe_contact(self.at(route, instance_id), contact_id).await?) };
         // A contact no agent has accepted yet will have one soon: ask again next time.
-        let keep = |c: &ContactFacts| c.agent_id.is_some();
+        let worth = |c: &ContactFacts| match c.agent_id {
+            Some(_) => Worth::Keeping,
+            None => Worth::ThisTimeOnly,
+        };
         let key = key(instance_id, contact_id);
         self.caches
-            .get(
-                &self.caches.contacts,
-                key,
-                describe_contact::OPERATION,
-                keep,
-                fetch,
-                &self.lookups,
-            )
+            .get(&self.caches.contacts, key, Operation::DescribeContact, worth, fetch)
             .await
     }
 
@@ -101,10 +97,9 @@ impl FactSource for LiveFacts<'_> {
             .get(
                 &self.caches.users,
                 key,
-                describe_user::OPERATION,
-                |_| true,
+                Operation::DescribeUser,
+                |_| Worth::Keeping,
                 fetch,
-                &self.lookups,
             )
             .await
     }
@@ -115,10 +110,10 @@ impl FactSource for LiveFacts<'_> {
             Ok(Arc::new(listed))
         };
         let key = key(instance_id, profile_id);
-        let operation = list_security_profile_permissions::OPERATION;
+        let operation = Operation::ListSecurityProfilePermissions;
         let permissions = self
             .caches
-            .get(&self.caches.permissions, key, operation, |_| true, fetch, &self.lookups)
+            .get(&self.caches.permissions, key, operation, |_| Worth::Keeping, fetch)
             .await?;
         Ok(permissions.as_ref().clone())
     }

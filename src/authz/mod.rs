@@ -109,7 +109,7 @@ impl PolicySection {
 
 /// What an allowed request may go ahead with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Permit {
+pub(crate) struct Permit {
     /// The grant that allowed it (for the audit).
     pub grant: String,
     /// Where its call to Connect goes.
@@ -118,7 +118,7 @@ pub struct Permit {
 
 /// Why a request may not go ahead.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("denied by policy: {0}")]
     Denied(DenyReason),
     /// The instance is allowed but no region is known for it: the gateway's
@@ -156,7 +156,7 @@ impl From<FactError> for Refusal {
 }
 
 /// The authorization seam.
-pub struct Authorizer {
+pub(crate) struct Authorizer {
     /// `None`: every instance (no `[[connect.instances]]`).
     allowed_instances: Option<HashSet<String>>,
     router: Router,
@@ -166,7 +166,7 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
-    pub fn new(authz: &AuthzSettings, connect: &ConnectSettings) -> Self {
+    pub(crate) fn new(authz: &AuthzSettings, connect: &ConnectSettings) -> Self {
         Authorizer {
             allowed_instances: (!connect.instances.is_empty())
                 .then(|| connect.instances.iter().map(|i| i.id.clone()).collect()),
@@ -182,7 +182,7 @@ impl Authorizer {
     /// is asked only for what a grant that passed them needs, each fact at
     /// most once, independent facts at the same time. Any lookup failure
     /// ends the decision (fail closed).
-    pub async fn decide(
+    pub(crate) async fn decide(
         &self,
         identity: &Identity,
         request: &MonitorRequest,
@@ -279,19 +279,19 @@ impl Authorizer {
     /// Re-reads the policy file. A policy that does not load is refused and
     /// the one in force stays: a bad edit never opens or closes the gate.
     /// The number of grants now in force, or the problems of the refused file.
-    pub fn reload(&self) -> Result<usize, Problems> {
+    pub(crate) fn reload(&self) -> Result<usize, Problems> {
         let policy = Policy::load(&self.policy_file)?;
         let grants = policy.grants.len();
         *self.policy.write().expect("policy lock") = Arc::new(policy);
         Ok(grants)
     }
 
-    pub fn policy_file(&self) -> &Path {
+    pub(crate) fn policy_file(&self) -> &Path {
         &self.policy_file
     }
 
     /// Where calls for allowed instances go, for the log at start.
-    pub fn router(&self) -> &Router {
+    pub(crate) fn router(&self) -> &Router {
         &self.router
     }
 }

@@ -58,12 +58,12 @@ pub(crate) fn config_path(flag: Option<PathBuf>) -> PathBuf {
 impl Settings {
     /// Reads and checks the config file and the policy it names, with the
     /// process environment.
-    pub fn load(path: &Path) -> Result<Settings, Problems> {
-        Self::load_with(path, Environment::process())
+    pub async fn load(path: &Path) -> Result<Settings, Problems> {
+        Self::load_with(path, Environment::process()).await
     }
 
     /// Like [`load`](Self::load), with the environment given.
-    pub fn load_with(path: &Path, env: Environment) -> Result<Settings, Problems> {
+    pub async fn load_with(path: &Path, env: Environment) -> Result<Settings, Problems> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Problems(vec![Problem::new(
                 path.display(),
@@ -71,32 +71,34 @@ impl Settings {
                 format!("cannot read: {e}"),
             )])
         })?;
-        Self::from_toml(&text, path, env)
+        Self::from_toml(&text, path, env).await
     }
 
     /// Checks a config given as text; `path` names it and anchors relative paths.
-    pub fn from_toml(text: &str, path: &Path, env: Environment) -> Result<Settings, Problems> {
+    pub async fn from_toml(text: &str, path: &Path, env: Environment) -> Result<Settings, Problems> {
         let mut c = Check::new(path, &env);
         // Parse problems and the sections' own problems are reported together.
         let parsed = parse_toml::<FileConfig>(text, &c.file, &mut c.problems);
-        let settings = parsed.and_then(|file| {
-            let server = file.server.check(&mut c);
-            let auth = file.auth.check(&mut c);
-            let connect = file.connect.check(&mut c);
-            let cors = file.cors.check(&mut c);
-            let audit_file = file.audit.check(&mut c);
-            let authz = file.policy.check(&mut c)?;
-            Some(Settings {
-                config_file: path.to_path_buf(),
-                server,
-                auth,
-                connect,
-                authz,
-                audit_file,
-                cors,
-                env: env.clone(),
-            })
-        });
+        let settings = match parsed {
+            None => None,
+            Some(file) => {
+                let server = file.server.check(&mut c);
+                let auth = file.auth.check(&mut c);
+                let connect = file.connect.check(&mut c).await;
+                let cors = file.cors.check(&mut c);
+                let audit_file = file.audit.check(&mut c);
+                file.policy.check(&mut c).map(|authz| Settings {
+                    config_file: path.to_path_buf(),
+                    server,
+                    auth,
+                    connect,
+                    authz,
+                    audit_file,
+                    cors,
+                    env: env.clone(),
+                })
+            }
+        };
         match settings {
             Some(s) if c.problems.is_empty() => Ok(s),
             _ => Err(Problems(c.problems)),

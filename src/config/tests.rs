@@ -6,8 +6,18 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 /// Loads with no environment at all, so the machine's variables never leak in.
+/// Loads as the gateway does (its region chain may read the shared AWS
+/// files, which is async), from a plain test.
+fn load_with(path: &Path, env: Environment) -> Result<Settings, Problems> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(Settings::load_with(path, env))
+}
+
 fn load(path: &Path) -> Result<Settings, Problems> {
-    Settings::load_with(path, Environment::default())
+    load_with(path, Environment::default())
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -156,13 +166,13 @@ fn an_invalid_aws_region_is_refused_by_name() {
         &base_config().replace("region = \"us-east-1\"", ""),
     );
     let env = Environment::from_lookup(|k| (k == "AWS_REGION").then(|| "us east 1".to_string()));
-    let text = Settings::load_with(&cfg, env).unwrap_err().to_string();
+    let text = load_with(&cfg, env).unwrap_err().to_string();
     assert!(
         text.contains("AWS_REGION: \"us east 1\" is not a region name"),
         "{text}"
     );
     let env = Environment::from_lookup(|k| (k == "AWS_REGION").then(|| "eu-west-2".to_string()));
-    let s = Settings::load_with(&cfg, env).unwrap();
+    let s = load_with(&cfg, env).unwrap();
     assert_eq!(s.connect.default_region.as_deref(), Some("eu-west-2"));
 }
 
@@ -178,7 +188,7 @@ fn endpoint_precedence_config_then_service_env_then_global_env() {
     };
     let host = |text: &str, env: Environment| {
         let cfg = write(dir.path(), "g.toml", text);
-        let s = Settings::load_with(&cfg, env).unwrap();
+        let s = load_with(&cfg, env).unwrap();
         let (source, endpoint) = s.connect.endpoint_override.unwrap();
         (source, endpoint.host())
     };
@@ -201,7 +211,7 @@ fn endpoint_precedence_config_then_service_env_then_global_env() {
     );
     let broken = |k: &str| (k == "AWS_ENDPOINT_URL_CONNECT").then(|| "ftp://x".to_string());
     let cfg = write(dir.path(), "g.toml", &base_config());
-    let text = Settings::load_with(&cfg, Environment::from_lookup(broken))
+    let text = load_with(&cfg, Environment::from_lookup(broken))
         .unwrap_err()
         .to_string();
     assert!(text.contains("AWS_ENDPOINT_URL_CONNECT"), "{text}");
@@ -252,7 +262,7 @@ region = not a region
         ];
         all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let env = Environment::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
-        Settings::load_with(&cfg, env).map(|s| s.connect.default_region.unwrap())
+        load_with(&cfg, env).map(|s| s.connect.default_region.unwrap())
     };
     let both = [("AWS_REGION", "eu-west-2"), ("AWS_DEFAULT_REGION", "us-west-2")];
     assert_eq!(region(&both).unwrap(), "eu-west-2");

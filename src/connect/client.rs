@@ -2,20 +2,23 @@
 //! with the gateway's credentials, throttling/5xx/connection errors retried by
 //! the SDK's standard mode, everything inside the request's deadline.
 
+use std::error::Error;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::credentials::{CredentialsUnavailable, Signers};
 use super::endpoint::Route;
 use super::error::{ConnectError, ConnectErrorKind};
+use super::operation::Operation;
 use super::rate_limit::RateLimiter;
 use super::retry::{retry_after, RetryKind, RetryQuota, RetrySettings};
 use super::signing::{self, SigningFailed};
-use crate::http::client::{error_chain, HttpClient};
+use crate::http::client::HttpClient;
 use crate::telemetry::metrics::Metrics;
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -25,59 +28,74 @@ pub(crate) const AWS_REQUEST_ID: &str = "x-amzn-requestid";
 
 /// One call to one operation, before signing.
 #[derive(Debug, Clone)]
-pub struct Call {
-    /// The operation's name, e.g. `MonitorContact` (a metric label).
-    pub operation: &'static str,
-    pub method: Method,
+pub(crate) struct Call {
+    pub(crate) operation: Operation,
     /// Path and query, labels already percent-encoded.
-    pub path_and_query: String,
+    pub(crate) path_and_query: String,
     /// A JSON body; `None` for GETs, which carry neither body nor content type.
-    pub body: Option<Bytes>,
-    /// Whether the local `connect.max_rate` limiter paces this call.
-    pub paced: bool,
-}
-
-/// One request's lookups: the client, where they go, in which instance,
-/// and until when.
-#[derive(Clone, Copy)]
-pub(crate) struct Lookup<'a> {
-    pub client: &'a ConnectClient,
-    pub route: &'a Route,
-    pub instance_id: &'a str,
-    pub deadline: Instant,
+    pub(crate) body: Option<Bytes>,
 }
 
 impl Call {
-    /// A lookup: a GET with no body, not paced by the MonitorContact limiter.
-    pub fn lookup(operation: &'static str, path_and_query: String) -> Call {
+    /// A lookup by id: a GET with no body.
+    pub(crate) fn get(operation: Operation, path_and_query: String) -> Call {
         Call {
             operation,
-            method: Method::GET,
             path_and_query,
             body: None,
-            paced: false,
         }
+    }
+
+    /// A POST of a JSON body.
+    pub(crate) fn post(operation: Operation, path_and_query: String, body: impl Into<Bytes>) -> Call {
+        Call {
+            operation,
+            path_and_query,
+            body: Some(body.into()),
+        }
+    }
+}
+
+/// One request's lookups: the client, where they go, in which instance,
+/// until when, and the count of HTTP calls they made (for the audit).
+#[derive(Clone, Copy)]
+pub(crate) struct Lookup<'a> {
+    pub(crate) client: &'a ConnectClient,
+    pub(crate) route: &'a Route,
+    pub(crate) instance_id: &'a str,
+    pub(crate) deadline: Instant,
+    /// Every HTTP call made for this request's facts: each page and each retry.
+    pub(crate) calls: &'a AtomicU32,
+}
+
+impl Lookup<'_> {
+    /// Makes one lookup call (retried as any call), counting its HTTP calls.
+    pub(crate) async fn send(&self, call: &Call) -> Result<Reply, ConnectFailure> {
+        self.client
+            .send_counted(self.route, call, self.deadline, Some(self.calls))
+            .await
     }
 }
 
 /// A successful answer.
 #[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Bytes,
-    pub aws_request_id: Option<String>,
-    pub attempts: u32,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Bytes,
+    pub(crate) aws_request_id: Option<String>,
+    pub(crate) attempts: u32,
 }
 
-/// Why a call did not succeed.
+/// Why a call did not succeed; each kind keeps what caused it.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     #[error("Connect answered {} {}", .0.status, .0.name)]
     Connect(ConnectError),
-    #[error("Connect unreachable: {0}")]
-    Unreachable(String),
+    /// No answer: the connection, TLS, or reading the response failed.
+    #[error("Connect could not be reached")]
+    Unreachable(#[source] Arc<dyn Error + Send + Sync>),
     #[error("Connect answered with something that is not a {0} response")]
-    BadResponse(&'static str),
+    BadResponse(Operation),
     #[error("the request deadline ran out")]
     Timeout,
     #[error("the local MonitorContact rate limit has no slot before the deadline")]
@@ -88,21 +106,30 @@ pub enum FailureKind {
     Signing(#[from] SigningFailed),
 }
 
+impl FailureKind {
+    /// Whether the gateway itself is at fault (its credentials, its
+    /// signing), not Connect.
+    pub(crate) fn is_the_gateways(&self) -> bool {
+        matches!(self, FailureKind::Credentials(_) | FailureKind::Signing(_))
+    }
+}
+
 /// A failed call and what we know of it, for the answer and the audit.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}: {kind}")]
-pub struct ConnectFailure {
-    pub operation: &'static str,
-    pub kind: FailureKind,
-    pub upstream_status: Option<u16>,
-    pub aws_request_id: Option<String>,
-    pub attempts: u32,
-    pub retry_after: Option<Duration>,
+#[error("connect:{operation} failed")]
+pub(crate) struct ConnectFailure {
+    pub(crate) operation: Operation,
+    #[source]
+    pub(crate) kind: FailureKind,
+    pub(crate) upstream_status: Option<u16>,
+    pub(crate) aws_request_id: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl ConnectFailure {
     /// A 2xx whose body is not what the operation returns.
-    pub fn bad_response(operation: &'static str, reply: &Reply) -> ConnectFailure {
+    pub(crate) fn bad_response(operation: Operation, reply: &Reply) -> ConnectFailure {
         ConnectFailure {
             operation,
             kind: FailureKind::BadResponse(operation),
@@ -125,17 +152,18 @@ enum Attempt {
 }
 
 /// The Connect client shared by every request.
-pub struct ConnectClient {
+pub(crate) struct ConnectClient {
     http: HttpClient,
     signers: Signers,
     retry: RetrySettings,
     quota: RetryQuota,
+    /// The local limit on MonitorContact calls (`[connect] max_rate`).
     limiter: Option<RateLimiter>,
     metrics: Arc<Metrics>,
 }
 
 impl ConnectClient {
-    pub fn new(
+    pub(crate) fn new(
         http: HttpClient,
         signers: Signers,
         retry: RetrySettings,
@@ -153,12 +181,12 @@ impl ConnectClient {
     }
 
     #[cfg(feature = "test-util")]
-    pub fn quota(&self) -> &RetryQuota {
+    pub(crate) fn quota(&self) -> &RetryQuota {
         &self.quota
     }
 
     /// Whose credentials sign which call.
-    pub fn signers(&self) -> &Signers {
+    pub(crate) fn signers(&self) -> &Signers {
         &self.signers
     }
 
@@ -171,7 +199,7 @@ impl ConnectClient {
         };
         let signed = signing::signed_request(
             route,
-            &call.method,
+            &call.operation.method(),
             &call.path_and_query,
             call.body.clone(),
             &credentials,
@@ -187,17 +215,14 @@ impl ConnectClient {
             .min(deadline.saturating_duration_since(Instant::now()));
         let started = Instant::now();
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| FailureKind::Unreachable(error_chain(&e)))?;
+            let unreachable = |e: Box<dyn Error + Send + Sync>| FailureKind::Unreachable(Arc::from(e));
+            let response = self.http.request(request).await.map_err(|e| unreachable(e.into()))?;
             let status = response.status().as_u16();
             let (parts, incoming) = response.into_parts();
             let body = Limited::new(incoming, MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| FailureKind::Unreachable(format!("reading the response: {e}")))?
+                .map_err(unreachable)?
                 .to_bytes();
             Ok::<_, FailureKind>((status, parts.headers, body))
         };
@@ -211,13 +236,24 @@ impl ConnectClient {
     }
 
     /// Calls an operation, retrying what is safe to retry until `deadline`.
-    pub async fn send(&self, route: &Route, call: &Call, deadline: Instant) -> Result<Reply, ConnectFailure> {
+    pub(crate) async fn send(&self, route: &Route, call: &Call, deadline: Instant) -> Result<Reply, ConnectFailure> {
+        self.send_counted(route, call, deadline, None).await
+    }
+
+    /// [`send`](Self::send), adding each HTTP call it makes to `calls`.
+    async fn send_counted(
+        &self,
+        route: &Route,
+        call: &Call,
+        deadline: Instant,
+        calls: Option<&AtomicU32>,
+    ) -> Result<Reply, ConnectFailure> {
         let operation = call.operation;
         let mut attempts = 0;
         let mut last_cost = None;
         let mut previous: Option<ConnectFailure> = None;
         loop {
-            if let (true, Some(limiter)) = (call.paced, &self.limiter) {
+            if let (Operation::MonitorContact, Some(limiter)) = (operation, &self.limiter) {
                 if let Err(refused) = limiter.acquire(deadline).await {
                     // No slot before the deadline: say when to come back, or
                     // answer with what the last attempt got.
@@ -232,6 +268,9 @@ impl ConnectClient {
                 }
             }
             attempts += 1;
+            if let Some(calls) = calls {
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
             let (failure, retry) = match self.attempt(route, call, deadline).await {
                 Attempt::Answered { status, headers, body } => {
                     let aws_request_id = headers
@@ -239,7 +278,7 @@ impl ConnectClient {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
                     if (200..300).contains(&status) {
-                        self.metrics.upstream_attempt(operation, "success");
+                        self.metrics.upstream_attempt(operation.name(), "success");
                         self.quota.refund(last_cost);
                         return Ok(Reply {
                             status,
@@ -251,7 +290,7 @@ impl ConnectClient {
                     let error = ConnectError::parse(status, &headers, &body);
                     let retry = RetryKind::of(error.kind);
                     self.metrics.upstream_attempt(
-                        operation,
+                        operation.name(),
                         match error.kind {
                             ConnectErrorKind::Throttling => "throttled",
                             ConnectErrorKind::ServerError => "server_error",
@@ -274,7 +313,7 @@ impl ConnectClient {
                         FailureKind::Unreachable(_) => (Some(RetryKind::Transient), "connection_error"),
                         _ => (None, "not_sent"),
                     };
-                    self.metrics.upstream_attempt(operation, outcome);
+                    self.metrics.upstream_attempt(operation.name(), outcome);
                     let failure = ConnectFailure {
                         operation,
                         kind,
@@ -311,13 +350,13 @@ impl ConnectClient {
             let cost = self.retry.cost(kind);
             if !self.quota.try_spend(cost) {
                 // Connect is failing for many callers: stop adding retries.
-                self.metrics.upstream_attempt(operation, "retry_quota_exhausted");
-                tracing::warn!(error = %failure, "retry quota exhausted; not retrying");
+                self.metrics.upstream_attempt(operation.name(), "retry_quota_exhausted");
+                tracing::warn!(%operation, error = %crate::telemetry::error_chain(&failure.kind), "retry quota exhausted; not retrying");
                 return Err(failure);
             }
             last_cost = Some(cost);
             self.metrics.retry();
-            tracing::debug!(operation, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure.kind, "retrying");
+            tracing::debug!(%operation, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %crate::telemetry::error_chain(&failure.kind), "retrying");
             previous = Some(failure);
             tokio::time::sleep(delay).await;
         }

@@ -5,6 +5,7 @@
 //! every one.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::{parse_endpoint, Route, Router};
 use crate::connect::error::ConnectErrorKind;
 use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
+use crate::connect::operation::Operation;
 use crate::connect::retry::RetrySettings;
 use crate::connect::search_users::user_id_by_username;
 use crate::demo::connect_standin::{ConnectStandIn, Reply};
@@ -44,6 +46,8 @@ struct Setup {
     client: ConnectClient,
     route: Route,
     metrics: Arc<Metrics>,
+    /// HTTP calls the lookups made.
+    calls: AtomicU32,
 }
 
 impl Setup {
@@ -54,6 +58,7 @@ impl Setup {
             route: &self.route,
             instance_id: "inst-1",
             deadline: deadline(),
+            calls: &self.calls,
         }
     }
 }
@@ -85,6 +90,7 @@ async fn setup() -> Setup {
         client,
         route,
         metrics,
+        calls: AtomicU32::new(0),
     }
 }
 
@@ -157,7 +163,7 @@ async fn an_unknown_user_is_connects_not_found_not_retried() {
         FailureKind::Connect(e) => assert_eq!(e.kind, ConnectErrorKind::NotFound),
         other => panic!("expected Connect's 404, got {other:?}"),
     }
-    assert_eq!((failure.operation, failure.attempts), ("DescribeUser", 1));
+    assert_eq!((failure.operation, failure.attempts), (Operation::DescribeUser, 1));
 }
 
 /// A contact id with a space, a slash and a colon: all travel percent-encoded.
@@ -233,7 +239,7 @@ async fn an_unknown_contact_is_connects_not_found_and_an_answer_without_a_contac
     );
     let failure = describe_contact(s.at(), "any").await.unwrap_err();
     assert!(
-        matches!(failure.kind, FailureKind::BadResponse("DescribeContact")),
+        matches!(failure.kind, FailureKind::BadResponse(Operation::DescribeContact)),
         "{failure}"
     );
     assert!(s.connect.bad_signatures().is_empty());
@@ -297,7 +303,10 @@ async fn a_connect_that_pages_on_and_on_is_cut_off() {
 async fn assert_paging_cut_off(s: &Setup, calls: usize) {
     let failure = list_security_profile_permissions(s.at(), "sp-1").await.unwrap_err();
     assert!(
-        matches!(failure.kind, FailureKind::BadResponse("ListSecurityProfilePermissions")),
+        matches!(
+            failure.kind,
+            FailureKind::BadResponse(Operation::ListSecurityProfilePermissions)
+        ),
         "{failure}"
     );
     assert_eq!(s.connect.calls("ListSecurityProfilePermissions"), calls);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 
@@ -16,12 +17,22 @@ pub(crate) const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15);
 
+/// Why no credentials could sign a call; the provider's own error is kept as
+/// the cause (its text names the chain link that failed, never a secret).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("AWS credentials are not available: {0}")]
-pub struct CredentialsUnavailable(pub String);
+pub(crate) enum CredentialsUnavailable {
+    #[error("AWS credentials are not available: the credentials provider timed out")]
+    TimedOut,
+    #[error("AWS credentials are not available")]
+    Provider(#[source] Arc<CredentialsError>),
+    #[error("AWS credentials are not available: the provider returned expired credentials")]
+    Expired,
+    #[error("AWS credentials are not available: none for role {0}")]
+    NoRole(String),
+}
 
 /// A cache in front of a credentials provider (the default chain in production).
-pub struct CredentialsCache {
+pub(crate) struct CredentialsCache {
     provider: SharedCredentialsProvider,
     current: RwLock<Option<Credentials>>,
     /// One refresh at a time: many requests waiting on expiry make one call.
@@ -30,7 +41,7 @@ pub struct CredentialsCache {
 }
 
 impl CredentialsCache {
-    pub fn new(provider: SharedCredentialsProvider, margin: Duration) -> Self {
+    pub(crate) fn new(provider: SharedCredentialsProvider, margin: Duration) -> Self {
         CredentialsCache {
             provider,
             current: RwLock::new(None),
@@ -59,12 +70,12 @@ impl CredentialsCache {
     }
 
     /// Whether usable credentials are held now (for `/readyz`).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.unexpired().is_some()
     }
 
     /// Credentials for signing one request.
-    pub async fn get(&self) -> Result<Credentials, CredentialsUnavailable> {
+    pub(crate) async fn get(&self) -> Result<Credentials, CredentialsUnavailable> {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
@@ -82,15 +93,12 @@ impl CredentialsCache {
     async fn refresh_locked(&self) -> Result<Credentials, CredentialsUnavailable> {
         let asked = tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials()).await;
         let creds = match asked {
-            Err(_) => return Err(CredentialsUnavailable("the credentials provider timed out".into())),
-            // The provider's error text names the chain link that failed; it carries no secret.
-            Ok(Err(e)) => return Err(CredentialsUnavailable(crate::http::client::error_chain(&e))),
+            Err(_) => return Err(CredentialsUnavailable::TimedOut),
+            Ok(Err(e)) => return Err(CredentialsUnavailable::Provider(Arc::new(e))),
             Ok(Ok(c)) => c,
         };
         if creds.expiry().is_some_and(|e| e <= SystemTime::now()) {
-            return Err(CredentialsUnavailable(
-                "the provider returned expired credentials".into(),
-            ));
+            return Err(CredentialsUnavailable::Expired);
         }
         *self.current.write().expect("credentials lock") = Some(creds.clone());
         tracing::info!(expires = ?creds.expiry().map(humantime::format_rfc3339_seconds), "AWS credentials resolved");
@@ -98,14 +106,14 @@ impl CredentialsCache {
     }
 
     /// Refreshes now, unless another caller is already doing so.
-    pub async fn refresh(&self) -> Result<Credentials, CredentialsUnavailable> {
+    pub(crate) async fn refresh(&self) -> Result<Credentials, CredentialsUnavailable> {
         let _one_at_a_time = self.refreshing.lock().await;
         self.refresh_locked().await
     }
 
     /// Keeps credentials fresh in the background so no request waits on the
     /// provider: resolve at start, then again `margin` before each expiry.
-    pub async fn refresh_loop(self: std::sync::Arc<Self>) {
+    pub(crate) async fn refresh_loop(self: std::sync::Arc<Self>) {
         loop {
             let held = match self.fresh() {
                 Some(c) => Ok(c),
@@ -121,7 +129,7 @@ impl CredentialsCache {
                         .max(Duration::from_secs(1)),
                 },
                 Err(e) => {
-                    tracing::warn!(error = %e, "AWS credentials not refreshed; will retry");
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "AWS credentials not refreshed; will retry");
                     RETRY_AFTER_FAILURE
                 }
             };
@@ -161,7 +169,7 @@ pub(crate) async fn assume_role_provider(
 
 /// Whose credentials sign a call: the gateway's own, or the cache of the role
 /// the call's instance is signed as.
-pub struct Signers {
+pub(crate) struct Signers {
     own: Arc<CredentialsCache>,
     roles: HashMap<Arc<str>, Arc<CredentialsCache>>,
 }
@@ -176,36 +184,36 @@ impl Signers {
         }
     }
 
-    pub fn with_roles(own: Arc<CredentialsCache>, roles: HashMap<Arc<str>, Arc<CredentialsCache>>) -> Signers {
+    pub(crate) fn with_roles(own: Arc<CredentialsCache>, roles: HashMap<Arc<str>, Arc<CredentialsCache>>) -> Signers {
         Signers { own, roles }
     }
 
     /// The credentials for a call made as `role_arn` (`None`: our own).
-    pub async fn get(&self, role_arn: Option<&str>) -> Result<Credentials, CredentialsUnavailable> {
+    pub(crate) async fn get(&self, role_arn: Option<&str>) -> Result<Credentials, CredentialsUnavailable> {
         match role_arn {
             None => self.own.get().await,
             Some(arn) => match self.roles.get(arn) {
                 Some(cache) => cache.get().await,
                 // Never sign as ourselves what was meant to be signed as a role.
-                None => Err(CredentialsUnavailable(format!("no credentials for role {arn}"))),
+                None => Err(CredentialsUnavailable::NoRole(arn.to_owned())),
             },
         }
     }
 
     /// The gateway's own credentials.
-    pub fn own_credentials(&self) -> &Arc<CredentialsCache> {
+    pub(crate) fn own_credentials(&self) -> &Arc<CredentialsCache> {
         &self.own
     }
 
     /// Each role's ARN and whether its credentials are held now, in ARN order.
-    pub fn roles_ready(&self) -> Vec<(&str, bool)> {
+    pub(crate) fn roles_ready(&self) -> Vec<(&str, bool)> {
         let mut roles: Vec<(&str, bool)> = self.roles.iter().map(|(arn, c)| (&**arn, c.is_ready())).collect();
         roles.sort_unstable();
         roles
     }
 
     /// Every cache: ours, then the roles'.
-    pub fn caches(&self) -> impl Iterator<Item = &Arc<CredentialsCache>> {
+    pub(crate) fn caches(&self) -> impl Iterator<Item = &Arc<CredentialsCache>> {
         std::iter::once(&self.own).chain(self.roles.values())
     }
 }

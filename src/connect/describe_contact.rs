@@ -6,8 +6,7 @@ use serde_json::Value;
 
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
-
-pub(crate) const OPERATION: &str = "DescribeContact";
+use super::operation::Operation;
 
 /// The hierarchy levels of `AgentInfo.HierarchyGroups`, top first.
 const LEVELS: [&str; 5] = ["Level1", "Level2", "Level3", "Level4", "Level5"];
@@ -65,15 +64,15 @@ pub(crate) fn path(instance_id: &str, contact_id: &str) -> String {
 
 /// Describes one contact of an instance.
 pub(crate) async fn describe_contact(at: Lookup<'_>, contact_id: &str) -> Result<ContactFacts, ConnectFailure> {
-    let call = Call::lookup(OPERATION, path(at.instance_id, contact_id));
-    let reply = at.client.send(at.route, &call, at.deadline).await?;
+    let operation = Operation::DescribeContact;
+    let reply = at.send(&Call::get(operation, path(at.instance_id, contact_id))).await?;
     // Without a `Contact` object there is no contact to read: reading it as
     // one with no agent would put a wrong fact behind the decision.
     let output: Value =
-        serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;
+        serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(operation, &reply))?;
     match output.get("Contact") {
         Some(contact) if contact.is_object() => Ok(contact_facts(contact)),
-        _ => Err(ConnectFailure::bad_response(OPERATION, &reply)),
+        _ => Err(ConnectFailure::bad_response(operation, &reply)),
     }
 }
 

@@ -6,12 +6,11 @@ use serde::Deserialize;
 
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
-
-pub(crate) const OPERATION: &str = "DescribeUser";
+use super::operation::Operation;
 
 /// The facts of a Connect user the gateway reads.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ConnectUser {
+pub(crate) struct ConnectUser {
     #[serde(rename = "Id")]
     pub id: String,
     /// Absent when the user belongs to no hierarchy group.
@@ -28,8 +27,8 @@ pub(crate) fn path(instance_id: &str, user_id: &str) -> String {
 
 /// Describes one user of an instance.
 pub(crate) async fn describe_user(at: Lookup<'_>, user_id: &str) -> Result<ConnectUser, ConnectFailure> {
-    let call = Call::lookup(OPERATION, path(at.instance_id, user_id));
-    let reply = at.client.send(at.route, &call, at.deadline).await?;
+    let operation = Operation::DescribeUser;
+    let reply = at.send(&Call::get(operation, path(at.instance_id, user_id))).await?;
     #[derive(Deserialize)]
     struct Output {
         #[serde(rename = "User")]
@@ -37,7 +36,7 @@ pub(crate) async fn describe_user(at: Lookup<'_>, user_id: &str) -> Result<Conne
     }
     serde_json::from_slice::<Output>(&reply.body)
         .map(|o| o.user)
-        .map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))
+        .map_err(|_| ConnectFailure::bad_response(operation, &reply))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub enum ConnectErrorKind {
 
 /// An error Connect answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectError {
+pub(crate) struct ConnectError {
     pub status: u16,
     /// e.g. `ThrottlingException`, without namespace or suffix; empty when Connect gave none.
     pub name: String,
@@ -37,11 +37,11 @@ pub struct ConnectError {
 
 impl ConnectError {
     /// Reads an error answer.
-    pub fn parse(status: u16, headers: &HeaderMap, body: &[u8]) -> ConnectError {
+    pub(crate) fn parse(status: u16, headers: &HeaderMap, body: &[u8]) -> ConnectError {
         Self::new(status, error_name(headers, body))
     }
 
-    pub fn new(status: u16, name: String) -> ConnectError {
+    pub(crate) fn new(status: u16, name: String) -> ConnectError {
         let kind = classify(status, &name);
         ConnectError { status, name, kind }
     }

@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
+use super::operation::Operation;
 
-pub(crate) const OPERATION: &str = "ListSecurityProfilePermissions";
+const OPERATION: Operation = Operation::ListSecurityProfilePermissions;
 
 /// The largest page Connect accepts: the fewest calls against a quota of 2/s.
 pub(crate) const PAGE_SIZE: u32 = 1000;
@@ -59,8 +60,8 @@ pub(crate) async fn list_security_profile_permissions(
     let mut next_token: Option<String> = None;
     let mut pages = 0;
     loop {
-        let call = Call::lookup(OPERATION, path(at.instance_id, profile_id, next_token.as_deref()));
-        let reply = at.client.send(at.route, &call, at.deadline).await?;
+        let call = Call::get(OPERATION, path(at.instance_id, profile_id, next_token.as_deref()));
+        let reply = at.send(&call).await?;
         pages += 1;
         let page: Page =
             serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;

@@ -12,6 +12,7 @@ pub(crate) mod error;
 pub(crate) mod list_security_profile_permissions;
 pub(crate) mod monitor_contact;
 pub(crate) mod monitor_request;
+pub(crate) mod operation;
 pub(crate) mod rate_limit;
 pub(crate) mod retry;
 pub(crate) mod search_users;

@@ -4,17 +4,16 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::Method;
 use serde::Deserialize;
 
 use super::client::{Call, ConnectClient, ConnectFailure};
 use super::endpoint::Route;
 use super::monitor_request::MonitorRequest;
+use super::operation::Operation;
 
-pub(crate) const OPERATION: &str = "MonitorContact";
+const OPERATION: Operation = Operation::MonitorContact;
 /// Connect's route for MonitorContact; the gateway's API path too.
-pub(crate) const PATH: &str = "/contact/monitor";
+pub(crate) const PATH: &str = OPERATION.route();
 
 /// What a successful MonitorContact call gave back.
 #[derive(Debug, Clone)]
@@ -42,13 +41,7 @@ pub(crate) async fn monitor_contact(
     client_token: &str,
     deadline: Instant,
 ) -> Result<Monitored, ConnectFailure> {
-    let call = Call {
-        operation: OPERATION,
-        method: Method::POST,
-        path_and_query: PATH.to_owned(),
-        body: Some(Bytes::from(request.to_connect_body(client_token))),
-        paced: true,
-    };
+    let call = Call::post(OPERATION, PATH.to_owned(), request.to_connect_body(client_token));
     let reply = client.send(route, &call, deadline).await?;
     #[derive(Deserialize)]
     struct Output {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A token bucket kept as the theoretical arrival time of the next call (GCRA).
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     interval: Duration,
     burst_tolerance: Duration,
     next: Mutex<Instant>,
@@ -14,13 +14,13 @@ pub struct RateLimiter {
 
 /// The caller would have to wait past its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WouldExceedDeadline {
+pub(crate) struct WouldExceedDeadline {
     pub retry_after: Duration,
 }
 
 impl RateLimiter {
     /// `rate` calls per second on average, up to `burst` at once.
-    pub fn new(rate: f64, burst: u32) -> Self {
+    pub(crate) fn new(rate: f64, burst: u32) -> Self {
         let interval = Duration::from_secs_f64(1.0 / rate);
         RateLimiter {
             interval,
@@ -31,7 +31,7 @@ impl RateLimiter {
 
     /// Reserves the next slot and waits for it, or refuses at once when the
     /// slot comes after `deadline` (nothing is reserved then).
-    pub async fn acquire(&self, deadline: Instant) -> Result<(), WouldExceedDeadline> {
+    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<(), WouldExceedDeadline> {
         let wait = {
             let mut next = self.next.lock().expect("limiter lock");
             let now = Instant::now();

@@ -79,20 +79,20 @@ impl RetryKind {
 
 /// The retry quota shared by all requests: each retry spends tokens, each
 /// success gives some back, so a Connect outage does not multiply load.
-pub struct RetryQuota {
+pub(crate) struct RetryQuota {
     capacity: u32,
     available: std::sync::Mutex<u32>,
 }
 
 impl RetryQuota {
-    pub fn new(capacity: u32) -> Self {
+    pub(crate) fn new(capacity: u32) -> Self {
         RetryQuota {
             capacity,
             available: std::sync::Mutex::new(capacity),
         }
     }
 
-    pub fn try_spend(&self, cost: u32) -> bool {
+    pub(crate) fn try_spend(&self, cost: u32) -> bool {
         let mut available = self.available.lock().expect("quota lock");
         if *available < cost {
             return false;
@@ -102,13 +102,13 @@ impl RetryQuota {
     }
 
     /// A success refunds the cost of its last retry, or 1 when it needed none.
-    pub fn refund(&self, last_cost: Option<u32>) {
+    pub(crate) fn refund(&self, last_cost: Option<u32>) {
         let mut available = self.available.lock().expect("quota lock");
         *available = (*available + last_cost.unwrap_or(1)).min(self.capacity);
     }
 
     #[cfg(feature = "test-util")]
-    pub fn available(&self) -> u32 {
+    pub(crate) fn available(&self) -> u32 {
         *self.available.lock().expect("quota lock")
     }
 }

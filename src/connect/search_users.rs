@@ -2,15 +2,12 @@
 //! `/search-users` that finds the user id behind a Connect username, for a
 //! caller named by `user_name_claim` (CONTRACT §9).
 
-use bytes::Bytes;
-use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Call, ConnectFailure, Lookup};
+use super::operation::Operation;
 
-pub(crate) const OPERATION: &str = "SearchUsers";
-/// Connect's route for SearchUsers; every member travels in the body.
-pub(crate) const PATH: &str = "/search-users";
+const OPERATION: Operation = Operation::SearchUsers;
 
 /// Two, not one: a second user in the answer shows the name is ambiguous,
 /// and an ambiguous name identifies nobody.
@@ -86,14 +83,9 @@ fn the_one(users: &[UserSummary], username: &str) -> Result<Option<String>, ()> 
 /// The user id of `username` in an instance; `None` when no user, or more
 /// than one, has exactly that username.
 pub(crate) async fn user_id_by_username(at: Lookup<'_>, username: &str) -> Result<Option<String>, ConnectFailure> {
-    let call = Call {
-        operation: OPERATION,
-        method: Method::POST,
-        path_and_query: PATH.to_owned(),
-        body: Some(Bytes::from(body(at.instance_id, username))),
-        paced: false,
-    };
-    let reply = at.client.send(at.route, &call, at.deadline).await?;
+    // Every member travels in the body.
+    let call = Call::post(OPERATION, OPERATION.route().to_owned(), body(at.instance_id, username));
+    let reply = at.send(&call).await?;
     let output: Output =
         serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;
     the_one(&output.users, username).map_err(|()| ConnectFailure::bad_response(OPERATION, &reply))

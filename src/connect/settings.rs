@@ -1,8 +1,12 @@
 //! `[connect]`: the section as written, checked and resolved against the
 //! environment (the default region, the endpoint override).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use aws_config::meta::region::ProvideRegion;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use serde::Deserialize;
 
 use super::endpoint::{parse_endpoint, Endpoint, Router};
@@ -157,10 +161,13 @@ pub struct ConnectSettings {
     /// When non-empty, the only instances served (an allow-list).
     pub instances: Vec<Instance>,
     pub lookups: LookupSettings,
+    /// Why the profile `AWS_PROFILE` names cannot be found, when no shared
+    /// AWS file exists at all (a warning: credentials may come from elsewhere).
+    pub undefined_profile: Option<String>,
 }
 
 impl ConnectSection {
-    pub(crate) fn check(self, c: &mut Check) -> ConnectSettings {
+    pub(crate) async fn check(self, c: &mut Check<'_>) -> ConnectSettings {
         if self.max_attempts == 0 || self.max_attempts > 10 {
             c.bad("connect.max_attempts", "must be between 1 and 10");
         }
@@ -180,7 +187,8 @@ impl ConnectSection {
             (Some(_), None) => c.bad("connect.burst", "only applies with connect.max_rate"),
             _ => {}
         }
-        let default_region = self.default_region(c);
+        let default_region = self.default_region(c).await;
+        let undefined_profile = SharedFiles::of(c.env).undefined_profile();
         let endpoint_override = self.endpoint_override(c);
         for (i, inst) in self.instances.iter().enumerate() {
             let at = |k: &str| format!("connect.instances[{i}].{k}");
@@ -247,6 +255,7 @@ impl ConnectSection {
                 ttl: self.lookups.ttl.0,
                 max_entries: self.lookups.max_entries,
             },
+            undefined_profile,
         }
     }
 
@@ -254,7 +263,7 @@ impl ConnectSection {
     /// `AWS_DEFAULT_REGION`, then the `region` of the selected profile in the
     /// shared config file. The one place this rule lives. A malformed value is
     /// a problem named after where it came from.
-    fn default_region(&self, c: &mut Check) -> Option<String> {
+    async fn default_region(&self, c: &mut Check<'_>) -> Option<String> {
         let (key, region) = match &self.region {
             Some(r) => ("connect.region".to_string(), r.clone()),
             None => {
@@ -263,13 +272,7 @@ impl ConnectSection {
                     .find_map(|name| c.env.get(name).map(|v| (name.to_string(), v.to_owned())));
                 match from_env {
                     Some(found) => found,
-                    None => match profile_region(c.env) {
-                        Ok(found) => found?,
-                        Err(e) => {
-                            c.bad("AWS_CONFIG_FILE", format!("the shared AWS config cannot be read: {e}"));
-                            return None;
-                        }
-                    },
+                    None => profile_region(c.env).await?,
                 }
             }
         };
@@ -299,42 +302,83 @@ impl ConnectSection {
     }
 }
 
-/// The `region` of the selected profile (`AWS_PROFILE`, else `default`) in
-/// the shared config files, read with the AWS SDK's own profile loader so the
-/// gateway and its credentials chain agree on the file's meaning. Returns the
-/// place it came from (for a problem's name) and the region.
-fn profile_region(env: &Environment) -> Result<Option<(String, String)>, String> {
-    use aws_runtime::env_config::file::EnvConfigFiles;
-    use aws_types::os_shim_internal::{Env, Fs};
-    let vars: std::collections::HashMap<String, String> =
-        env.vars().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    let sdk_env = Env::from(vars);
-    // The loader is async in signature only (it reads with std::fs); a thread
-    // of its own lets this run whether or not the caller is inside a runtime.
-    let loaded = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                runtime
-                    .block_on(aws_config::profile::load(
-                        &Fs::real(),
-                        &sdk_env,
-                        &EnvConfigFiles::default(),
-                        None,
-                    ))
-                    .map_err(|e| crate::http::client::error_chain(&e))
-            })
-            .join()
-            .map_err(|_| "the profile loader panicked".to_string())?
-    })?;
-    Ok(loaded.get("region").map(|region| {
-        (
-            format!("the region of AWS profile {:?}", loaded.selected_profile()),
-            region.to_owned(),
-        )
-    }))
+/// The shared AWS files, as the AWS SDK finds them: `AWS_CONFIG_FILE` else
+/// `~/.aws/config`, `AWS_SHARED_CREDENTIALS_FILE` else `~/.aws/credentials`,
+/// and the profile `AWS_PROFILE` selects in them (else `default`).
+struct SharedFiles {
+    config: Option<PathBuf>,
+    credentials: Option<PathBuf>,
+    profile: String,
+    /// Whether `AWS_PROFILE` chose the profile.
+    chosen: bool,
+}
+
+impl SharedFiles {
+    fn of(env: &Environment) -> SharedFiles {
+        let home = env.get("HOME").map(PathBuf::from);
+        let file = |variable: &str, default: &str| {
+            env.get(variable)
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(default)))
+        };
+        SharedFiles {
+            config: file("AWS_CONFIG_FILE", ".aws/config"),
+            credentials: file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+            profile: env.get("AWS_PROFILE").unwrap_or("default").to_owned(),
+            chosen: env.get("AWS_PROFILE").is_some(),
+        }
+    }
+
+    fn existing(&self) -> impl Iterator<Item = (EnvConfigFileKind, &PathBuf)> {
+        [
+            (EnvConfigFileKind::Config, &self.config),
+            (EnvConfigFileKind::Credentials, &self.credentials),
+        ]
+        .into_iter()
+        .filter_map(|(kind, path)| Some((kind, path.as_ref().filter(|p| p.is_file())?)))
+    }
+
+    /// When `AWS_PROFILE` names a profile and there is no shared file at all
+    /// to define it in: the SDK's credentials chain then only says its
+    /// profile link "was not enabled", so the gateway says what is wrong.
+    fn undefined_profile(&self) -> Option<String> {
+        if !self.chosen || self.existing().next().is_some() {
+            return None;
+        }
+        let shown = |p: &Option<PathBuf>| p.as_ref().map_or("(no HOME)".to_owned(), |p| p.display().to_string());
+        Some(format!(
+            "AWS_PROFILE names profile `{profile}`, but neither {} nor {} exists: profile `{profile}` was not defined",
+            shown(&self.config),
+            shown(&self.credentials),
+            profile = self.profile,
+        ))
+    }
+}
+
+/// The `region` of the selected profile in the shared files, read with the
+/// AWS SDK's own region provider so the gateway and its credentials chain
+/// agree on the files' meaning. Returns where it came from (for a problem's
+/// name) and the region.
+async fn profile_region(env: &Environment) -> Option<(String, String)> {
+    let shared = SharedFiles::of(env);
+    let mut files = EnvConfigFiles::builder();
+    let mut any = false;
+    for (kind, path) in shared.existing() {
+        files = files.with_file(kind, path);
+        any = true;
+    }
+    if !any {
+        return None;
+    }
+    let provider = ProfileFileRegionProvider::builder()
+        .profile_files(files.build())
+        .profile_name(&shared.profile)
+        .build();
+    let region = provider.region().await?;
+    Some((
+        format!("the region of AWS profile {:?}", shared.profile),
+        region.to_string(),
+    ))
 }
 
 impl ConnectSettings {

@@ -4,6 +4,7 @@
 //! aws-sigv4's default settings encode the canonical path once more and
 //! normalize it, as Connect (like every service but S3) expects.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -18,12 +19,13 @@ use super::endpoint::Route;
 /// The SigV4 signing name of Amazon Connect.
 pub(crate) const SERVICE: &str = "connect";
 
+/// The request could not be built or signed; the cause is kept.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("signing failed: {0}")]
-pub struct SigningFailed(String);
+#[error("the request to Connect could not be signed")]
+pub(crate) struct SigningFailed(#[source] Arc<dyn std::error::Error + Send + Sync>);
 
-fn failed(e: impl std::fmt::Display) -> SigningFailed {
-    SigningFailed(e.to_string())
+fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SigningFailed {
+    SigningFailed(Arc::from(e.into()))
 }
 
 /// Builds the signed request for one attempt. Called again for every retry,

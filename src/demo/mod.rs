@@ -228,7 +228,7 @@ pub(crate) async fn run(once: bool) -> Result<bool, String> {
     let config_path: PathBuf = dir.join("gateway.toml");
     std::fs::write(&config_path, &config_text).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("policy.toml"), DEMO_POLICY).map_err(|e| e.to_string())?;
-    let settings = Settings::load(&config_path).map_err(|e| e.to_string())?;
+    let settings = Settings::load(&config_path).await.map_err(|e| e.to_string())?;
 
     let audit = Arc::new(if once {
         AuditSink::Memory(Default::default())

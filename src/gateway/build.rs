@@ -97,7 +97,7 @@ pub struct RunningGateway {
     pub api_addr: SocketAddr,
     #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     pub admin_addr: Option<SocketAddr>,
-    pub gateway: Arc<Gateway>,
+    gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
     served: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
@@ -118,6 +118,45 @@ impl RunningGateway {
         for task in self.background {
             task.abort();
         }
+    }
+}
+
+/// What tests look at inside a running gateway, and the reloads they trigger.
+#[cfg(feature = "test-util")]
+impl RunningGateway {
+    /// How many verified tokens are kept.
+    pub fn verified_tokens_kept(&self) -> usize {
+        self.gateway.authenticator.verified_tokens().len()
+    }
+
+    /// What is left of the retry quota.
+    pub fn retry_quota_available(&self) -> u32 {
+        self.gateway.connect.quota().available()
+    }
+
+    /// The generation of issuer `i`'s key set in force (0: none fetched yet).
+    pub fn issuer_key_generation(&self, i: usize) -> u64 {
+        self.gateway.authenticator.issuers()[i].key_generation()
+    }
+
+    /// Whether issuer `i` has keys.
+    pub fn issuer_has_keys(&self, i: usize) -> bool {
+        self.gateway.authenticator.issuers()[i].has_keys()
+    }
+
+    /// Fetches issuer `i`'s keys now, as the scheduled refresh does.
+    pub async fn refresh_issuer_keys(&self, i: usize) -> bool {
+        self.gateway.authenticator.issuers()[i].refresh().await.is_ok()
+    }
+
+    /// Re-reads the policy file, as a change of it does.
+    pub fn reload_policy(&self) -> bool {
+        self.gateway.reload_policy()
+    }
+
+    /// What SIGHUP does to the request path.
+    pub fn sighup(&self) {
+        self.gateway.on_sighup()
     }
 }
 
@@ -245,6 +284,8 @@ pub async fn start_on(
         cors: settings.cors.clone(),
         max_body_bytes: settings.server.max_body_bytes,
         request_timeout: settings.server.request_timeout,
+        #[cfg(feature = "test-util")]
+        panic_hook: deps.panic_hook,
     });
 
     // First keys and credentials, concurrently and bounded; then keep them fresh.
@@ -322,7 +363,7 @@ pub async fn start_on(
 
 async fn refresh_credentials_once(credentials: Arc<CredentialsCache>) {
     if let Err(e) = credentials.refresh().await {
-        tracing::warn!(error = %e, "no AWS credentials yet; not ready");
+        tracing::warn!(error = %crate::telemetry::error_chain(&e), "no AWS credentials yet; not ready");
     }
 }
 

@@ -1,8 +1,10 @@
 //! The one place every failure becomes an answer: status, envelope code,
-//! message and headers of CONTRACT §5. Downstream faults are 4xx, upstream
-//! ones 502/504, our own 503/500. Every text a caller can read is here; none
-//! quotes the caller's input or Connect's own text.
+//! message and headers (docs/api.md). An error knows its side — the caller's
+//! (4xx), Connect's (its answer mapped, 429, 502, 504) or the gateway's own
+//! (503, 500) — and the status follows from the side. Every text a caller can
+//! read is here; none quotes the caller's input or Connect's own text.
 
+use std::error::Error;
 use std::time::Duration;
 
 use http::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -13,11 +15,24 @@ use crate::auth::token::{AuthError, KeysUnavailable};
 use crate::authz::policy::DenyReason;
 use crate::authz::Refusal;
 use crate::connect::client::{ConnectFailure, FailureKind, AWS_REQUEST_ID};
+use crate::connect::endpoint::NoRegion;
 use crate::connect::error::ConnectErrorKind;
 use crate::connect::monitor_request::InvalidRequest;
+use crate::connect::operation::Operation;
 use crate::http::{json_response, Body};
 
-/// Everything that can stop a request, by the side whose fault it is.
+/// Whose fault a failure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The caller's request or token: 4xx.
+    Caller,
+    /// Connect's answer, or no answer: Connect's 4xx mapped, 429, 502, 504.
+    Connect,
+    /// The gateway's own state or a fault of its own: 503 or 500.
+    Gateway,
+}
+
+/// Everything that can stop a request, grouped by the side whose fault it is.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum GatewayError {
     // The caller's side.
@@ -34,38 +49,39 @@ pub(crate) enum GatewayError {
     #[error("not exactly one Host header")]
     NotOneHost,
     #[error("the request body could not be read")]
-    BodyUnreadable,
+    BodyUnreadable(#[source] Box<dyn Error + Send + Sync>),
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("Content-Type is not application/json")]
     UnsupportedMediaType,
     #[error("request body not received in time")]
     RequestTimeout,
-    // Our side.
+    // The gateway's side.
     #[error("at capacity (max_in_flight)")]
     AtCapacity,
     #[error(transparent)]
     KeysUnavailable(#[from] KeysUnavailable),
-    #[error("no region is configured for the instance")]
-    NoRegion,
-    #[error("internal error: {0}")]
-    Internal(String),
-    // Connect's side.
+    #[error(transparent)]
+    NoRegion(#[from] NoRegion),
+    /// A fault of the gateway itself (a panic while handling the request).
+    #[error("internal error")]
+    Internal(#[source] Box<dyn Error + Send + Sync>),
+    // Connect's side (or, for credentials and signing, the gateway's).
     #[error(transparent)]
     Upstream(#[from] ConnectFailure),
-    /// A lookup a grant needed failed: the request fails closed (CONTRACT §9).
-    #[error("lookup failed: {0}")]
-    Lookup(ConnectFailure),
+    /// A lookup a grant needed failed: the request fails closed.
+    #[error("a lookup failed")]
+    Lookup(#[source] ConnectFailure),
 }
 
 impl From<Refusal> for GatewayError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::Denied(reason) => GatewayError::Forbidden(reason),
-            Refusal::NoRegion => GatewayError::NoRegion,
+            Refusal::NoRegion => GatewayError::NoRegion(NoRegion),
             Refusal::LookupFailed(failure) => GatewayError::Lookup(failure),
             // Only `explain` decides without a source of facts.
-            Refusal::FactsMissing(what) => GatewayError::Internal(what),
+            missing @ Refusal::FactsMissing(_) => GatewayError::Internal(Box::new(missing)),
         }
     }
 }
@@ -73,14 +89,14 @@ impl From<Refusal> for GatewayError {
 /// How an error is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub retry_after: Option<Duration>,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Answer {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new((status, code): (StatusCode, &'static str), message: impl Into<String>) -> Self {
         Answer {
             status,
             code,
@@ -93,64 +109,115 @@ impl Answer {
 /// The envelope code of a success, for metrics and the audit.
 pub(crate) const OK_CODE: &str = "OK";
 
+const VALIDATION: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "NOT_FOUND");
 const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
+const INTERNAL: (StatusCode, &str) = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR");
 const UPSTREAM: (StatusCode, &str) = (StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
+const UPSTREAM_TIMEOUT: (StatusCode, &str) = (StatusCode::GATEWAY_TIMEOUT, "UPSTREAM_TIMEOUT");
 const RATE_LIMITED: (StatusCode, &str) = (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
 
 impl GatewayError {
-    /// The answer for this error.
-    pub(crate) fn answer(&self) -> Answer {
+    /// Whose fault it is.
+    pub(crate) fn side(&self) -> Side {
         use GatewayError as E;
-        let say = |(status, code): (StatusCode, &'static str), message: &str| Answer::new(status, code, message);
         match self {
-            E::NotFound => Answer::new(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint"),
+            E::NotFound
+            | E::MethodNotAllowed
+            | E::Unauthenticated(_)
+            | E::Forbidden(_)
+            | E::Invalid(_)
+            | E::NotOneHost
+            | E::BodyUnreadable(_)
+            | E::PayloadTooLarge
+            | E::UnsupportedMediaType
+            | E::RequestTimeout => Side::Caller,
+            E::AtCapacity | E::KeysUnavailable(_) | E::NoRegion(_) | E::Internal(_) => Side::Gateway,
+            E::Upstream(failure) | E::Lookup(failure) if failure.kind.is_the_gateways() => Side::Gateway,
+            E::Upstream(_) | E::Lookup(_) => Side::Connect,
+        }
+    }
+
+    /// The answer for this error: the side chooses which map is asked.
+    pub(crate) fn answer(&self) -> Answer {
+        let answer = match self.side() {
+            Side::Caller => self.callers_fault(),
+            Side::Gateway => self.gateways_fault(),
+            Side::Connect => match self {
+                GatewayError::Lookup(failure) => lookup_answer(failure),
+                GatewayError::Upstream(failure) => upstream_answer(failure),
+                _ => unreachable!("only Connect's failures are on Connect's side"),
+            },
+        };
+        debug_assert!(
+            match self.side() {
+                Side::Caller => answer.status.is_client_error(),
+                Side::Gateway => matches!(answer.status.as_u16(), 500 | 503),
+                Side::Connect => matches!(answer.status.as_u16(), 400 | 404 | 409 | 429 | 502 | 504),
+            },
+            "{self:?} answered {}",
+            answer.status
+        );
+        answer
+    }
+
+    /// The caller's side: what to fix in the request.
+    fn callers_fault(&self) -> Answer {
+        use GatewayError as E;
+        match self {
+            E::NotFound => Answer::new(NOT_FOUND, "No such endpoint"),
             E::MethodNotAllowed => Answer::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
+                (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
                 "Only POST is allowed here",
             ),
-            E::Unauthenticated(why) => Answer::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", capitalize(why)),
+            E::Unauthenticated(why) => Answer::new((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"), capitalize(why)),
             E::Forbidden(reason) => Answer::new(
-                StatusCode::FORBIDDEN,
-                "FORBIDDEN",
+                (StatusCode::FORBIDDEN, "FORBIDDEN"),
                 format!("Denied by policy: {reason}"),
             ),
-            E::Invalid(why) => Answer::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", why.0.clone()),
-            E::NotOneHost => Answer::new(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                "exactly one Host header is required",
-            ),
-            E::BodyUnreadable => Answer::new(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                "the request body could not be read",
-            ),
+            E::Invalid(why) => Answer::new(VALIDATION, why.0.clone()),
+            E::NotOneHost => Answer::new(VALIDATION, "exactly one Host header is required"),
+            E::BodyUnreadable(_) => Answer::new(VALIDATION, "the request body could not be read"),
             E::PayloadTooLarge => Answer::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
                 "Request body is larger than the gateway accepts",
             ),
             E::UnsupportedMediaType => Answer::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
                 "Content-Type must be application/json",
             ),
             E::RequestTimeout => Answer::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "REQUEST_TIMEOUT",
+                (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
                 "The request body did not arrive in time",
             ),
-            E::AtCapacity => say(UNAVAILABLE, "The gateway is at capacity; retry shortly"),
-            E::KeysUnavailable(why) => Answer::new(UNAVAILABLE.0, UNAVAILABLE.1, capitalize(why)),
-            E::NoRegion => say(UNAVAILABLE, "No region is configured for this instance"),
-            E::Internal(_) => Answer::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
-                "The gateway failed to answer",
-            ),
-            E::Upstream(failure) => upstream_answer(failure),
-            E::Lookup(failure) => lookup_answer(failure),
+            other => unreachable!("{other:?} is not the caller's fault"),
+        }
+    }
+
+    /// The gateway's side: its own state (503) or a fault of its own (500).
+    fn gateways_fault(&self) -> Answer {
+        use GatewayError as E;
+        match self {
+            E::AtCapacity => Answer::new(UNAVAILABLE, "The gateway is at capacity; retry shortly"),
+            E::KeysUnavailable(why) => Answer::new(UNAVAILABLE, capitalize(why)),
+            E::NoRegion(_) => Answer::new(UNAVAILABLE, "No region is configured for this instance"),
+            E::Internal(_) => Answer::new(INTERNAL, "The gateway failed to answer"),
+            E::Upstream(failure) | E::Lookup(failure) => match &failure.kind {
+                FailureKind::Credentials(_) => Answer::new(UNAVAILABLE, "The gateway has no usable AWS credentials"),
+                _ => Answer::new(INTERNAL, "The gateway could not sign the request"),
+            },
+            other => unreachable!("{other:?} is not the gateway's fault"),
+        }
+    }
+
+    /// What the audit line gives as `reason` for a refusal: the policy's
+    /// reason, `internal` for a fault of the gateway itself, else the
+    /// envelope code in lower case.
+    pub(crate) fn audit_reason(&self) -> String {
+        match self {
+            GatewayError::Forbidden(reason) => reason.as_str().to_owned(),
+            GatewayError::Internal(_) => "internal".to_owned(),
+            other => other.answer().code.to_ascii_lowercase(),
         }
     }
 
@@ -188,36 +255,35 @@ impl GatewayError {
     }
 }
 
-/// Connect's errors (REFERENCE.md) mapped to CONTRACT §5.
+/// MonitorContact's failures: Connect's errors mapped to the envelope.
 fn upstream_answer(failure: &ConnectFailure) -> Answer {
-    let say = |(status, code): (StatusCode, &'static str), message: String| Answer::new(status, code, message);
     let mut answer = match &failure.kind {
         FailureKind::Connect(e) => match e.kind {
             ConnectErrorKind::InvalidRequest => Answer::new(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
+                VALIDATION,
                 format!("Connect refused the request as invalid ({})", e.name),
             ),
-            ConnectErrorKind::NotFound => Answer::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "Connect found no such instance, contact or user",
-            ),
+            ConnectErrorKind::NotFound => Answer::new(NOT_FOUND, "Connect found no such instance, contact or user"),
             ConnectErrorKind::Idempotency => Answer::new(
-                StatusCode::CONFLICT,
-                "CONFLICT",
+                (StatusCode::CONFLICT, "CONFLICT"),
                 "Connect refused a reused ClientToken with different parameters",
             ),
-            ConnectErrorKind::QuotaExceeded => say(
+            ConnectErrorKind::QuotaExceeded => Answer::new(
                 RATE_LIMITED,
                 format!("Connect's service quota for {} is exceeded", failure.operation),
             ),
-            ConnectErrorKind::Throttling => say(RATE_LIMITED, "Connect is still throttling after retries".into()),
-            ConnectErrorKind::IdentityRefused if e.name.is_empty() => say(
-                UPSTREAM,
-                "Connect denied the gateway's own AWS identity; check the gateway's IAM permissions".into(),
+            ConnectErrorKind::Throttling => Answer::new(
+                RATE_LIMITED,
+                format!(
+                    "Connect is still throttling after retries ({})",
+                    quota_of(failure.operation)
+                ),
             ),
-            ConnectErrorKind::IdentityRefused => say(
+            ConnectErrorKind::IdentityRefused if e.name.is_empty() => Answer::new(
+                UPSTREAM,
+                "Connect denied the gateway's own AWS identity; check the gateway's IAM permissions",
+            ),
+            ConnectErrorKind::IdentityRefused => Answer::new(
                 UPSTREAM,
                 format!(
                     "Connect denied the gateway's own AWS identity ({}); check the gateway's IAM permissions",
@@ -225,29 +291,20 @@ fn upstream_answer(failure: &ConnectFailure) -> Answer {
                 ),
             ),
             ConnectErrorKind::ServerError | ConnectErrorKind::Other => {
-                say(UPSTREAM, format!("Connect answered HTTP {}", e.status))
+                Answer::new(UPSTREAM, format!("Connect answered HTTP {}", e.status))
             }
         },
-        FailureKind::Unreachable(_) => say(UPSTREAM, "Connect could not be reached".into()),
-        FailureKind::BadResponse(operation) => say(
+        FailureKind::Unreachable(_) => Answer::new(UPSTREAM, "Connect could not be reached"),
+        FailureKind::BadResponse(operation) => Answer::new(
             UPSTREAM,
             format!("Connect answered with something that is not a {operation} response"),
         ),
-        FailureKind::LocalRateLimit => say(
+        FailureKind::LocalRateLimit => Answer::new(
             RATE_LIMITED,
-            "The gateway's MonitorContact rate limit is reached; retry after the time given".into(),
+            "The gateway's MonitorContact rate limit is reached; retry after the time given",
         ),
-        FailureKind::Timeout => Answer::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "UPSTREAM_TIMEOUT",
-            "Connect did not answer within the request timeout",
-        ),
-        FailureKind::Credentials(_) => say(UNAVAILABLE, "The gateway has no usable AWS credentials".into()),
-        FailureKind::Signing(_) => Answer::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
-            "The gateway could not sign the request",
-        ),
+        FailureKind::Timeout => Answer::new(UPSTREAM_TIMEOUT, "Connect did not answer within the request timeout"),
+        FailureKind::Credentials(_) | FailureKind::Signing(_) => unreachable!("the gateway's side"),
     };
     if answer.status == StatusCode::TOO_MANY_REQUESTS {
         answer.retry_after = failure.retry_after;
@@ -255,7 +312,7 @@ fn upstream_answer(failure: &ConnectFailure) -> Answer {
     answer
 }
 
-/// A failed lookup, per CONTRACT §9: what Connect did not find is named,
+/// A failed lookup, failing closed: what Connect did not find is named,
 /// throttling is 429, running out of time 504, anything else 502 naming the
 /// operation (so an operator knows which IAM action or quota to look at).
 fn lookup_answer(failure: &ConnectFailure) -> Answer {
@@ -263,33 +320,29 @@ fn lookup_answer(failure: &ConnectFailure) -> Answer {
     let mut answer = match &failure.kind {
         FailureKind::Connect(e) => match e.kind {
             ConnectErrorKind::NotFound => Answer::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!("Connect found no such {}", looked_up(operation)),
+                NOT_FOUND,
+                format!("Connect found no such {}", operation.looks_up().unwrap_or("resource")),
             ),
             ConnectErrorKind::Throttling | ConnectErrorKind::QuotaExceeded => Answer::new(
-                RATE_LIMITED.0,
-                RATE_LIMITED.1,
-                format!("Connect is still throttling connect:{operation} after retries"),
+                RATE_LIMITED,
+                format!(
+                    "Connect is still throttling connect:{operation} after retries ({})",
+                    quota_of(operation)
+                ),
             ),
             _ => Answer::new(
-                UPSTREAM.0,
-                UPSTREAM.1,
+                UPSTREAM,
                 format!("connect:{operation} failed (HTTP {} {})", e.status, e.name),
             ),
         },
         FailureKind::Timeout => Answer::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "UPSTREAM_TIMEOUT",
+            UPSTREAM_TIMEOUT,
             format!("connect:{operation} did not answer within the request timeout"),
         ),
-        FailureKind::Unreachable(_) | FailureKind::BadResponse(_) | FailureKind::LocalRateLimit => Answer::new(
-            UPSTREAM.0,
-            UPSTREAM.1,
-            format!("connect:{operation} could not be read from Connect"),
-        ),
-        // Credentials and signing are the gateway's own state, as for MonitorContact.
-        FailureKind::Credentials(_) | FailureKind::Signing(_) => upstream_answer(failure),
+        FailureKind::Unreachable(_) | FailureKind::BadResponse(_) | FailureKind::LocalRateLimit => {
+            Answer::new(UPSTREAM, format!("connect:{operation} could not be read from Connect"))
+        }
+        FailureKind::Credentials(_) | FailureKind::Signing(_) => unreachable!("the gateway's side"),
     };
     if answer.status == StatusCode::TOO_MANY_REQUESTS {
         answer.retry_after = failure.retry_after;
@@ -297,13 +350,14 @@ fn lookup_answer(failure: &ConnectFailure) -> Answer {
     answer
 }
 
-/// What a lookup operation looks up, for "no such …".
-fn looked_up(operation: &str) -> &'static str {
-    match operation {
-        "DescribeContact" => "contact",
-        "ListSecurityProfilePermissions" => "security profile",
-        _ => "user",
-    }
+/// An operation's quota, for a throttled caller's operator: Connect's
+/// default, which an account may have had raised.
+fn quota_of(operation: Operation) -> String {
+    let quota = operation.quota();
+    format!(
+        "Connect's default quota for {operation} is {} calls/s, burst {}, per AWS account and Region",
+        quota.rate, quota.burst
+    )
 }
 
 fn capitalize(e: &impl std::fmt::Display) -> String {
@@ -322,7 +376,7 @@ mod tests {
 
     fn connect(status: u16, name: &str) -> Answer {
         GatewayError::Upstream(ConnectFailure {
-            operation: "MonitorContact",
+            operation: Operation::MonitorContact,
             kind: FailureKind::Connect(ConnectError::new(status, name.into())),
             upstream_status: Some(status),
             aws_request_id: None,
@@ -367,5 +421,103 @@ mod tests {
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
         let r = GatewayError::MethodNotAllowed.response("id");
         assert_eq!(r.headers()["allow"], "POST");
+    }
+
+    fn failure(operation: Operation, kind: FailureKind) -> ConnectFailure {
+        ConnectFailure {
+            operation,
+            kind,
+            upstream_status: None,
+            aws_request_id: None,
+            attempts: 1,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn the_status_follows_from_the_side() {
+        use crate::connect::credentials::CredentialsUnavailable;
+        let io = || Box::new(std::io::Error::other("cause")) as Box<dyn Error + Send + Sync>;
+        let connect_kinds = || {
+            vec![
+                FailureKind::Connect(ConnectError::new(400, "InvalidRequestException".into())),
+                FailureKind::Connect(ConnectError::new(404, "ResourceNotFoundException".into())),
+                FailureKind::Connect(ConnectError::new(409, "IdempotencyException".into())),
+                FailureKind::Connect(ConnectError::new(429, "ThrottlingException".into())),
+                FailureKind::Connect(ConnectError::new(403, "AccessDeniedException".into())),
+                FailureKind::Connect(ConnectError::new(500, String::new())),
+                FailureKind::Unreachable(std::sync::Arc::from(io())),
+                FailureKind::BadResponse(Operation::DescribeUser),
+                FailureKind::Timeout,
+                FailureKind::LocalRateLimit,
+            ]
+        };
+        let mut errors = vec![
+            GatewayError::NotFound,
+            GatewayError::MethodNotAllowed,
+            GatewayError::Unauthenticated(AuthError::Missing),
+            GatewayError::Forbidden(DenyReason::UserNotAllowed),
+            GatewayError::Invalid(InvalidRequest("UserId is required".into())),
+            GatewayError::NotOneHost,
+            GatewayError::BodyUnreadable(io()),
+            GatewayError::PayloadTooLarge,
+            GatewayError::UnsupportedMediaType,
+            GatewayError::RequestTimeout,
+            GatewayError::AtCapacity,
+            GatewayError::KeysUnavailable(KeysUnavailable("https://idp".into())),
+            GatewayError::NoRegion(NoRegion),
+            GatewayError::Internal(io()),
+            GatewayError::Upstream(failure(
+                Operation::MonitorContact,
+                FailureKind::Credentials(CredentialsUnavailable::Expired),
+            )),
+        ];
+        for kind in connect_kinds() {
+            errors.push(GatewayError::Upstream(failure(Operation::MonitorContact, kind)));
+        }
+        for kind in connect_kinds() {
+            errors.push(GatewayError::Lookup(failure(Operation::DescribeContact, kind)));
+        }
+        for error in &errors {
+            let status = error.answer().status.as_u16();
+            let fits = match error.side() {
+                Side::Caller => (400..500).contains(&status),
+                Side::Gateway => status == 500 || status == 503,
+                Side::Connect => [400, 404, 409, 429, 502, 504].contains(&status),
+            };
+            assert!(
+                fits,
+                "{error:?} is on the {:?} side and answered {status}",
+                error.side()
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_keeps_its_cause() {
+        let refused = std::io::Error::other("tcp connect error: connection refused");
+        let e = GatewayError::Lookup(failure(
+            Operation::DescribeUser,
+            FailureKind::Unreachable(std::sync::Arc::new(refused)),
+        ));
+        assert_eq!(
+            crate::telemetry::error_chain(&e),
+            "a lookup failed: connect:DescribeUser failed: Connect could not be reached: \
+             tcp connect error: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_fault_of_the_gateway_is_audited_as_internal() {
+        let e = GatewayError::Internal(Box::new(std::io::Error::other("a panic")));
+        assert_eq!(
+            (e.answer().status.as_u16(), e.audit_reason().as_str()),
+            (500, "internal")
+        );
+        assert_eq!(GatewayError::AtCapacity.audit_reason(), "unavailable");
+        assert_eq!(
+            GatewayError::Forbidden(DenyReason::AgentOutOfScope).audit_reason(),
+            "agent_out_of_scope"
+        );
     }
 }

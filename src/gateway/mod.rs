@@ -25,28 +25,31 @@ use crate::telemetry::audit::AuditSink;
 use crate::telemetry::metrics::Metrics;
 
 /// Everything the request path needs, shared by all connections.
-pub struct Gateway {
-    pub authenticator: Authenticator,
-    pub authorizer: Authorizer,
-    pub connect: ConnectClient,
+pub(crate) struct Gateway {
+    pub(crate) authenticator: Authenticator,
+    pub(crate) authorizer: Authorizer,
+    pub(crate) connect: ConnectClient,
     /// Facts looked up in Connect, shared by every request.
-    pub caches: FactCaches,
-    pub audit: Arc<AuditSink>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) caches: FactCaches,
+    pub(crate) audit: Arc<AuditSink>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Admission: one permit per request being handled.
-    pub in_flight: Arc<Semaphore>,
-    pub max_in_flight: usize,
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) max_in_flight: usize,
     /// Set on shutdown: `/readyz` answers 503 while in-flight requests finish.
-    pub draining: AtomicBool,
-    pub cors: Cors,
-    pub max_body_bytes: u64,
-    pub request_timeout: Duration,
+    pub(crate) draining: AtomicBool,
+    pub(crate) cors: Cors,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) request_timeout: Duration,
+    /// A test's hook into the request path.
+    #[cfg(feature = "test-util")]
+    pub(crate) panic_hook: Option<build::PanicHook>,
 }
 
 impl Gateway {
     /// Re-reads the policy file (SIGHUP or a change); a bad one is refused
     /// and the one in force stays.
-    pub fn reload_policy(&self) -> bool {
+    pub(crate) fn reload_policy(&self) -> bool {
         match self.authorizer.reload() {
             Ok(grants) => {
                 self.metrics.policy_reload("success");
@@ -65,7 +68,7 @@ impl Gateway {
 impl Gateway {
     /// What SIGHUP does to the request path: the policy re-read, the facts
     /// looked up in Connect forgotten, the audit file reopened (rotation).
-    pub fn on_sighup(&self) {
+    pub(crate) fn on_sighup(&self) {
         self.reload_policy();
         self.caches.clear();
         if let Err(e) = self.audit.reopen() {

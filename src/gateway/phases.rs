@@ -3,10 +3,12 @@
 //! it found in the [`Exchange`]; the audit line is built once, at the end,
 //! from those facts.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -14,8 +16,8 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::errors::{GatewayError, OK_CODE};
-use super::to_completion::ToCompletion;
+use super::errors::{GatewayError, Side, OK_CODE};
+use super::to_completion::{Panicked, ToCompletion};
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
@@ -26,7 +28,7 @@ use crate::connect::monitor_contact::{self, Monitored};
 use crate::connect::monitor_request::MonitorRequest;
 use crate::http::{json_response, Body, REQUEST_ID};
 use crate::telemetry::audit::{AuditRecord, Verdict};
-use crate::telemetry::trace_context;
+use crate::telemetry::{error_chain, trace_context};
 
 /// The dry run's path: every phase but the call to Connect (CONTRACT §9).
 pub(crate) const CHECK_PATH: &str = "/contact/monitor/check";
@@ -84,16 +86,22 @@ fn now_rfc3339() -> String {
 
 impl Gateway {
     /// Answers one API request. Never fails: every error becomes an envelope.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, std::convert::Infallible> {
         // If the caller hangs up mid-call, the request moves to a task of its
         // own: the call to Connect still completes, is audited, and leaves the
         // gauges right. Until then it runs in place, with no task hand-off.
         match ToCompletion::new(self.answer(req)).await {
             Ok(response) => Ok(response),
-            Err(e) => {
-                tracing::error!(error = %e, "request failed");
+            // A panic outside the phases (they catch their own, and answer and
+            // audit it with the request's id): still an answer, never a lost
+            // connection.
+            Err(panicked) => {
+                tracing::error!(error = %panicked, "request failed");
                 let request_id = crate::ids::random_uuid();
-                Ok(GatewayError::Internal(e.to_string()).response(&request_id))
+                Ok(GatewayError::Internal(Box::new(panicked)).response(&request_id))
             }
         }
     }
@@ -126,7 +134,17 @@ impl Gateway {
         // permit is held until the audit line is written (shutdown waits for it).
         let admitted = self.in_flight.clone().try_acquire_owned().ok();
         let outcome = match admitted {
-            Some(_) => self.process(req, started, &mut exchange).await,
+            // A panic in a phase is this request's failure: answered 500 with
+            // its id, audited, and the gauges and permit put back below.
+            Some(_) => match AssertUnwindSafe(self.process(req, started, &mut exchange))
+                .catch_unwind()
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(payload) => Err(GatewayError::Internal(Box::new(Panicked::from_payload(
+                    payload.as_ref(),
+                )))),
+            },
             None => {
                 self.metrics.load_shed();
                 Err(GatewayError::AtCapacity)
@@ -139,10 +157,16 @@ impl Gateway {
                 let answer = error.answer();
                 // A refusal is the audit's to record; only a failure is the
                 // operator's news (a flood of bad tokens must not flood the log).
-                if answer.status.is_server_error() {
-                    tracing::warn!(request_id, trace_id, code = answer.code, error = %error, "request failed");
-                } else {
-                    tracing::debug!(request_id, trace_id, code = answer.code, error = %error, "request refused");
+                match error.side() {
+                    Side::Gateway if answer.status.is_server_error() && matches!(error, GatewayError::Internal(_)) => {
+                        tracing::error!(request_id, trace_id, code = answer.code, error = %error_chain(error), "request failed")
+                    }
+                    _ if answer.status.is_server_error() => {
+                        tracing::warn!(request_id, trace_id, code = answer.code, error = %error_chain(error), "request failed")
+                    }
+                    _ => {
+                        tracing::debug!(request_id, trace_id, code = answer.code, error = %error_chain(error), "request refused")
+                    }
                 }
                 (error.response(&request_id), self.audit_failure(&exchange, error))
             }
@@ -194,6 +218,10 @@ impl Gateway {
         }
         let body = self.read_body(req, deadline).await?;
         let request = exchange.request.insert(MonitorRequest::parse(&body)?);
+        #[cfg(feature = "test-util")]
+        if let Some(hook) = &self.panic_hook {
+            hook(request);
+        }
 
         // Decide: the one authorization seam, asking Connect what a grant needs.
         let facts = Recorded::new(LiveFacts::new(&self.connect, &self.caches, deadline));
@@ -245,7 +273,7 @@ impl Gateway {
             Err(_) => Err(GatewayError::RequestTimeout),
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge),
-            Ok(Err(_)) => Err(GatewayError::BodyUnreadable),
+            Ok(Err(e)) => Err(GatewayError::BodyUnreadable(e)),
         }
     }
 
@@ -295,11 +323,10 @@ impl Gateway {
     fn audit_failure(&self, exchange: &Exchange, error: &GatewayError) -> AuditRecord {
         let answer = error.answer();
         let facts = self.audit_facts(exchange);
-        // A deny names why: the policy's reason, else the envelope code.
-        let reason = match (facts.decision, error) {
-            (Verdict::Allow, _) => facts.reason.clone(),
-            (Verdict::Deny, GatewayError::Forbidden(reason)) => Some(reason.as_str().to_string()),
-            (Verdict::Deny, _) => Some(answer.code.to_ascii_lowercase()),
+        // A deny names why; an allow that failed later keeps its grant.
+        let reason = match facts.decision {
+            Verdict::Allow => facts.reason.clone(),
+            Verdict::Deny => Some(error.audit_reason()),
         };
         let upstream = match error {
             GatewayError::Upstream(f) => Some(f),

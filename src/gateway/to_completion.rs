@@ -14,6 +14,13 @@ use std::task::{Context, Poll};
 #[error("request handler panicked: {0}")]
 pub(crate) struct Panicked(String);
 
+impl Panicked {
+    /// From what `catch_unwind` caught.
+    pub(crate) fn from_payload(payload: &(dyn Any + Send)) -> Panicked {
+        Panicked(panic_message(payload))
+    }
+}
+
 /// Drives `work` where it is awaited. Dropped unfinished (the connection closed
 /// while Connect was being called), the work is spawned onto the runtime and
 /// runs to its end there: the call completes, its audit line is written and the
@@ -47,7 +54,7 @@ impl<T: Send + 'static> Future for ToCompletion<T> {
             }
             Err(payload) => {
                 self.work = None;
-                Poll::Ready(Err(Panicked(panic_message(payload.as_ref()))))
+                Poll::Ready(Err(Panicked::from_payload(payload.as_ref())))
             }
         }
     }

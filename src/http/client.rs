@@ -170,7 +170,7 @@ pub(crate) async fn get_bytes(
         let response = client
             .request(request)
             .await
-            .map_err(|e| FetchError::Connect(error_chain(&e)))?;
+            .map_err(|e| FetchError::Connect(crate::telemetry::error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -183,16 +183,4 @@ pub(crate) async fn get_bytes(
     tokio::time::timeout(timeout, fetch)
         .await
         .map_err(|_| FetchError::Timeout)?
-}
-
-/// An error with its causes, for logs ("client error (Connect): connection refused").
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

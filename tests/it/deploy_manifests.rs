@@ -231,7 +231,12 @@ fn load_with(gateway_toml: &str, beside: &[(String, Vec<u8>)]) -> Settings {
     }
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, gateway_toml).unwrap();
-    Settings::from_toml(gateway_toml, &path, Environment::default())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(Settings::from_toml(gateway_toml, &path, Environment::default()))
         .unwrap_or_else(|e| panic!("the config does not load:\n{e}"))
 }
 

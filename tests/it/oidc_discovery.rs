@@ -50,9 +50,8 @@ async fn a_discovery_document_naming_another_issuer_is_refused() {
 
     // Once the provider serves its own document, the next refresh finds the keys.
     h.issuer.set_discovery(None);
-    let issuer = h.gateway().gateway.authenticator.issuers()[0].clone();
     support::wait_until(Duration::from_secs(15), "keys found after the fix", || {
-        issuer.has_keys()
+        h.gateway().issuer_has_keys(0)
     })
     .await;
     assert_eq!(h.admin("/readyz").await.0, 200);

@@ -42,11 +42,11 @@ async fn retry_quota_exhausted_fails_at_once_without_a_new_attempt() {
         3,
         "no retry at all once the quota is exhausted"
     );
-    assert_eq!(h.gateway().gateway.connect.quota().available(), 6);
+    assert_eq!(h.gateway().retry_quota_available(), 6);
     // A success refunds: one token when it needed no retry.
     h.connect.set_default(Reply::Success);
     assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
-    assert_eq!(h.gateway().gateway.connect.quota().available(), 7);
+    assert_eq!(h.gateway().retry_quota_available(), 7);
 }
 
 #[tokio::test]
@@ -260,7 +260,7 @@ async fn invalid_policy_reload_keeps_the_last_good_policy() {
         "[[grant]]\nname = \"broken\"\nclaims = 7\n",
     )
     .unwrap();
-    assert!(!h.gateway().gateway.reload_policy(), "the broken policy is refused");
+    assert!(!h.gateway().reload_policy(), "the broken policy is refused");
     assert_eq!(
         h.monitor(Some(&token), BODY).await.status,
         200,

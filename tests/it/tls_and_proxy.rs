@@ -113,6 +113,7 @@ async fn unreadable_certificates_are_refused_by_check() {
         &dir.path().join("g.toml"),
         connect_monitor_gateway::test_util::Environment::default(),
     )
+    .await
     .unwrap_err();
     assert!(
         err.to_string().contains("server.tls") && err.to_string().contains("bad.pem"),

@@ -523,8 +523,9 @@ impl Harness {
         o: Options,
     ) -> Harness {
         // No environment: the machine's AWS_* and proxy variables never reach a test.
-        let settings =
-            Settings::load_with(config, Environment::default()).unwrap_or_else(|e| panic!("test config: {e}"));
+        let settings = Settings::load_with(config, Environment::default())
+            .await
+            .unwrap_or_else(|e| panic!("test config: {e}"));
         let audit = Arc::new(AuditSink::Memory(Default::default()));
         let deps = Dependencies {
             credentials: Some(SharedCredentialsProvider::new(o.credentials.clone())),
