@@ -268,7 +268,11 @@ async fn explain_with(
             return ExitCode::from(EXIT_USAGE);
         }
         Err(Refusal::LookupFailed(failure)) => {
-            eprintln!("explain: {failure}");
+            eprintln!("explain: {}", crate::telemetry::error_chain(&failure));
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(refused @ Refusal::ControlCharacterInClaim(_)) => {
+            eprintln!("--claims: {refused}");
             return ExitCode::from(EXIT_USAGE);
         }
     };

@@ -160,6 +160,14 @@ impl KeySet {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// Whether both sets hold the same keys, in any order.
+    fn same_keys(&self, other: &KeySet) -> bool {
+        fn jwks(set: &KeySet) -> std::collections::HashSet<&Jwk> {
+            set.keys.iter().map(|k| &k.jwk).collect()
+        }
+        self.keys.len() == other.keys.len() && jwks(self) == jwks(other)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +178,7 @@ pub enum JwksError {
     NoKeys,
     #[error("cannot read: {0}")]
     Io(String),
-    #[error("fetch failed: {0}")]
+    #[error("fetch failed")]
     Fetch(#[from] http_client::FetchError),
     #[error("OIDC discovery refused: {0}")]
     Discovery(&'static str),
@@ -361,6 +369,12 @@ impl IssuerKeys {
         let label = if result.is_ok() { "success" } else { "error" };
         self.metrics.jwks_refresh(&self.issuer.issuer, label);
         match result {
+            Ok(set) if set.same_keys(&self.keys()) => {
+                // The keys in force stay, with their generation: the tokens
+                // they verified stay verified.
+                tracing::debug!(issuer = %self.issuer.issuer, keys = set.keys.len(), "issuer keys unchanged");
+                Ok(())
+            }
             Ok(mut set) => {
                 set.generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 tracing::debug!(issuer = %self.issuer.issuer, keys = set.keys.len(), "issuer keys refreshed");
@@ -370,7 +384,7 @@ impl IssuerKeys {
             }
             Err(e) => {
                 let what = refresh_failed(self.has_keys());
-                tracing::warn!(issuer = %self.issuer.issuer, error = %e, "{what}");
+                tracing::warn!(issuer = %self.issuer.issuer, error = %crate::telemetry::error_chain(&e), "{what}");
                 Err(e)
             }
         }

@@ -28,6 +28,8 @@ pub(crate) struct Identity {
 pub enum AuthError {
     #[error("missing bearer token")]
     Missing,
+    #[error("bearer token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
     #[error("more than one Authorization header")]
     Duplicate,
     #[error("Authorization scheme is not Bearer")]
@@ -70,6 +72,11 @@ pub(crate) enum AuthFailure {
     Unavailable(#[from] KeysUnavailable),
 }
 
+/// The longest bearer token read: far beyond any identity provider's access
+/// token (1–4 KiB with many groups), far below the 32 KiB request head. A
+/// longer one is refused before it is split, decoded or hashed.
+pub(crate) const MAX_TOKEN_BYTES: usize = 8192;
+
 /// Takes the token from the one `Authorization: Bearer …` header.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
@@ -91,6 +98,9 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let token = token.trim_matches(' ');
     if token.is_empty() {
         return Err(AuthError::Missing);
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::TooLong);
     }
     Ok(token)
 }
@@ -368,6 +378,16 @@ mod tests {
             h.append(http::header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn a_bearer_token_longer_than_8_kib_is_refused_before_it_is_read() {
+        let at_limit = "a".repeat(MAX_TOKEN_BYTES);
+        let header = format!("Bearer {at_limit}");
+        assert_eq!(bearer_token(&headers(&[&header])), Ok(at_limit.as_str()));
+        let header = format!("Bearer {at_limit}b");
+        assert_eq!(bearer_token(&headers(&[&header])), Err(AuthError::TooLong));
+        assert_eq!(AuthError::TooLong.to_string(), "bearer token is longer than 8192 bytes");
     }
 
     #[test]

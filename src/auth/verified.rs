@@ -2,13 +2,18 @@
 //! token for its whole life, and checking its signature again each time is
 //! the largest cost of a request. Only successes are kept, each until its
 //! `exp` (plus leeway) and only while its issuer's key set is the one that
-//! verified it; the number kept is bounded. A token is kept the second time
-//! it verifies, not the first: one sent once (a fresh token per request, a
-//! flood of distinct ones) never takes room, memory or an entry's upkeep.
+//! verified it; the number kept is bounded (moka's cache: bounded, expiring
+//! per entry). A token is kept the second time it verifies, not the first:
+//! one sent once (a fresh token per request, a flood of distinct ones) never
+//! takes room in the cache.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+use moka::Expiry;
 
 /// foldhash, seeded at random per process: the std SipHash over a kilobyte of
 /// token showed in the reused-token profile. Only tokens that verified are ever
@@ -16,7 +21,7 @@ use std::sync::{Arc, Mutex};
 type TokenHasher = foldhash::fast::RandomState;
 
 /// How many verified tokens are kept (about 2 KB each).
-pub(crate) const VERIFIED_TOKENS_KEPT: usize = 1024;
+pub(crate) const VERIFIED_TOKENS_KEPT: u64 = 1024;
 
 /// Slots remembering tokens verified once (a 64-bit hash each, 32 KiB): a
 /// token whose slot holds its hash is seeing its second verification. Two
@@ -27,48 +32,52 @@ struct Verified<T> {
     identity: Arc<T>,
     /// The token's `exp` plus the leeway: not used at or after this second.
     usable_until: i64,
+    /// How long from its insertion the cache may keep it.
+    lifetime: Duration,
     /// Which issuer, and which generation of its key set, verified it.
     issuer: usize,
     key_generation: u64,
 }
 
-struct Entries<T> {
-    map: HashMap<Box<str>, Verified<T>, TokenHasher>,
-    /// When full, expired entries are swept at most once a second (a sweep
-    /// reads every entry); otherwise one entry makes room.
-    next_sweep: i64,
-    /// Hashes of tokens verified once and not (yet) kept.
-    seen_once: Box<[u64]>,
+/// Each entry lives until its own token's `exp`.
+struct UntilExp;
+
+impl<T> Expiry<Box<str>, Arc<Verified<T>>> for UntilExp {
+    fn expire_after_create(&self, _: &Box<str>, value: &Arc<Verified<T>>, _: Instant) -> Option<Duration> {
+        Some(value.lifetime)
+    }
 }
 
 /// The bounded map of verified tokens to what they proved (`T`: the identity).
 pub(crate) struct VerifiedTokens<T> {
-    entries: Mutex<Entries<T>>,
-    capacity: usize,
+    kept: Cache<Box<str>, Arc<Verified<T>>, TokenHasher>,
+    /// Hashes of tokens verified once and not (yet) kept.
+    seen_once: Box<[AtomicU64]>,
+    hasher: TokenHasher,
 }
 
-impl<T> VerifiedTokens<T> {
-    pub(crate) fn new(capacity: usize) -> VerifiedTokens<T> {
+impl<T: Send + Sync + 'static> VerifiedTokens<T> {
+    pub(crate) fn new(capacity: u64) -> VerifiedTokens<T> {
+        let hasher = TokenHasher::default();
         VerifiedTokens {
-            entries: Mutex::new(Entries {
-                map: HashMap::with_capacity_and_hasher(capacity.min(64), TokenHasher::default()),
-                next_sweep: 0,
-                seen_once: vec![0; SEEN_ONCE_SLOTS].into_boxed_slice(),
-            }),
-            capacity,
+            kept: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp)
+                .build_with_hasher(hasher.clone()),
+            seen_once: (0..SEEN_ONCE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            hasher,
         }
     }
 
     /// The identity of `token` if it was verified before, is still within its
     /// `exp`, and `current_generation(issuer)` is the key set that verified it.
     pub(crate) fn get(&self, token: &str, now: i64, current_generation: impl Fn(usize) -> u64) -> Option<Arc<T>> {
-        let mut entries = self.entries.lock().expect("verified tokens lock");
-        let entry = entries.map.get(token)?;
+        let entry = self.kept.get(token)?;
         if now < entry.usable_until && current_generation(entry.issuer) == entry.key_generation {
             return Some(entry.identity.clone());
         }
         // Expired, or its issuer's keys changed: verify again from scratch.
-        entries.map.remove(token);
+        self.kept.invalidate(token);
         None
     }
 
@@ -83,39 +92,31 @@ impl<T> VerifiedTokens<T> {
         key_generation: u64,
         now: i64,
     ) {
-        let mut entries = self.entries.lock().expect("verified tokens lock");
-        // The map's own hasher: one random seed for the table and the slots.
-        let hash = entries.map.hasher().hash_one(token);
-        let slot = &mut entries.seen_once[hash as usize % SEEN_ONCE_SLOTS];
-        if *slot != hash {
-            *slot = hash;
+        let hash = self.hasher.hash_one(token);
+        let slot = &self.seen_once[hash as usize % SEEN_ONCE_SLOTS];
+        if slot.swap(hash, Ordering::Relaxed) != hash {
             return;
         }
-        if entries.map.len() >= self.capacity && now >= entries.next_sweep {
-            entries.map.retain(|_, e| now < e.usable_until);
-            entries.next_sweep = now + 1;
-        }
-        if entries.map.len() >= self.capacity {
-            // Full of live tokens: make room by dropping one (any one; a
-            // dropped token is only verified again).
-            if let Some(victim) = entries.map.keys().next().cloned() {
-                entries.map.remove(&victim);
-            }
-        }
-        entries.map.insert(
+        let Ok(seconds) = u64::try_from(usable_until - now) else {
+            return;
+        };
+        self.kept.insert(
             token.into(),
-            Verified {
+            Arc::new(Verified {
                 identity,
                 usable_until,
+                lifetime: Duration::from_secs(seconds),
                 issuer,
                 key_generation,
-            },
+            }),
         );
     }
 
+    /// How many tokens are kept now.
     #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn len(&self) -> usize {
-        self.entries.lock().expect("verified tokens lock").map.len()
+        self.kept.run_pending_tasks();
+        self.kept.entry_count() as usize
     }
 }
 
@@ -138,7 +139,7 @@ mod tests {
     fn a_token_is_kept_on_its_second_verification_only() {
         let kept = VerifiedTokens::new(4);
         kept.insert("t", identity(), 100, 0, 1, 10);
-        assert!(kept.len() == 0, "verified once: remembered, not kept");
+        assert_eq!(kept.len(), 0, "verified once: remembered, not kept");
         assert!(kept.get("t", 50, |_| 1).is_none());
         kept.insert("t", identity(), 100, 0, 1, 10);
         assert!(kept.get("t", 50, |_| 1).is_some(), "verified twice: kept");
@@ -155,7 +156,7 @@ mod tests {
         verified_twice(&kept, "t", 100, 10);
         assert!(kept.get("t", 99, |_| 1).is_some());
         assert!(kept.get("t", 100, |_| 1).is_none(), "not at exp + leeway");
-        assert!(kept.len() == 0, "an expired token is dropped");
+        assert_eq!(kept.len(), 0, "an expired token is dropped");
     }
 
     #[test]
@@ -163,7 +164,7 @@ mod tests {
         let kept = VerifiedTokens::new(4);
         verified_twice(&kept, "t", 100, 10);
         assert!(kept.get("t", 50, |_| 2).is_none());
-        assert!(kept.len() == 0);
+        assert_eq!(kept.len(), 0);
     }
 
     #[test]
@@ -172,14 +173,6 @@ mod tests {
         for i in 0..10 {
             verified_twice(&kept, &format!("t{i}"), 100, 10);
         }
-        assert_eq!(kept.len(), 3);
-        assert!(kept.get("t9", 50, |_| 1).is_some(), "the newest is kept");
-        // Expired entries make room first.
-        let kept = VerifiedTokens::new(2);
-        verified_twice(&kept, "old", 20, 10);
-        verified_twice(&kept, "live", 100, 10);
-        verified_twice(&kept, "new", 100, 30);
-        assert!(kept.get("live", 40, |_| 1).is_some());
-        assert!(kept.get("new", 40, |_| 1).is_some());
+        assert!(kept.len() <= 3, "{} kept", kept.len());
     }
 }

@@ -131,6 +131,9 @@ pub(crate) enum Refusal {
     /// A fact a grant needed was not given (explain without facts).
     #[error("{0}")]
     FactsMissing(String),
+    /// The caller's user id or username claim holds a control character.
+    #[error("the token's claim {0} must not contain control characters")]
+    ControlCharacterInClaim(String),
 }
 
 impl PartialEq for Refusal {
@@ -141,6 +144,7 @@ impl PartialEq for Refusal {
             (Refusal::NoRegion, Refusal::NoRegion) => true,
             (Refusal::LookupFailed(a), Refusal::LookupFailed(b)) => a.operation == b.operation,
             (Refusal::FactsMissing(a), Refusal::FactsMissing(b)) => a == b,
+            (Refusal::ControlCharacterInClaim(a), Refusal::ControlCharacterInClaim(b)) => a == b,
             _ => false,
         }
     }
@@ -197,7 +201,12 @@ impl Authorizer {
         let policy = self.policy.read().expect("policy lock").clone();
         let mut known = Known::default();
         let mut best = DenyReason::NoGrant;
-        for grant in &policy.grants {
+        // Grants that need nothing from Connect first, whatever their place in
+        // the file: when one of them allows, no lookup is made at all. Then
+        // the others, each in file order.
+        let claims_only = policy.grants.iter().filter(|g| !self.needs_facts(g));
+        let needing_facts = policy.grants.iter().filter(|g| self.needs_facts(g));
+        for grant in claims_only.chain(needing_facts) {
             match self
                 .grant_allows(grant, identity, request, &route, facts, &mut known)
                 .await?
@@ -243,6 +252,13 @@ impl Authorizer {
         Ok(grant.facts_allow(request, known.contact.as_ref(), known.supervisor().as_ref()))
     }
 
+    /// Whether deciding this grant may need a fact from Connect: the
+    /// contact, the supervisor or its permissions, or the caller's own user
+    /// id when only its username is known (SearchUsers).
+    fn needs_facts(&self, grant: &Grant) -> bool {
+        grant.needs().any() || (grant.needs_caller() && matches!(self.caller, CallerClaim::UserName(_)))
+    }
+
     /// The caller's Connect user id: from its claim, or its username claim
     /// resolved with SearchUsers (once per decision). A missing claim or an
     /// unknown username is no id at all.
@@ -254,16 +270,19 @@ impl Authorizer {
         facts: &impl FactSource,
         known: &mut Known,
     ) -> Result<Option<String>, Refusal> {
-        let claim = |name: &str| {
-            find_claim(&identity.claims, name)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
+        // The value is compared with UserId, or sent to Connect: one holding a
+        // control character is refused, as it would be in the body.
+        let claim = |name: &str| match find_claim(&identity.claims, name).and_then(|v| v.as_str()) {
+            Some(value) if value.chars().any(char::is_control) => {
+                Err(Refusal::ControlCharacterInClaim(name.to_owned()))
+            }
+            value => Ok(value.map(str::to_owned)),
         };
         match &self.caller {
-            CallerClaim::UserId(name) => Ok(claim(name)),
+            CallerClaim::UserId(name) => claim(name),
             CallerClaim::UserName(name) => {
                 if known.caller.is_none() {
-                    let id = match claim(name).filter(|u| !u.is_empty()) {
+                    let id = match claim(name)?.filter(|u| !u.is_empty()) {
                         Some(username) => {
                             Box::pin(facts.user_id_by_username(route, &request.instance_id, &username)).await?
                         }

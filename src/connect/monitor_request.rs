@@ -60,6 +60,16 @@ impl InvalidRequest {
     }
 }
 
+/// An identifier is printable: a control character (NUL, CR, LF, ESC, DEL,
+/// the C1 range) has no place in an id, and it would reach Connect's path,
+/// the policy's comparisons and the audit.
+fn no_control_characters(member: &str, value: &str) -> Result<(), InvalidRequest> {
+    match value.chars().any(char::is_control) {
+        true => Err(InvalidRequest(format!("{member} must not contain control characters"))),
+        false => Ok(()),
+    }
+}
+
 /// The members of Connect's model, in its order; member names are
 /// case-sensitive, so `userId` is not one of them.
 const MEMBERS: [&str; 5] = [
@@ -182,6 +192,13 @@ impl MonitorRequest {
         check_length("InstanceId", &instance_id, 1, 100)?;
         check_length("ContactId", &contact_id, 1, 256)?;
         check_length("UserId", &user_id, 1, 256)?;
+        for (member, value) in [
+            ("InstanceId", &instance_id),
+            ("ContactId", &contact_id),
+            ("UserId", &user_id),
+        ] {
+            no_control_characters(member, value)?;
+        }
         let capabilities = capabilities(members.remove("AllowedMonitorCapabilities"))?;
         let client_token = client_token(members.remove("ClientToken"))?;
         Ok(MonitorRequest {

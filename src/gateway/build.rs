@@ -264,6 +264,9 @@ pub async fn start_on(
             })?,
         ),
     };
+    if let Some(problem) = &settings.connect.undefined_profile {
+        tracing::warn!(%problem, "the AWS profile cannot be found; credentials must come from elsewhere");
+    }
     let authorizer = Authorizer::new(&settings.authz, &settings.connect);
     tracing::info!(endpoint = %authorizer.router().describe(), "routing calls to Connect");
     let limiter = settings

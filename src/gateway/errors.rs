@@ -80,6 +80,7 @@ impl From<Refusal> for GatewayError {
             Refusal::Denied(reason) => GatewayError::Forbidden(reason),
             Refusal::NoRegion => GatewayError::NoRegion(NoRegion),
             Refusal::LookupFailed(failure) => GatewayError::Lookup(failure),
+            refused @ Refusal::ControlCharacterInClaim(_) => GatewayError::Invalid(InvalidRequest(refused.to_string())),
             // Only `explain` decides without a source of facts.
             missing @ Refusal::FactsMissing(_) => GatewayError::Internal(Box::new(missing)),
         }

@@ -144,8 +144,8 @@ pub(crate) fn build_with(egress: &Egress) -> HttpClient {
 /// Why an outbound read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("connection failed: {0}")]
-    Connect(String),
+    #[error("connection failed")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("timed out")]
     Timeout,
     #[error("answered HTTP {0}")]
@@ -165,12 +165,12 @@ pub(crate) async fn get_bytes(
         .header(http::header::USER_AGENT, crate::USER_AGENT)
         .header(http::header::ACCEPT, "application/json")
         .body(Full::new(Bytes::new()))
-        .map_err(|e| FetchError::Connect(e.to_string()))?;
+        .map_err(|e| FetchError::Connect(e.into()))?;
     let fetch = async {
         let response = client
             .request(request)
             .await
-            .map_err(|e| FetchError::Connect(crate::telemetry::error_chain(&e)))?;
+            .map_err(|e| FetchError::Connect(e.into()))?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }

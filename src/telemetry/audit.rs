@@ -4,7 +4,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+#[cfg(feature = "test-util")]
+use std::sync::Mutex;
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +116,8 @@ pub enum AuditSink {
         /// load), write-locked to reopen it.
         file: RwLock<AppendFile>,
     },
-    /// Kept in memory (tests and the demo's self-check).
+    /// Kept in memory, for tests.
+    #[cfg(feature = "test-util")]
     Memory(Mutex<Vec<String>>),
 }
 
@@ -159,6 +162,7 @@ impl AuditSink {
                     (&shared.file).write_all(&line)
                 }
             }
+            #[cfg(feature = "test-util")]
             AuditSink::Memory(lines) => {
                 lines
                     .lock()
@@ -173,6 +177,7 @@ impl AuditSink {
     }
 
     /// The lines kept in memory (empty for other sinks).
+    #[cfg(feature = "test-util")]
     pub fn memory_lines(&self) -> Vec<String> {
         match self {
             AuditSink::Memory(lines) => lines.lock().expect("audit memory lock").clone(),

@@ -16,6 +16,8 @@ mod cors;
 mod dry_run;
 /// What the HTTP layer answers on its own, before the gateway sees a request.
 mod http_layer;
+/// Identifiers and the caller's claim hold no control characters.
+mod identifier_rules;
 /// The whole request path, black-box.
 mod request_path;
 /// Every constraint of the MonitorContact model, by family.
@@ -30,6 +32,8 @@ mod jwks_rotation;
 mod oidc_discovery;
 /// Tokens at the edges of validity that must still be accepted.
 mod token_leeway;
+/// The gateway's own limit on a bearer token's size.
+mod token_size;
 /// A token that checked out is not verified again while it is reused.
 mod verified_tokens;
 /// The Wycheproof JOSE vectors, every one run through the token verifier.
@@ -44,6 +48,8 @@ mod authorization_seam;
 mod connect_aware;
 /// `explain --facts FILE` agrees with the gateway.
 mod explain_facts;
+/// Grants that need no facts from Connect are tried first.
+mod grant_order;
 /// The caches of Connect's facts.
 mod lookup_cache;
 
@@ -54,7 +60,9 @@ mod assumed_roles;
 mod connect_errors;
 /// The gateway's AWS credentials: cached, refreshed, never per request.
 mod credentials;
-/// Faults and load: retries, their quota, load shedding, hang-ups, panics.
+/// A request whose handling panics is answered, audited and counted out.
+mod panic_safety;
+/// Faults and load: retries, their quota, load shedding, hang-ups.
 mod resilience;
 /// TLS on the API listener, and outbound calls through proxies and CAs.
 mod tls_and_proxy;
