@@ -182,8 +182,10 @@ fn curl(addr: SocketAddr, sample: &Sample) -> String {
         .as_ref()
         .map(|t| format!(" \\\n  -H 'Authorization: Bearer {t}'"))
         .unwrap_or_default();
+    // -w: the status on a line of its own after the body, since a refusal's
+    // envelope alone does not show it.
     format!(
-        "curl -sS -X POST http://{addr}/contact/monitor{auth} \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'",
+        "curl -sS -w '\\nHTTP %{{http_code}}\\n' -X POST http://{addr}/contact/monitor{auth} \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'",
         sample.body
     )
 }
@@ -235,7 +237,7 @@ pub(crate) async fn run(once: bool) -> Result<bool, String> {
     let audit = Arc::new(if once {
         AuditSink::open(&audit_file.display().to_string()).map_err(|e| e.to_string())?
     } else {
-        AuditSink::Stdout
+        AuditSink::open("-").map_err(|e| e.to_string())?
     });
     let deps = Dependencies {
         credentials: Some(SharedCredentialsProvider::new(demo_credentials())),
@@ -343,4 +345,23 @@ async fn send_samples(addr: SocketAddr, samples: &[Sample]) -> bool {
         );
     }
     all_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_curl_commands_show_the_http_status() {
+        let key = SigningKey::from_pem(DEMO_ISSUER_KEY, Algorithm::EdDSA, "demo-2026").unwrap();
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        for sample in samples(&key, "http://127.0.0.1:1") {
+            let command = curl(addr, &sample);
+            assert!(
+                command.starts_with("curl -sS -w '\\nHTTP %{http_code}\\n' -X POST"),
+                "{command}"
+            );
+            assert!(command.contains("http://127.0.0.1:8080/contact/monitor"), "{command}");
+        }
+    }
 }

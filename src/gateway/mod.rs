@@ -71,9 +71,7 @@ impl Gateway {
     pub(crate) fn on_sighup(&self) {
         self.reload_policy();
         self.caches.clear();
-        if let Err(e) = self.audit.reopen() {
-            tracing::error!(error = %e, "the audit file could not be reopened; still writing to the old one");
-        }
+        self.audit.reopen();
     }
 }
 
