@@ -17,8 +17,17 @@ const OWN_ACCOUNT_BODY: &str = r#"{"InstanceId":"inst-2","ContactId":"contact-1"
 
 async fn with_role(sts: &StsStandIn, margin: Duration) -> Harness {
     let h = Harness::with(Options {
-        instances: vec![("inst-1", Some("eu-central-1")), ("inst-2", None)],
-        roles: vec![("inst-1", ROLE, Some(EXTERNAL_ID))],
+        config: &format!(
+            r#"
+            [[connect.instances]]
+            id = "inst-1"
+            region = "eu-central-1"
+            role_arn = "{ROLE}"
+            external_id = "{EXTERNAL_ID}"
+            [[connect.instances]]
+            id = "inst-2"
+            "#
+        ),
         sts_endpoint: Some(sts.url()),
         credentials_margin: margin,
         ..Default::default()

@@ -34,7 +34,11 @@ async fn instance_not_allowed_by_the_grant() {
 #[tokio::test]
 async fn instance_not_in_connect_instances_allow_list() {
     let h = Harness::with(Options {
-        instances: vec![("inst-1", Some("eu-central-1"))],
+        config: r#"
+            [[connect.instances]]
+            id = "inst-1"
+            region = "eu-central-1"
+        "#,
         ..Default::default()
     })
     .await;

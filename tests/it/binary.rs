@@ -317,7 +317,8 @@ fn serve_with_env(config: &Path, rust_log: &str, env: &[(&str, &str)]) -> Served
     }
 }
 
-/// The stand-ins, and the real binary serving them with its audit in a file.
+/// The stand-ins, and the real binary serving them on `config` (see
+/// `support::Options::config`) with its audit in a file.
 struct Stack {
     served: Served,
     connect: ConnectStandIn,
@@ -329,15 +330,17 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start(options: Options, rust_log: &str) -> Stack {
+    async fn start(config: &str, rust_log: &str) -> Stack {
         let keys = Keys::load();
         let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
         let connect = ConnectStandIn::start(support::test_credentials(None)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let audit = dir.path().join("audit.log");
+        // Appended as text: a Stack's config has no [audit] table of its own
+        // (TOML refuses a table defined twice).
         let options = Options {
-            audit_file: Some(audit.clone()),
-            ..options
+            config: &format!("{config}\n[audit]\nfile = \"{{DIR}}/audit.log\"\n"),
+            ..Options::default()
         };
         let config = support::write_config(dir.path(), &issuer, &connect, &options);
         Stack {
@@ -427,7 +430,7 @@ impl Caller {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
-    let stack = Stack::start(Options::default(), "trace").await;
+    let stack = Stack::start("", "trace").await;
     stack.connect.script([Reply::error(429, "ThrottlingException")]);
     let caller = stack.caller();
     let forger = Caller {
@@ -483,11 +486,7 @@ async fn no_token_or_secret_reaches_logs_audit_or_metrics_at_trace() {
 
 /// A served gateway with a 5 s shutdown grace, Connect answering after `delay`.
 async fn draining_stack(delay: Duration) -> Stack {
-    let options = Options {
-        shutdown_grace: Some("5s"),
-        ..Options::default()
-    };
-    let stack = Stack::start(options, "info").await;
+    let stack = Stack::start("[server]\nshutdown_grace = \"5s\"", "info").await;
     stack
         .connect
         .set_default(Reply::Delayed(delay, Box::new(Reply::Success)));
@@ -585,11 +584,11 @@ fn connection_lifetimes(logs: &str) -> HashMap<u16, Duration> {
 async fn thousands_of_idle_and_slow_connections_are_cut_off_with_bounded_memory() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let header_read_timeout = Duration::from_secs(2);
-    let options = Options {
-        header_read_timeout: Some("2s"),
-        ..Options::default()
-    };
-    let stack = Stack::start(options, "info,connect_monitor_gateway::http::server=debug").await;
+    let stack = Stack::start(
+        "[server]\nheader_read_timeout = \"2s\"",
+        "info,connect_monitor_gateway::http::server=debug",
+    )
+    .await;
     let pid = stack.served.child.id();
     let before = rss_kib(pid);
 
@@ -677,7 +676,7 @@ async fn audit_file_has_no_half_line_when_the_process_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
     // Refusals are logged at debug (the audit records every one).
-    let stack = Stack::start(Options::default(), "debug").await;
+    let stack = Stack::start("", "debug").await;
     let caller = stack.caller();
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     let post = |traceparent: Option<&str>, body: &str| {
@@ -770,9 +769,16 @@ async fn serve_assumes_an_instances_role_at_the_sts_endpoint_aws_endpoint_url_st
     let dir = tempfile::tempdir().unwrap();
     let role = "arn:aws:iam::222233334444:role/connect-monitor";
     let options = Options {
-        instances: vec![("inst-1", Some("eu-west-1"))],
-        roles: vec![("inst-1", role, None)],
-        audit_file: Some(dir.path().join("audit.log")),
+        config: &format!(
+            r#"
+            [[connect.instances]]
+            id = "inst-1"
+            region = "eu-west-1"
+            role_arn = "{role}"
+            [audit]
+            file = "{{DIR}}/audit.log"
+            "#
+        ),
         ..Options::default()
     };
     let config = support::write_config(dir.path(), &issuer, &connect, &options);
@@ -885,7 +891,10 @@ async fn serve_signs_with_the_credentials_of_the_sso_profile_aws_profile_names()
     )
     .unwrap();
     let options = Options {
-        audit_file: Some(dir.path().join("audit.log")),
+        config: r#"
+            [audit]
+            file = "{DIR}/audit.log"
+        "#,
         ..Options::default()
     };
     let config = support::write_config(dir.path(), &issuer, &connect, &options);
@@ -932,16 +941,9 @@ fn threads_named(pid: u32, prefix: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_worker_threads_sizes_the_runtime_not_the_nodes_cores() {
     // The default is two workers, whatever the machine has.
-    let stack = Stack::start(Options::default(), "info").await;
+    let stack = Stack::start("", "info").await;
     assert_eq!(threads_named(stack.served.child.id(), "cmg-worker"), 2);
-    let stack = Stack::start(
-        Options {
-            worker_threads: Some(1),
-            ..Options::default()
-        },
-        "info",
-    )
-    .await;
+    let stack = Stack::start("[server]\nworker_threads = 1", "info").await;
     assert_eq!(threads_named(stack.served.child.id(), "cmg-worker"), 1);
     assert_eq!(stack.caller().post(BODY).await, 200);
 }

@@ -100,7 +100,7 @@ async fn browser_allows_the_configured_origin_and_blocks_others() {
     let allowed_origin = format!("http://127.0.0.1:{}", allowed_listener.local_addr().unwrap().port());
     let other_origin = format!("http://127.0.0.1:{}", other_listener.local_addr().unwrap().port());
     let h = Harness::with(Options {
-        cors_origins: vec![allowed_origin.clone()],
+        config: &format!("[cors]\nallowed_origins = [\"{allowed_origin}\"]"),
         ..Default::default()
     })
     .await;

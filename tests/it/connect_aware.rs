@@ -237,7 +237,10 @@ async fn user_name_claim_resolves_the_caller_with_search_users() {
     ];
     for (case, username, status, searches) in cases {
         let h = Harness::with(Options {
-            user_name_claim: Some("email"),
+            config: r#"
+                [policy]
+                user_name_claim = "email"
+            "#,
             ..Options::default()
         })
         .await;
@@ -303,7 +306,10 @@ async fn a_failed_lookup_fails_closed_with_the_contracts_answer() {
     for (case, replies, status, code, names) in cases {
         let h = Harness::with(Options {
             policy: grant("agents = { queues = [\"q-1\"] }"),
-            request_timeout: Some("2s"),
+            config: r#"
+                [server]
+                request_timeout = "2s"
+            "#,
             ..Options::default()
         })
         .await;

@@ -175,7 +175,10 @@ async fn non_retryable_error_is_tried_once() {
 #[tokio::test]
 async fn server_errors_until_max_attempts_is_502_after_exactly_that_many() {
     let h = Harness::with(Options {
-        max_attempts: Some(2),
+        config: r#"
+            [connect]
+            max_attempts = 2
+        "#,
         retry: None,
         ..Default::default()
     })
@@ -210,7 +213,10 @@ async fn unreachable_connect_is_502() {
 #[tokio::test]
 async fn call_outliving_request_timeout_is_504() {
     let h = Harness::with(Options {
-        request_timeout: Some("1s"),
+        config: r#"
+            [server]
+            request_timeout = "1s"
+        "#,
         ..Default::default()
     })
     .await;

@@ -10,8 +10,11 @@ use support::{Harness, Options, BODY};
 
 async fn cors_harness() -> Harness {
     Harness::with(Options {
-        cors_origins: vec!["https://dash.example".into()],
-        cors_max_age: Some("5m"),
+        config: r#"
+            [cors]
+            allowed_origins = ["https://dash.example"]
+            max_age = "5m"
+        "#,
         ..Default::default()
     })
     .await

@@ -4,8 +4,8 @@
 //! ports, probes, paths, file names, labels and shutdown timings in the
 //! Dockerfile, the manifests and the ECS task definition are the ones that
 //! config implies.
-//! YAML is read by indentation (no YAML crate here); the manifests are kept in
-//! block style so that suffices. Schema validation is `.ci/validate-deploy`'s job.
+//! The manifests are read with serde_norway into the same JSON values as the
+//! ECS task definition. Schema validation is `.ci/validate-deploy`'s job.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -16,89 +16,18 @@ use connect_monitor_gateway::test_util::Environment;
 use connect_monitor_gateway::test_util::KeySource;
 use connect_monitor_gateway::test_util::Metrics;
 use connect_monitor_gateway::test_util::Settings;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn read(path: &str) -> String {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
-// --- a little YAML by indentation ---------------------------------------------
+// --- reading the manifests ----------------------------------------------------
 
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
-fn is_filler(line: &str) -> bool {
-    let t = line.trim();
-    t.is_empty() || t.starts_with('#')
-}
-
-/// The lines nested under `lines[at]` (more indented; blank and comment lines kept).
-fn nested<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
-    let base = indent(lines[at]);
-    lines[at + 1..]
-        .iter()
-        .take_while(|l| is_filler(l) || indent(l) > base)
-        .copied()
-        .collect()
-}
-
-/// The index of the first line that is `key:` (or the sequence item `- key:`).
-fn find_key(lines: &[&str], key: &str) -> Option<usize> {
-    lines.iter().position(|l| {
-        let t = l.trim_start();
-        let t = t.strip_prefix("- ").unwrap_or(t);
-        !is_filler(l) && (t == format!("{key}:") || t.starts_with(&format!("{key}: ")))
-    })
-}
-
-fn unquote(s: &str) -> &str {
-    s.trim().trim_matches('"').trim_matches('\'')
-}
-
-/// The scalar of the first `key: value` line.
-fn value<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
-    let at = find_key(lines, key)?;
-    let (_, v) = lines[at].split_once(": ")?;
-    Some(unquote(v))
-}
-
-/// The lines nested under the first `key:` line; panics when there is none.
-fn section<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
-    let at = find_key(lines, key).unwrap_or_else(|| panic!("no `{key}:` in:\n{}", lines.join("\n")));
-    nested(lines, at)
-}
-
-/// The item of a sequence that starts `- name: <name>`, its first line included.
-fn named_item<'a>(lines: &[&'a str], name: &str) -> Vec<&'a str> {
-    let at = lines
-        .iter()
-        .position(|l| l.trim() == format!("- name: {name}"))
-        .unwrap_or_else(|| panic!("no item named {name}"));
-    let mut item = vec![lines[at]];
-    item.extend(nested(lines, at));
-    item
-}
-
-/// A block scalar (`key: |`), dedented.
-fn block_scalar(lines: &[&str], key: &str) -> String {
-    let at = lines
-        .iter()
-        .position(|l| l.trim() == format!("{key}: |"))
-        .unwrap_or_else(|| panic!("no block scalar {key}"));
-    let body = nested(lines, at);
-    let cut = body
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| indent(l))
-        .min()
-        .unwrap_or(0);
-    body.iter()
-        .map(|l| l.get(cut..).unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+/// A YAML file of one document (serde_norway refuses more than one).
+fn yaml(path: &str) -> Value {
+    serde_norway::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn number<T: std::str::FromStr>(text: Option<&str>, what: &str) -> T {
@@ -106,39 +35,38 @@ fn number<T: std::str::FromStr>(text: Option<&str>, what: &str) -> T {
         .unwrap_or_else(|| panic!("{what}: not a number: {text:?}"))
 }
 
-/// The `key: value` pairs directly under a mapping (its least indented lines).
-fn mapping(lines: &[&str]) -> BTreeMap<String, String> {
-    let base = lines
-        .iter()
-        .filter(|l| !is_filler(l))
-        .map(|l| indent(l))
-        .min()
-        .unwrap_or(0);
-    lines
-        .iter()
-        .filter(|l| !is_filler(l) && indent(l) == base)
-        .filter_map(|l| l.trim().split_once(": "))
-        .map(|(k, v)| (k.to_string(), unquote(v).to_string()))
-        .collect()
+/// A whole number, as YAML writes it (not quoted).
+fn count<T: TryFrom<u64>>(value: &Value, what: &str) -> T {
+    value
+        .as_u64()
+        .and_then(|n| T::try_from(n).ok())
+        .unwrap_or_else(|| panic!("{what}: not a count: {value}"))
 }
 
-/// The items of a block sequence, each with its first (`- …`) line.
-fn items<'a>(lines: &[&'a str]) -> Vec<Vec<&'a str>> {
-    let base = lines
+fn text<'a>(value: &'a Value, what: &str) -> &'a str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: not a string: {value}"))
+}
+
+/// The items of a sequence; panics when `value` is none.
+fn list<'a>(value: &'a Value, what: &str) -> &'a [Value] {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: not a sequence: {value}"))
+}
+
+/// The item of a sequence whose `name` is `name`.
+fn named<'a>(items: &'a Value, name: &str) -> &'a Value {
+    list(items, name)
         .iter()
-        .filter(|l| !is_filler(l))
-        .map(|l| indent(l))
-        .min()
-        .unwrap_or(0);
-    let mut all: Vec<Vec<&str>> = Vec::new();
-    for line in lines.iter().filter(|l| !is_filler(l)) {
-        if indent(line) == base && line.trim_start().starts_with("- ") {
-            all.push(vec![line]);
-        } else if let Some(item) = all.last_mut() {
-            item.push(line);
-        }
-    }
-    all
+        .find(|item| item["name"] == name)
+        .unwrap_or_else(|| panic!("no item named {name} in {items}"))
+}
+
+/// A mapping of strings (labels, selectors).
+fn strings(value: &Value, what: &str) -> BTreeMap<String, String> {
+    serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{what}: {e}: {value}"))
 }
 
 // --- the artifacts ------------------------------------------------------------
@@ -162,23 +90,20 @@ impl Topology {
         }
     }
 
-    fn manifest(self, file: &str) -> String {
-        read(&format!("{}/{file}", self.dir()))
+    fn manifest(self, file: &str) -> Value {
+        yaml(&format!("{}/{file}", self.dir()))
     }
 
-    fn deployment(self) -> String {
+    fn deployment(self) -> Value {
         self.manifest("deployment.yaml")
     }
 
     fn configmap(self) -> ConfigMap {
-        let text = self.manifest("configmap.yaml");
-        let lines: Vec<&str> = text.lines().collect();
+        let cm = self.manifest("configmap.yaml");
         ConfigMap {
-            name: value(&section(&lines, "metadata"), "name")
-                .expect("ConfigMap name")
-                .to_string(),
-            gateway_toml: block_scalar(&lines, "gateway.toml"),
-            policy_toml: block_scalar(&lines, "policy.toml"),
+            name: text(&cm["metadata"]["name"], "ConfigMap name").to_string(),
+            gateway_toml: text(&cm["data"]["gateway.toml"], "ConfigMap gateway.toml").to_string(),
+            policy_toml: text(&cm["data"]["policy.toml"], "ConfigMap policy.toml").to_string(),
         }
     }
 
@@ -312,11 +237,19 @@ fn config_flag(args: &[String]) -> String {
     args[at + 1].clone()
 }
 
+/// The pod template's spec.
+fn pod_spec(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]
+}
+
+/// A container of the pod template.
+fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
+    named(&pod_spec(deployment)["containers"], name)
+}
+
 /// The gateway container's `args`.
-fn gateway_args(deployment: &str) -> Vec<String> {
-    let lines: Vec<&str> = deployment.lines().collect();
-    let gateway = named_item(&lines, "gateway");
-    serde_json::from_str(value(&gateway, "args").expect("args")).expect("args as a flow list")
+fn gateway_args(deployment: &Value) -> Vec<String> {
+    serde_json::from_value(container(deployment, "gateway")["args"].clone()).expect("args: a list of strings")
 }
 
 fn folder(path: &str) -> String {
@@ -340,36 +273,43 @@ fn gateway_url_port(url: &str) -> u16 {
 }
 
 /// The pod template's labels.
-fn pod_labels(deployment: &str) -> BTreeMap<String, String> {
-    let lines: Vec<&str> = deployment.lines().collect();
-    mapping(&section(&section(&section(&lines, "template"), "metadata"), "labels"))
+fn pod_labels(deployment: &Value) -> BTreeMap<String, String> {
+    strings(&deployment["spec"]["template"]["metadata"]["labels"], "pod labels")
 }
 
 /// The gateway container's ports, by name.
-fn container_ports(deployment: &str) -> BTreeMap<String, u16> {
-    let lines: Vec<&str> = deployment.lines().collect();
-    let gateway = named_item(&lines, "gateway");
-    items(&section(&gateway, "ports"))
+fn container_ports(deployment: &Value) -> BTreeMap<String, u16> {
+    list(&container(deployment, "gateway")["ports"], "ports")
         .iter()
         .map(|port| {
             (
-                value(port, "name").expect("every port is named").to_string(),
-                number(value(port, "containerPort"), "containerPort"),
+                text(&port["name"], "every port is named").to_string(),
+                count(&port["containerPort"], "containerPort"),
             )
         })
         .collect()
 }
 
+/// What a volume is made of: the sources of a projected volume, or the volume itself.
+fn volume_sources(volume: &Value) -> Vec<&Value> {
+    match volume.get("projected") {
+        Some(projected) => list(&projected["sources"], "projected sources").iter().collect(),
+        None => vec![volume],
+    }
+}
+
 /// The volume holding the ConfigMap (directly or projected) and the gateway's mount of it.
-fn config_volume<'a>(lines: &[&'a str], configmap: &str) -> (Vec<&'a str>, Vec<&'a str>) {
-    let volumes = section(&section(lines, "template"), "volumes");
-    let volume = items(&volumes)
-        .into_iter()
-        .find(|v| value(&section(v, "configMap"), "name") == Some(configmap))
+fn config_volume<'a>(deployment: &'a Value, configmap: &str) -> (&'a Value, &'a Value) {
+    let volume = list(&pod_spec(deployment)["volumes"], "volumes")
+        .iter()
+        .find(|v| {
+            volume_sources(v)
+                .iter()
+                .any(|source| source["configMap"]["name"] == configmap)
+        })
         .unwrap_or_else(|| panic!("no volume holds the ConfigMap {configmap}"));
-    let name = value(&volume, "name").expect("volume name");
-    let gateway = named_item(lines, "gateway");
-    let mount = named_item(&section(&gateway, "volumeMounts"), name);
+    let name = text(&volume["name"], "volume name");
+    let mount = named(&container(deployment, "gateway")["volumeMounts"], name);
     (volume, mount)
 }
 
@@ -471,23 +411,19 @@ fn the_policies_of_both_topologies_are_the_same() {
 fn probes_and_metrics_annotations_use_the_admin_port() {
     for t in TOPOLOGIES {
         let admin_port = admin(&t.settings()).port();
-        let text = t.deployment();
-        let lines: Vec<&str> = text.lines().collect();
-        let gateway = named_item(&lines, "gateway");
+        let deployment = t.deployment();
+        let gateway = container(&deployment, "gateway");
         for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
-            let get = section(&section(&gateway, probe), "httpGet");
-            assert_eq!(value(&get, "path"), Some(path), "{t:?} {probe} path");
-            assert_eq!(
-                number::<u16>(value(&get, "port"), probe),
-                admin_port,
-                "{t:?} {probe} port"
-            );
+            let get = &gateway[probe]["httpGet"];
+            assert_eq!(get["path"], path, "{t:?} {probe} path");
+            assert_eq!(count::<u16>(&get["port"], probe), admin_port, "{t:?} {probe} port");
         }
-        let annotations = section(&section(&lines, "template"), "annotations");
-        assert_eq!(value(&annotations, "prometheus.io/scrape"), Some("true"));
-        assert_eq!(value(&annotations, "prometheus.io/path"), Some("/metrics"));
+        // Annotation values are strings in Kubernetes.
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert_eq!(annotations["prometheus.io/path"], "/metrics");
         assert_eq!(
-            number::<u16>(value(&annotations, "prometheus.io/port"), "prometheus.io/port"),
+            number::<u16>(annotations["prometheus.io/port"].as_str(), "prometheus.io/port"),
             admin_port,
             "{t:?} prometheus.io/port"
         );
@@ -534,10 +470,9 @@ fn container_ports_match_the_listeners() {
 #[test]
 fn sidecar_dashboard_calls_the_gateway_on_its_api_port() {
     let listen = Topology::Sidecar.settings().server.listen.port();
-    let text = Topology::Sidecar.deployment();
-    let lines: Vec<&str> = text.lines().collect();
-    let dashboard = named_item(&lines, "dashboard");
-    let url = value(&named_item(&dashboard, "GATEWAY_URL"), "value").expect("GATEWAY_URL value");
+    let deployment = Topology::Sidecar.deployment();
+    let dashboard = container(&deployment, "dashboard");
+    let url = text(&named(&dashboard["env"], "GATEWAY_URL")["value"], "GATEWAY_URL value");
     assert_eq!(gateway_url_port(url), listen, "Kubernetes dashboard GATEWAY_URL");
 
     let task = ecs();
@@ -553,51 +488,48 @@ fn sidecar_dashboard_calls_the_gateway_on_its_api_port() {
 fn edge_service_pdb_and_spread_select_the_gateway_pods() {
     let t = Topology::Edge;
     let deployment = t.deployment();
-    let lines: Vec<&str> = deployment.lines().collect();
     let labels = pod_labels(&deployment);
-    let replicas: u32 = number(value(&lines, "replicas"), "replicas");
+    let replicas: u32 = count(&deployment["spec"]["replicas"], "replicas");
     assert!(replicas >= 2, "several replicas behind the Service: {replicas}");
     assert_eq!(
-        mapping(&section(&section(&lines, "selector"), "matchLabels")),
+        strings(&deployment["spec"]["selector"]["matchLabels"], "selector"),
         labels,
         "the Deployment's selector"
     );
 
     // The Service sends its port to the gateway's API port.
     let service = t.manifest("service.yaml");
-    let service: Vec<&str> = service.lines().collect();
-    assert_eq!(value(&service, "kind"), Some("Service"));
+    assert_eq!(service["kind"], "Service");
     assert_eq!(
-        mapping(&section(&service, "selector")),
+        strings(&service["spec"]["selector"], "selector"),
         labels,
         "the Service's selector"
     );
-    let ports = items(&section(&service, "ports"));
+    let ports = list(&service["spec"]["ports"], "ports");
     assert_eq!(
         ports.len(),
         1,
         "only the API is load-balanced; probes and scrapes go to each pod"
     );
-    let target = value(&ports[0], "targetPort").expect("targetPort");
+    let target = &ports[0]["targetPort"];
     let api = container_ports(&deployment)["api"];
     assert!(
-        target == "api" || target == api.to_string(),
+        *target == "api" || *target == api,
         "targetPort {target} is the API port {api}"
     );
     assert_eq!(api, t.settings().server.listen.port());
 
     // The disruption budget keeps most replicas serving through drains.
     let pdb = t.manifest("poddisruptionbudget.yaml");
-    let pdb: Vec<&str> = pdb.lines().collect();
-    assert_eq!(value(&pdb, "kind"), Some("PodDisruptionBudget"));
+    assert_eq!(pdb["kind"], "PodDisruptionBudget");
     assert_eq!(
-        mapping(&section(&section(&pdb, "selector"), "matchLabels")),
+        strings(&pdb["spec"]["selector"]["matchLabels"], "selector"),
         labels,
         "the PodDisruptionBudget's selector"
     );
-    let serving = match (value(&pdb, "maxUnavailable"), value(&pdb, "minAvailable")) {
-        (Some(max), None) => replicas - number::<u32>(Some(max), "maxUnavailable"),
-        (None, Some(min)) => number(Some(min), "minAvailable"),
+    let serving = match (pdb["spec"].get("maxUnavailable"), pdb["spec"].get("minAvailable")) {
+        (Some(max), None) => replicas - count::<u32>(max, "maxUnavailable"),
+        (None, Some(min)) => count(min, "minAvailable"),
         other => panic!("exactly one of maxUnavailable and minAvailable, as a count: {other:?}"),
     };
     assert!(
@@ -606,18 +538,18 @@ fn edge_service_pdb_and_spread_select_the_gateway_pods() {
     );
 
     // Spread over zones and nodes, counting this Deployment's pods.
-    let spread = items(&section(&section(&lines, "template"), "topologySpreadConstraints"));
-    let keys: BTreeSet<&str> = spread
-        .iter()
-        .map(|c| value(c, "topologyKey").expect("topologyKey"))
-        .collect();
+    let spread = list(
+        &pod_spec(&deployment)["topologySpreadConstraints"],
+        "topologySpreadConstraints",
+    );
+    let keys: BTreeSet<&str> = spread.iter().map(|c| text(&c["topologyKey"], "topologyKey")).collect();
     assert_eq!(
         keys,
         BTreeSet::from(["topology.kubernetes.io/zone", "kubernetes.io/hostname"])
     );
-    for constraint in &spread {
+    for constraint in spread {
         assert_eq!(
-            mapping(&section(&section(constraint, "labelSelector"), "matchLabels")),
+            strings(&constraint["labelSelector"]["matchLabels"], "labelSelector"),
             labels,
             "topologySpreadConstraints count the gateway's own pods"
         );
@@ -628,17 +560,16 @@ fn edge_service_pdb_and_spread_select_the_gateway_pods() {
 fn config_mount_is_the_folder_of_the_config_path() {
     for t in TOPOLOGIES {
         let cm = t.configmap();
-        let text = t.deployment();
-        let lines: Vec<&str> = text.lines().collect();
-        let config = config_flag(&gateway_args(&text));
+        let deployment = t.deployment();
+        let config = config_flag(&gateway_args(&deployment));
         assert_eq!(
             Path::new(&config).file_name().unwrap(),
             "gateway.toml",
             "{t:?}: the ConfigMap key"
         );
-        let (volume, mount) = config_volume(&lines, &cm.name);
-        assert_eq!(value(&mount, "mountPath"), Some(folder(&config).as_str()), "{t:?}");
-        assert_eq!(value(&mount, "readOnly"), Some("true"), "{t:?}");
+        let (volume, mount) = config_volume(&deployment, &cm.name);
+        assert_eq!(mount["mountPath"], folder(&config), "{t:?}");
+        assert_eq!(mount["readOnly"], true, "{t:?}");
         // policy.file resolves beside gateway.toml, so it must be a key of the same ConfigMap.
         let policy = t.settings().authz.policy_file;
         assert_eq!(
@@ -650,20 +581,19 @@ fn config_mount_is_the_folder_of_the_config_path() {
 
         // The TLS files the config names come from a Secret in the same folder.
         let tls = t.settings().server.tls;
+        let secret = volume_sources(volume)
+            .into_iter()
+            .find_map(|source| source.get("secret"));
         match tls {
-            None => assert!(find_key(&volume, "secret").is_none(), "{t:?}: no TLS, no Secret"),
+            None => assert!(secret.is_none(), "{t:?}: no TLS, no Secret"),
             Some(files) => {
-                let secret = section(&volume, "secret");
-                assert!(value(&secret, "name").is_some(), "{t:?}: the Secret is named");
-                let projected: BTreeSet<&str> = items(&section(&secret, "items"))
+                let secret = secret.unwrap_or_else(|| panic!("{t:?}: the TLS files come from a Secret"));
+                assert!(secret["name"].is_string(), "{t:?}: the Secret is named");
+                let projected: BTreeSet<&str> = list(&secret["items"], "Secret items")
                     .iter()
                     .map(|item| {
-                        assert_eq!(
-                            value(item, "key"),
-                            value(item, "path"),
-                            "kubernetes.io/tls keys, as they are"
-                        );
-                        value(item, "path").expect("path")
+                        assert_eq!(item["key"], item["path"], "kubernetes.io/tls keys, as they are");
+                        text(&item["path"], "path")
                     })
                     .collect();
                 let named: BTreeSet<String> = [files.cert_file, files.key_file]
@@ -711,15 +641,16 @@ fn config_mount_is_the_folder_of_the_config_path() {
 fn termination_grace_exceeds_prestop_plus_shutdown_grace() {
     for t in TOPOLOGIES {
         let grace = t.settings().server.shutdown_grace;
-        let text = t.deployment();
-        let lines: Vec<&str> = text.lines().collect();
-        let termination = Duration::from_secs(number(
-            value(&lines, "terminationGracePeriodSeconds"),
+        let deployment = t.deployment();
+        let termination = Duration::from_secs(count(
+            &pod_spec(&deployment)["terminationGracePeriodSeconds"],
             "terminationGracePeriodSeconds",
         ));
-        let gateway = named_item(&lines, "gateway");
-        let pre_stop = section(&section(&section(&gateway, "lifecycle"), "preStop"), "sleep");
-        let sleep = Duration::from_secs(number(value(&pre_stop, "seconds"), "preStop sleep"));
+        let gateway = container(&deployment, "gateway");
+        let sleep = Duration::from_secs(count(
+            &gateway["lifecycle"]["preStop"]["sleep"]["seconds"],
+            "preStop sleep",
+        ));
         assert!(
             termination > sleep + grace,
             "{t:?}: terminationGracePeriodSeconds {termination:?} must exceed preStop {sleep:?} + shutdown_grace {grace:?}"
@@ -764,25 +695,22 @@ fn containers_run_as_the_image_user_on_a_read_only_root() {
     assert_ne!(uid, "0");
 
     for t in TOPOLOGIES {
-        let text = t.deployment();
-        let lines: Vec<&str> = text.lines().collect();
-        let pod = section(&section(&lines, "template"), "securityContext");
+        let deployment = t.deployment();
         assert_eq!(
-            value(&pod, "runAsUser"),
-            Some(uid),
+            count::<u64>(&pod_spec(&deployment)["securityContext"]["runAsUser"], "runAsUser").to_string(),
+            uid,
             "{t:?}: the pod's runAsUser is the image's USER"
         );
-        let gateway = named_item(&lines, "gateway");
-        let sc = section(&gateway, "securityContext");
+        let sc = &container(&deployment, "gateway")["securityContext"];
         for (key, want) in [
-            ("runAsNonRoot", "true"),
-            ("readOnlyRootFilesystem", "true"),
-            ("allowPrivilegeEscalation", "false"),
+            ("runAsNonRoot", true),
+            ("readOnlyRootFilesystem", true),
+            ("allowPrivilegeEscalation", false),
         ] {
-            assert_eq!(value(&sc, key), Some(want), "{t:?}: gateway securityContext.{key}");
+            assert_eq!(sc[key], want, "{t:?}: gateway securityContext.{key}");
         }
-        assert_eq!(value(&section(&sc, "capabilities"), "drop"), Some(r#"["ALL"]"#));
-        assert_eq!(value(&section(&sc, "seccompProfile"), "type"), Some("RuntimeDefault"));
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
     }
 
     let task = ecs();
@@ -812,12 +740,10 @@ fn each_kustomization_lists_every_manifest_of_its_folder() {
         "one folder per topology"
     );
     for t in TOPOLOGIES {
-        let text = t.manifest("kustomization.yaml");
-        let lines: Vec<&str> = text.lines().collect();
-        let listed: BTreeSet<String> = section(&lines, "resources")
+        let kustomization = t.manifest("kustomization.yaml");
+        let listed: BTreeSet<String> = list(&kustomization["resources"], "resources")
             .iter()
-            .filter_map(|l| l.trim().strip_prefix("- "))
-            .map(str::to_string)
+            .map(|r| text(r, "a resource").to_string())
             .collect();
         let present: BTreeSet<String> = std::fs::read_dir(format!("{}/{}", env!("CARGO_MANIFEST_DIR"), t.dir()))
             .unwrap()

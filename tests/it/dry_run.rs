@@ -19,7 +19,7 @@ const ORIGIN: &str = "https://dashboard.example";
 async fn connect_aware() -> Harness {
     let h = Harness::with(Options {
         policy: grant("agents = \"my_hierarchy\"\nconnect_permissions = true"),
-        cors_origins: vec![ORIGIN.to_string()],
+        config: &format!("[cors]\nallowed_origins = [\"{ORIGIN}\"]"),
         ..Options::default()
     })
     .await;

@@ -369,7 +369,10 @@ async fn user_name_claim_explain_agrees_with_the_gateway() {
     ];
     for (case, username, expected) in cases {
         let h = Harness::with(Options {
-            user_name_claim: Some("email"),
+            config: r#"
+                [policy]
+                user_name_claim = "email"
+            "#,
             ..Options::default()
         })
         .await;

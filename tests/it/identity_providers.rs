@@ -14,7 +14,7 @@
 
 use crate::support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -54,9 +54,11 @@ fn read(path: &str) -> String {
 /// The gateway configuration for these stand-ins: the harness's own, with
 /// the example's `[[auth.issuers]]` (keys from the stand-in instead) and
 /// its `[policy]` (the policy file written next to it).
-fn example_config_text(idp: &str, issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options) -> String {
+fn example_config_text(idp: &str, issuer: &IssuerStandIn, connect: &ConnectStandIn, dir: &Path) -> String {
     let example: toml::Table = toml::from_str(&read(&format!("config/{idp}.toml"))).expect("example config is TOML");
-    let mut config: toml::Table = toml::from_str(&config_text(issuer, connect, o)).expect("harness config is TOML");
+    let instance = format!("[[connect.instances]]\nid = \"{INSTANCE}\"\nregion = \"us-east-1\"");
+    let mut config: toml::Table =
+        toml::from_str(&config_text(issuer, connect, dir, &instance)).expect("harness config is TOML");
 
     let issuers = example["auth"]["issuers"].as_array().expect("[[auth.issuers]]");
     let issuers: Vec<toml::Value> = issuers
@@ -89,13 +91,12 @@ async fn gateway_for(idp: &str, jwks: Value) -> Harness {
     let connect = ConnectStandIn::start(test_credentials(None)).await.unwrap();
     let o = Options {
         policy: read(&format!("config/{idp}.policy.toml")),
-        instances: vec![(INSTANCE, Some("us-east-1"))],
         ..Options::default()
     };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.toml"), &o.policy).unwrap();
     let config = dir.path().join("gateway.toml");
-    std::fs::write(&config, example_config_text(idp, &issuer, &connect, &o)).unwrap();
+    std::fs::write(&config, example_config_text(idp, &issuer, &connect, dir.path())).unwrap();
     Harness::on_config(keys, issuer, connect, dir, &config, o).await
 }
 

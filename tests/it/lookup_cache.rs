@@ -16,7 +16,7 @@ use support::{join_all, Harness, Options};
 async fn primed(ttl: &'static str, page_size: usize) -> Harness {
     let h = Harness::with(Options {
         policy: grant("agents = \"my_hierarchy\"\nconnect_permissions = true"),
-        lookup_ttl: Some(ttl),
+        config: &format!("[connect.lookups]\nttl = \"{ttl}\""),
         ..Options::default()
     })
     .await;
@@ -132,7 +132,10 @@ async fn sighup_empties_the_caches() {
 #[tokio::test]
 async fn a_resolved_username_is_cached_like_the_other_facts() {
     let h = Harness::with(Options {
-        user_name_claim: Some("email"),
+        config: r#"
+            [policy]
+            user_name_claim = "email"
+        "#,
         ..Options::default()
     })
     .await;

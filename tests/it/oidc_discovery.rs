@@ -10,10 +10,16 @@ use std::time::Duration;
 use serde_json::json;
 use support::{Harness, Options, BODY};
 
-fn discovery() -> Options {
+fn discovery() -> Options<'static> {
     Options {
-        discovery: true,
-        jwks_refresh: "1s",
+        config: r#"
+            [[auth.issuers]]
+            issuer = "{ISSUER}"
+            audiences = ["connect-monitor-gateway"]
+            algorithms = ["RS256", "ES256", "EdDSA"]
+            discovery = true
+            jwks_refresh = "1s"
+        "#,
         ..Default::default()
     }
 }

@@ -72,7 +72,10 @@ async fn every_answer_matches_the_openapi_spec() {
     let mut answers: Vec<Answer> = Vec::new();
 
     let h = Harness::with(Options {
-        request_timeout: Some("1s"),
+        config: r#"
+            [server]
+            request_timeout = "1s"
+        "#,
         ..Default::default()
     })
     .await;

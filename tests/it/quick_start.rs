@@ -1,7 +1,7 @@
 //! The README's "Quick start for a real deployment", run as written: its
-//! command block is parsed (a small shell-word reader: quotes, `$VARS`, line
-//! continuations, comments) and every command is carried out against the
-//! in-process stand-ins, with the real binary for `check` and `serve`.
+//! command block is split into words (shlex; `$VARS` expanded here) and every
+//! command is carried out against the in-process stand-ins, with the real
+//! binary for `check` and `serve`.
 //!
 //! What the test changes, and nothing else:
 //! - `/` is a temporary folder (`/etc/connect-monitor-gateway` lands in it) and
@@ -129,96 +129,64 @@ fn at<'a>(doc: &'a toml::Value, path: &[&str]) -> &'a toml::Value {
     })
 }
 
-// --- a small reader of shell words ----------------------------------------------
+// --- the block's commands -------------------------------------------------------
 
-/// The block's commands: `\`-continued lines joined, blank and comment lines dropped.
-fn logical_lines(block: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut pending = String::new();
-    for line in block.lines() {
-        match line.trim_end().strip_suffix('\\') {
-            Some(start) => {
-                pending.push_str(start);
-                pending.push(' ');
-            }
-            None => {
-                pending.push_str(line);
-                let whole = std::mem::take(&mut pending);
-                let trimmed = whole.trim();
-                if !trimmed.is_empty() && !trimmed.starts_with('#') {
-                    lines.push(trimmed.to_string());
-                }
-            }
-        }
-    }
-    assert!(pending.is_empty(), "the block ends inside a continued line");
-    lines
+/// The block's commands, one a line: a `\`-continued line joined to the next,
+/// blank and comment lines dropped.
+fn commands(block: &str) -> Vec<String> {
+    assert!(
+        !block.trim_end().ends_with('\\'),
+        "the block ends inside a continued line"
+    );
+    block
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
-/// One line split into words as `sh` would: quotes, backslashes, `$NAME` and
-/// `${NAME}` (which must be known), a `#` comment at the start of a word.
+/// One command's words as `sh` splits them (quotes, backslashes, a trailing
+/// `#` comment: shlex), then `$NAME` and `${NAME}` replaced within each word.
+/// Unlike `sh`, that also expands inside single quotes and never splits a
+/// value: the quick start has no `$` in single quotes and only unquoted
+/// values without blanks.
 fn shell_words(line: &str, vars: &HashMap<String, String>) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = line.chars().peekable();
-    let expand = |chars: &mut std::iter::Peekable<std::str::Chars>, into: &mut String| {
-        let braced = chars.next_if_eq(&'{').is_some();
-        let mut name = String::new();
-        while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
-            name.push(c);
-        }
-        if braced {
-            assert_eq!(chars.next(), Some('}'), "unclosed ${{{name} in {line:?}");
-        }
+    let words = shlex::split(line).unwrap_or_else(|| panic!("unclosed quote or trailing \\ in {line:?}"));
+    assert!(
+        !words
+            .iter()
+            .any(|w| matches!(w.as_str(), "|" | "||" | "&" | "&&" | ";" | "<" | ">" | ">>")),
+        "one simple command per line in the quick start: {line:?}"
+    );
+    words.iter().map(|word| expand(word, vars)).collect()
+}
+
+/// `word` with `$NAME` and `${NAME}` replaced by the values the quick start set.
+fn expand(word: &str, vars: &HashMap<String, String>) -> String {
+    let mut expanded = String::new();
+    let mut rest = word;
+    while let Some(at) = rest.find('$') {
+        expanded.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, tail) = match after.strip_prefix('{') {
+            Some(braced) => braced
+                .split_once('}')
+                .unwrap_or_else(|| panic!("unclosed ${{ in {word:?}")),
+            None => after.split_at(
+                after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len()),
+            ),
+        };
         let value = vars
-            .get(&name)
-            .unwrap_or_else(|| panic!("${name} is used before the quick start sets it: {line:?}"));
-        into.push_str(value);
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => words.extend(word.take()),
-            '#' if word.is_none() => break,
-            '\'' => {
-                let w = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => w.push(c),
-                        None => panic!("unclosed ' in {line:?}"),
-                    }
-                }
-            }
-            '"' => {
-                let w = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
-                            Some(c) => {
-                                w.push('\\');
-                                w.push(c);
-                            }
-                            None => panic!("unclosed \" in {line:?}"),
-                        },
-                        Some('$') => expand(&mut chars, w),
-                        Some('`') => panic!("no command substitution in the quick start: {line:?}"),
-                        Some(c) => w.push(c),
-                        None => panic!("unclosed \" in {line:?}"),
-                    }
-                }
-            }
-            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
-            '$' => expand(&mut chars, word.get_or_insert_with(String::new)),
-            '|' | '&' | ';' | '<' | '>' | '`' | '(' | ')' => {
-                panic!("one simple command per line in the quick start: {c:?} in {line:?}")
-            }
-            c => word.get_or_insert_with(String::new).push(c),
-        }
+            .get(name)
+            .unwrap_or_else(|| panic!("${name} is used before the quick start sets it: {word:?}"));
+        expanded.push_str(value);
+        rest = tail;
     }
-    words.extend(word);
-    words
+    expanded + rest
 }
 
 /// `NAME=value` words at the start of a command.
@@ -825,7 +793,7 @@ async fn the_readme_quick_start_works_as_written_against_the_stand_ins() {
     );
 
     let mut run = Run::start(readme).await;
-    for line in logical_lines(&run.readme.commands.clone()) {
+    for line in commands(&run.readme.commands.clone()) {
         run.line(&line).await;
     }
 

@@ -71,7 +71,10 @@ async fn retry_after_from_connect_is_honoured() {
 #[tokio::test]
 async fn upstream_that_hangs_is_answered_504_at_the_request_timeout() {
     let h = Harness::with(Options {
-        request_timeout: Some("2s"),
+        config: r#"
+            [server]
+            request_timeout = "2s"
+        "#,
         retry: Some(RetrySettings {
             attempt_timeout: Duration::from_secs(10),
             ..fast_retries()
@@ -91,9 +94,13 @@ async fn upstream_that_hangs_is_answered_504_at_the_request_timeout() {
 async fn local_rate_limit_queues_within_the_deadline_then_answers_429_with_retry_after() {
     let h = Arc::new(
         Harness::with(Options {
-            request_timeout: Some("5s"),
-            max_rate: Some(0.5),
-            burst: Some(1),
+            config: r#"
+                [server]
+                request_timeout = "5s"
+                [connect]
+                max_rate = 0.5
+                burst = 1
+            "#,
             ..Default::default()
         })
         .await,
@@ -115,7 +122,10 @@ async fn local_rate_limit_queues_within_the_deadline_then_answers_429_with_retry
 async fn load_beyond_max_in_flight_is_shed_fast_with_503() {
     let h = Arc::new(
         Harness::with(Options {
-            max_in_flight: Some(2),
+            config: r#"
+                [server]
+                max_in_flight = 2
+            "#,
             ..Default::default()
         })
         .await,
@@ -146,8 +156,11 @@ async fn five_hundred_concurrent_requests_are_all_answered_and_audited() {
     // this is about every request being answered, not how fast.
     let h = Arc::new(
         Harness::with(Options {
-            max_in_flight: Some(1000),
-            request_timeout: Some("60s"),
+            config: r#"
+                [server]
+                max_in_flight = 1000
+                request_timeout = "60s"
+            "#,
             retry: Some(RetrySettings {
                 attempt_timeout: Duration::from_secs(30),
                 ..fast_retries()
@@ -176,7 +189,14 @@ async fn five_hundred_concurrent_requests_are_all_answered_and_audited() {
 #[tokio::test]
 async fn identity_provider_returning_garbage_keeps_the_cached_keys() {
     let h = Harness::with(Options {
-        jwks_refresh: "1s",
+        config: r#"
+            [[auth.issuers]]
+            issuer = "{ISSUER}"
+            audiences = ["connect-monitor-gateway"]
+            algorithms = ["RS256", "ES256", "EdDSA"]
+            jwks_url = "{JWKS_URL}"
+            jwks_refresh = "1s"
+        "#,
         ..Default::default()
     })
     .await;

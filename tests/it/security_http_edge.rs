@@ -128,7 +128,10 @@ async fn expect_continue_without_token_gets_no_100_continue() {
 async fn slow_header_client_is_cut_off_within_header_read_timeout() {
     let header_read_timeout = Duration::from_secs(1);
     let h = Harness::with(Options {
-        header_read_timeout: Some("1s"),
+        config: r#"
+            [server]
+            header_read_timeout = "1s"
+        "#,
         ..Default::default()
     })
     .await;
@@ -150,7 +153,10 @@ async fn slow_header_client_is_cut_off_within_header_read_timeout() {
 #[tokio::test]
 async fn slow_body_client_is_cut_off_within_request_timeout() {
     let h = Harness::with(Options {
-        request_timeout: Some("2s"),
+        config: r#"
+            [server]
+            request_timeout = "2s"
+        "#,
         ..Default::default()
     })
     .await;

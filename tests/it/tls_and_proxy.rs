@@ -52,9 +52,23 @@ fn https_client(identity: Option<&str>) -> HttpsClient {
 
 /// The API served over TLS with the test certificate, requiring client
 /// certificates signed by the test CA if asked.
-fn tls_options(client_ca: bool) -> Options {
+fn tls_options(client_ca: bool) -> Options<'static> {
+    let config = if client_ca {
+        r#"
+            [server.tls]
+            cert_file = "{FIXTURES}/tls/server.pem"
+            key_file = "{FIXTURES}/tls/server.key"
+            client_ca_file = "{FIXTURES}/tls/ca.pem"
+        "#
+    } else {
+        r#"
+            [server.tls]
+            cert_file = "{FIXTURES}/tls/server.pem"
+            key_file = "{FIXTURES}/tls/server.key"
+        "#
+    };
     Options {
-        tls: Some(support::tls_files(client_ca.then_some("ca.pem"))),
+        config,
         ..Default::default()
     }
 }

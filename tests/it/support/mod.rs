@@ -242,51 +242,53 @@ capabilities = ["SILENT_MONITOR", "BARGE"]
 as_user = ["lead-user-1"]
 "#;
 
-/// How to build a harness: the settings tests change, each rendered into the
-/// configuration file only when set (the gateway's default otherwise).
-pub struct Options {
-    // [server]
-    /// e.g. `"2s"`.
-    pub header_read_timeout: Option<&'static str>,
-    pub request_timeout: Option<&'static str>,
-    pub shutdown_grace: Option<&'static str>,
-    pub max_in_flight: Option<usize>,
-    pub worker_threads: Option<usize>,
-    /// `[server.tls]`: serve the API over TLS with these files.
-    pub tls: Option<TlsFiles>,
-    // [auth.issuers]
-    pub jwks_refresh: &'static str,
+/// The harness's gateway configuration, before a test's own is merged over
+/// it: the stand-ins, ephemeral ports, the issuer's keys and the policy file.
+/// `{…}` placeholders are replaced in every string value (see [`Options::config`]).
+const BASE_CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[auth]
+leeway = "60s"
+
+[[auth.issuers]]
+issuer = "{ISSUER}"
+audiences = ["connect-monitor-gateway"]
+algorithms = ["RS256", "ES256", "EdDSA"]
+jwks_url = "{JWKS_URL}"
+jwks_refresh = "10m"
+
+[connect]
+region = "eu-west-2"
+endpoint = "{CONNECT_URL}"
+
+[policy]
+file = "policy.toml"
+user_id_claim = "connect_user_id"
+"#;
+
+/// How to build a harness: the configuration a test needs, and what the
+/// gateway is built with besides its configuration.
+pub struct Options<'a> {
+    /// Gateway configuration as a user writes gateway.toml, merged over the
+    /// harness's base: tables merge key by key; any other value, an array of
+    /// tables (`[[connect.instances]]`) among them, replaces the base's.
+    /// In string values, `{ISSUER}`, `{JWKS_URL}` and `{CONNECT_URL}` name the
+    /// running stand-ins, `{DIR}` the test's temp folder (where gateway.toml
+    /// is written) and `{FIXTURES}` tests/fixtures. The gateway's loader
+    /// refuses a key it does not know.
+    pub config: &'a str,
+    /// The policy file's text.
+    pub policy: String,
     /// The identity provider answers 503 from the start.
     pub issuer_down_at_start: bool,
-    /// `discovery = true` instead of `jwks_url`.
-    pub discovery: bool,
     /// The discovery document the issuer serves from the start, made from the
     /// running stand-in; `None` serves the truthful one.
     pub discovery_document: Option<fn(&IssuerStandIn) -> Value>,
-    /// `audience_claim`: the claim checked against the audiences.
-    pub audience_claim: Option<&'static str>,
-    // [connect]
-    pub max_attempts: Option<u32>,
-    pub max_rate: Option<f64>,
-    pub burst: Option<u32>,
-    /// `[[connect.instances]]`: the allow-list, each instance with an optional region.
-    pub instances: Vec<(&'static str, Option<&'static str>)>,
-    /// `role_arn` (and `external_id`) of listed instances: (instance, role ARN, external id).
-    pub roles: Vec<(&'static str, &'static str, Option<&'static str>)>,
     /// Serve the Connect stand-in over TLS (tests/fixtures/tls/server.pem).
     pub connect_tls: bool,
-    // [cors]
-    pub cors_origins: Vec<String>,
-    pub cors_max_age: Option<&'static str>,
-    // [audit] (the in-process harness always audits to memory)
-    pub audit_file: Option<PathBuf>,
-    /// The policy file's text.
-    pub policy: String,
-    /// `[connect.lookups] ttl`: how long looked-up facts are trusted.
-    pub lookup_ttl: Option<&'static str>,
-    /// `[policy] user_name_claim`: the claim holding the caller's Connect username.
-    pub user_name_claim: Option<&'static str>,
-    // What the gateway is built with besides its configuration.
     pub credentials: TestCredentials,
     pub credentials_margin: Duration,
     pub retry: Option<RetrySettings>,
@@ -298,32 +300,14 @@ pub struct Options {
     pub panic_hook: Option<PanicHook>,
 }
 
-impl Default for Options {
+impl Default for Options<'_> {
     fn default() -> Self {
         Options {
-            header_read_timeout: None,
-            request_timeout: None,
-            shutdown_grace: None,
-            max_in_flight: None,
-            worker_threads: None,
-            tls: None,
-            jwks_refresh: "10m",
-            issuer_down_at_start: false,
-            discovery: false,
-            discovery_document: None,
-            audience_claim: None,
-            max_attempts: None,
-            max_rate: None,
-            burst: None,
-            instances: Vec::new(),
-            roles: Vec::new(),
-            connect_tls: false,
-            cors_origins: Vec::new(),
-            cors_max_age: None,
-            audit_file: None,
+            config: "",
             policy: POLICY.to_string(),
-            user_name_claim: None,
-            lookup_ttl: None,
+            issuer_down_at_start: false,
+            discovery_document: None,
+            connect_tls: false,
             credentials: TestCredentials::default(),
             credentials_margin: Duration::from_secs(300),
             // Small backoff bases keep retry tests quick; the rules are the SDK's.
@@ -374,109 +358,48 @@ impl Answer {
     }
 }
 
-/// `key = value` in TOML, or nothing for a setting left at its default.
-fn setting<V: Into<toml::Value>>(key: &str, value: Option<V>) -> String {
-    value.map(|v| format!("{key} = {}\n", v.into())).unwrap_or_default()
+/// `over` merged into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
-fn path(p: &Path) -> String {
-    p.display().to_string()
+/// Replaces the placeholders in every string inside `value`.
+fn substitute(value: &mut toml::Value, placeholders: &[(&str, String)]) {
+    match value {
+        toml::Value::String(s) => {
+            for (name, replacement) in placeholders {
+                *s = s.replace(name, replacement);
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, placeholders)),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| substitute(v, placeholders)),
+        _ => {}
+    }
 }
 
-/// The gateway configuration for these stand-ins and options.
-pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options) -> String {
-    let server = [
-        setting("header_read_timeout", o.header_read_timeout),
-        setting("request_timeout", o.request_timeout),
-        setting("shutdown_grace", o.shutdown_grace),
-        setting("max_in_flight", o.max_in_flight.map(|n| n as i64)),
-        setting("worker_threads", o.worker_threads.map(|n| n as i64)),
-    ]
-    .concat();
-    let server_tls = o.tls.as_ref().map_or(String::new(), |files| {
-        [
-            "[server.tls]\n".to_string(),
-            setting("cert_file", Some(path(&files.cert_file))),
-            setting("key_file", Some(path(&files.key_file))),
-            setting("client_ca_file", files.client_ca_file.as_deref().map(path)),
-        ]
-        .concat()
-    });
-    let connect_settings = [
-        setting("max_attempts", o.max_attempts),
-        setting("max_rate", o.max_rate),
-        setting("burst", o.burst),
-    ]
-    .concat();
-    let instances: String = o
-        .instances
-        .iter()
-        .map(|(id, region)| {
-            let role = o.roles.iter().find(|(instance, _, _)| instance == id);
-            format!(
-                "[[connect.instances]]\n{}{}{}{}",
-                setting("id", Some(*id)),
-                setting("region", *region),
-                setting("role_arn", role.map(|r| r.1)),
-                setting("external_id", role.and_then(|r| r.2)),
-            )
-        })
-        .collect();
-    let cors = if o.cors_origins.is_empty() {
-        String::new()
-    } else {
-        [
-            "[cors]\n".to_string(),
-            setting("allowed_origins", Some(o.cors_origins.clone())),
-            setting("max_age", o.cors_max_age),
-        ]
-        .concat()
-    };
-    let audit = o.audit_file.as_deref().map_or(String::new(), |file| {
-        format!("[audit]\n{}", setting("file", Some(path(file))))
-    });
-    let policy_settings = setting("user_name_claim", o.user_name_claim);
-    let keys = if o.discovery {
-        "discovery = true\n".to_string()
-    } else {
-        setting("jwks_url", Some(issuer.jwks_url()))
-    };
-    let audience_claim = setting("audience_claim", o.audience_claim);
-    let lookups = o.lookup_ttl.map_or(String::new(), |ttl| {
-        format!("[connect.lookups]\n{}", setting("ttl", Some(ttl)))
-    });
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-{server}
-{server_tls}
-[auth]
-leeway = "60s"
-
-[[auth.issuers]]
-issuer = "{issuer}"
-audiences = ["{AUDIENCE}"]
-algorithms = ["RS256", "ES256", "EdDSA"]
-{keys}{audience_claim}jwks_refresh = "{refresh}"
-
-[connect]
-region = "eu-west-2"
-endpoint = "{connect}"
-{connect_settings}
-{instances}
-{lookups}
-[policy]
-file = "policy.toml"
-user_id_claim = "connect_user_id"
-{policy_settings}
-{cors}
-{audit}"#,
-        issuer = issuer.issuer(),
-        refresh = o.jwks_refresh,
-        connect = connect.url(),
-    )
+/// The gateway configuration for these stand-ins: `config` (TOML, see
+/// [`Options::config`]) merged over the harness's base, for a gateway.toml in `dir`.
+pub fn config_text(issuer: &IssuerStandIn, connect: &ConnectStandIn, dir: &Path, config: &str) -> String {
+    let mut merged: toml::Table = toml::from_str(BASE_CONFIG).expect("base config is TOML");
+    let over: toml::Table = toml::from_str(config).unwrap_or_else(|e| panic!("test config is not TOML: {e}"));
+    merge(&mut merged, over);
+    let placeholders = [
+        ("{ISSUER}", issuer.issuer()),
+        ("{JWKS_URL}", issuer.jwks_url()),
+        ("{CONNECT_URL}", connect.url()),
+        ("{DIR}", dir.display().to_string()),
+        ("{FIXTURES}", format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"))),
+    ];
+    let mut merged = toml::Value::Table(merged);
+    substitute(&mut merged, &placeholders);
+    toml::to_string(&merged).expect("config serializes")
 }
 
 /// Writes the policy and the gateway configuration for these stand-ins into
@@ -484,7 +407,7 @@ user_id_claim = "connect_user_id"
 pub fn write_config(dir: &Path, issuer: &IssuerStandIn, connect: &ConnectStandIn, o: &Options) -> PathBuf {
     std::fs::write(dir.join("policy.toml"), &o.policy).unwrap();
     let config = dir.join("gateway.toml");
-    std::fs::write(&config, config_text(issuer, connect, o)).unwrap();
+    std::fs::write(&config, config_text(issuer, connect, dir, o.config)).unwrap();
     config
 }
 
@@ -493,7 +416,7 @@ impl Harness {
         Self::with(Options::default()).await
     }
 
-    pub async fn with(o: Options) -> Harness {
+    pub async fn with(o: Options<'_>) -> Harness {
         let keys = Keys::load();
         let issuer = IssuerStandIn::start(keys.published()).await.unwrap();
         issuer.set_up(!o.issuer_down_at_start);
@@ -520,7 +443,7 @@ impl Harness {
         connect: ConnectStandIn,
         dir: tempfile::TempDir,
         config: &Path,
-        o: Options,
+        o: Options<'_>,
     ) -> Harness {
         // No environment: the machine's AWS_* and proxy variables never reach a test.
         let settings = Settings::load_with(config, Environment::default())
