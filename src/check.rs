@@ -156,13 +156,17 @@ impl<'a> Check<'a> {
 /// only the first: after each one the offending `key = value` line is set
 /// aside and the document parsed again, so one run of `check` names them all.
 /// `None` when the document cannot be parsed even without those lines.
+///
+/// A line set aside is blanked with spaces of its own length, not removed, so
+/// every byte offset in the parsed document (its `toml::Spanned` values) is
+/// the same offset in `text`, and [`position`] of it names the line the
+/// operator wrote.
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     text: &str,
     file: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     const MAX_ROUNDS: usize = 32;
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let mut current = text.to_owned();
     for _ in 0..MAX_ROUNDS {
         let err = match toml::from_str::<T>(&current) {
@@ -175,19 +179,49 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
             err.message().trim().to_string(),
         ));
         let span = err.span()?;
-        let line = current[..span.start.min(current.len())].matches('\n').count();
-        let is_assignment = lines.get(line).is_some_and(|l| {
-            let l = l.trim_start();
+        let (start, end) = line_around(&current, span.start);
+        let line = &current[start..end];
+        let is_assignment = {
+            let l = line.trim_start();
             !l.starts_with('[') && l.contains('=')
-        });
+        };
         if !is_assignment {
             // A table header or a syntax error: nothing safe to set aside.
             return None;
         }
-        lines[line].clear();
-        current = lines.join("\n");
+        let blank = " ".repeat(line.len());
+        current.replace_range(start..end, &blank);
     }
     None
+}
+
+/// The byte range of the line holding byte `offset`, without its line end.
+fn line_around(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(text, offset);
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = if text[start..end].ends_with('\r') { end - 1 } else { end };
+    (start, end)
+}
+
+/// `offset`, moved back to a character boundary of `text` (and into it).
+fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Where byte `offset` of `text` is, as `line L, column C`, both counted
+/// from 1 and the column in characters, as toml's own messages and editors
+/// count it: the prefix of every problem that names a place in a file.
+pub(crate) fn position(text: &str, offset: usize) -> String {
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    format!("line {line}, column {column}")
 }
 
 /// Names the key a TOML error is about, as `line N, column M: key` (the key
@@ -196,10 +230,8 @@ pub(crate) fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
     let Some(span) = err.span() else {
         return "(toml)".to_string();
     };
-    let before = &text[..span.start.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    let at = format!("line {line}, column {column}");
+    let before = &text[..floor_char_boundary(text, span.start)];
+    let at = position(text, span.start);
     let table = before
         .lines()
         .rev()
@@ -267,6 +299,33 @@ mod tests {
             keys,
             ["line 1, column 5: a", "line 2, column 5: b", "line 3, column 1: c"]
         );
+    }
+
+    #[test]
+    fn a_position_counts_lines_and_characters_from_one() {
+        let text = "a = 1\r\nnamé = \"x\"\n";
+        assert_eq!(position(text, 0), "line 1, column 1");
+        let value = text.find("\"x\"").unwrap();
+        assert_eq!(position(text, value), "line 2, column 8", "é is one column");
+        assert_eq!(position(text, text.len() + 5), "line 3, column 1");
+    }
+
+    #[test]
+    fn a_line_set_aside_keeps_the_offsets_of_the_file() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Spans {
+            #[serde(default)]
+            a: Option<u32>,
+            z: toml::Spanned<String>,
+        }
+        let text = "a = \"not a number, and long\"\r\nb = \"é\"\r\nz = \"here\"\r\n";
+        let mut problems = Vec::new();
+        let parsed: Spans = parse_toml(text, "f.toml", &mut problems).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(parsed.a, None);
+        assert_eq!(&text[parsed.z.span()], "\"here\"");
+        assert_eq!(position(text, parsed.z.span().start), "line 3, column 5");
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
+use toml::Spanned;
 
-use crate::check::{parse_toml, Problem, Problems};
+use crate::check::{parse_toml, position, Problem, Problems};
 use crate::connect::describe_contact::ContactFacts;
 use crate::connect::monitor_request::{Capability, MonitorRequest};
 
@@ -158,19 +159,21 @@ pub(crate) enum AsUser {
     Listed(Vec<String>),
 }
 
+/// A grant as written. Every value a check may refuse keeps its span, so the
+/// problem names the line and column of what to fix.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GrantFile {
-    name: String,
+    name: Spanned<String>,
     #[serde(default)]
-    claims: BTreeMap<String, ClaimRule>,
-    instances: Vec<String>,
-    capabilities: Vec<String>,
-    as_user: AsUserRaw,
+    claims: BTreeMap<Spanned<String>, Spanned<ClaimRule>>,
+    instances: Spanned<Vec<Spanned<String>>>,
+    capabilities: Spanned<Vec<Spanned<String>>>,
+    as_user: Spanned<AsUserRaw>,
     #[serde(default)]
     connect_permissions: bool,
     #[serde(default)]
-    agents: Option<toml::Value>,
+    agents: Option<Spanned<toml::Value>>,
 }
 
 /// Whose calls a grant covers, by Connect's record of the contact (§9).
@@ -296,48 +299,83 @@ impl Policy {
         };
         let mut grants = Vec::new();
         for (i, g) in parsed.grant.into_iter().enumerate() {
-            let at = |k: &str| format!("grant[{i}].{k}");
-            let mut bad = |k: &str, why: String| problems.push(Problem::new(file, at(k), why));
-            if g.name.trim().is_empty() {
-                bad("name", "must not be empty".into());
+            // `span` is where the refused value starts in `text`: the problem
+            // reads `line L, column C: grant[i].key`, as parse errors do.
+            let mut bad = |span: std::ops::Range<usize>, k: &str, why: String| {
+                let key = format!("{}: grant[{i}].{k}", position(text, span.start));
+                problems.push(Problem::new(file, key, why));
+            };
+            let name = g.name.get_ref();
+            if name.trim().is_empty() {
+                bad(g.name.span(), "name", "must not be empty".into());
             }
-            if grants.iter().any(|o: &Grant| o.name == g.name) {
-                bad("name", format!("{:?} is used by an earlier grant", g.name));
+            if grants.iter().any(|o: &Grant| o.name == *name) {
+                bad(g.name.span(), "name", format!("{name:?} is used by an earlier grant"));
             }
             for (key, rule) in &g.claims {
-                if key.is_empty() || key.split('.').any(str::is_empty) {
-                    bad("claims", format!("{key:?} is not a claim name or dotted path"));
+                let k = key.get_ref();
+                if k.is_empty() || k.split('.').any(str::is_empty) {
+                    bad(
+                        key.span(),
+                        "claims",
+                        format!("{k:?} is not a claim name or dotted path"),
+                    );
                 }
-                if matches!(rule, ClaimRule::AnyOf(v) if v.is_empty()) {
-                    bad("claims", format!("{key:?} lists no value, so it could never hold"));
+                if matches!(rule.get_ref(), ClaimRule::AnyOf(v) if v.is_empty()) {
+                    bad(
+                        rule.span(),
+                        "claims",
+                        format!("{k:?} lists no value, so it could never hold"),
+                    );
                 }
             }
-            if g.instances.is_empty() || g.instances.iter().any(String::is_empty) {
-                bad("instances", "list instance ids, or [\"*\"] for every instance".into());
+            let instances = g.instances.get_ref();
+            // At the empty id when there is one, else at the (empty) list.
+            let empty_id = instances.iter().find(|i| i.get_ref().is_empty());
+            if instances.is_empty() || empty_id.is_some() {
+                let span = empty_id.map_or(g.instances.span(), Spanned::span);
+                bad(
+                    span,
+                    "instances",
+                    "list instance ids, or [\"*\"] for every instance".into(),
+                );
             }
             let mut capabilities = Vec::new();
-            if g.capabilities.is_empty() {
-                bad("capabilities", "list SILENT_MONITOR and/or BARGE".into());
+            if g.capabilities.get_ref().is_empty() {
+                bad(
+                    g.capabilities.span(),
+                    "capabilities",
+                    "list SILENT_MONITOR and/or BARGE".into(),
+                );
             }
-            for c in &g.capabilities {
-                match Capability::parse(c) {
-                    Some(c) => capabilities.push(c),
-                    None => bad("capabilities", format!("{c:?} is not SILENT_MONITOR or BARGE")),
+            for c in g.capabilities.get_ref() {
+                match Capability::parse(c.get_ref()) {
+                    Some(parsed) => capabilities.push(parsed),
+                    None => bad(
+                        c.span(),
+                        "capabilities",
+                        format!("{:?} is not SILENT_MONITOR or BARGE", c.get_ref()),
+                    ),
                 }
             }
-            let as_user = match g.as_user {
+            let as_user_at = g.as_user.span();
+            let as_user = match g.as_user.into_inner() {
                 AsUserRaw::Keyword(k) if k == "self" => AsUser::SelfOnly,
                 AsUserRaw::Keyword(k) if k == "any" => AsUser::Any,
                 AsUserRaw::Keyword(k) => {
                     bad(
+                        as_user_at,
                         "as_user",
                         format!("{k:?} is not \"self\", \"any\" or a list of user ids"),
                     );
                     AsUser::SelfOnly
                 }
                 AsUserRaw::Users(list) => {
+                    // Named at the list, not at an empty id in it: the items
+                    // are read through `toml::Value`, which keeps no spans.
                     if list.is_empty() || list.iter().any(String::is_empty) {
                         bad(
+                            as_user_at,
                             "as_user",
                             "a list of user ids must hold at least one non-empty id".into(),
                         );
@@ -345,18 +383,27 @@ impl Policy {
                     AsUser::Listed(list)
                 }
             };
-            let agents = match g.agents.map(AgentScope::parse) {
+            let agents = match g.agents {
                 None => None,
-                Some(Ok(scope)) => Some(scope),
-                Some(Err(why)) => {
-                    bad("agents", why);
-                    None
+                Some(value) => {
+                    let at = value.span();
+                    match AgentScope::parse(value.into_inner()) {
+                        Ok(scope) => Some(scope),
+                        Err(why) => {
+                            bad(at, "agents", why);
+                            None
+                        }
+                    }
                 }
             };
             grants.push(Grant {
-                name: g.name,
-                claims: g.claims.into_iter().collect(),
-                instances: g.instances,
+                name: g.name.into_inner(),
+                claims: g
+                    .claims
+                    .into_iter()
+                    .map(|(k, v)| (k.into_inner(), v.into_inner()))
+                    .collect(),
+                instances: g.instances.into_inner().into_iter().map(Spanned::into_inner).collect(),
                 capabilities,
                 as_user,
                 connect_permissions: g.connect_permissions,

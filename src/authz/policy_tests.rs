@@ -205,7 +205,11 @@ fn invalid_policy_names_the_problem() {
     let keys: Vec<_> = err.0.iter().map(|p| p.key.clone()).collect();
     assert_eq!(
         keys,
-        vec!["grant[0].instances", "grant[0].capabilities", "grant[0].as_user"]
+        vec![
+            "line 3, column 13: grant[0].instances",
+            "line 4, column 17: grant[0].capabilities",
+            "line 5, column 11: grant[0].as_user"
+        ]
     );
     let err = Policy::from_toml("[[grant]]\nname = \"x\"\nbogus = 1\n", "p.toml").unwrap_err();
     assert!(err.to_string().contains("bogus"), "{err}");
@@ -251,6 +255,112 @@ fn malformed_agents_are_named_by_key() {
         assert!(err.contains("grant[0].agents") && err.contains(why), "{extra}: {err}");
     }
     assert!(grant_with("agents = \"my_hierarchy\"\nconnect_permissions = true").is_ok());
+}
+
+/// A policy's problems, each as `key: why` (the file left out).
+fn problems_of(text: &str) -> Vec<String> {
+    Policy::from_toml(text, "p.toml")
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.why))
+        .collect()
+}
+
+/// A grant that passes every check, to put the bad one after.
+const GOOD_GRANT: &str = r#"[[grant]]
+name = "good"
+claims = { groups = "sup" }
+instances = ["inst-1"]
+capabilities = ["SILENT_MONITOR"]
+as_user = "self"
+"#;
+
+#[test]
+fn every_policy_problem_names_its_line_and_column() {
+    // Each case: the second grant (its header on line 8), and the one problem it has.
+    for (grant, problem) in [
+        (
+            "name = \"bad\"\ninstances = [\"*\"]\ncapabilities = [\"SILENT_MONITOR\", \"WHISPER\"]\nas_user = \"any\"",
+            "line 11, column 35: grant[1].capabilities: \"WHISPER\" is not SILENT_MONITOR or BARGE",
+        ),
+        (
+            "name = \"bad\"\ninstances = [\"*\"]\ncapabilities = []\nas_user = \"any\"",
+            "line 11, column 16: grant[1].capabilities: list SILENT_MONITOR and/or BARGE",
+        ),
+        (
+            "name = \"bad\"\ninstances = []\ncapabilities = [\"BARGE\"]\nas_user = \"any\"",
+            "line 10, column 13: grant[1].instances: list instance ids, or [\"*\"] for every instance",
+        ),
+        (
+            "name = \"bad\"\ninstances = [\"inst-1\", \"\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"",
+            "line 10, column 24: grant[1].instances: list instance ids, or [\"*\"] for every instance",
+        ),
+        (
+            "name = \"bad\"\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"me\"",
+            "line 12, column 11: grant[1].as_user: \"me\" is not \"self\", \"any\" or a list of user ids",
+        ),
+        (
+            "name = \"bad\"\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = []",
+            "line 12, column 11: grant[1].as_user: a list of user ids must hold at least one non-empty id",
+        ),
+        (
+            "name = \"bad\"\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"\nagents = { queues = [] }",
+            "line 13, column 10: grant[1].agents: queues must list at least one non-empty id",
+        ),
+        (
+            "name = \"bad\"\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"\n\n[grant.agents]\nteams = [\"t\"]",
+            "line 14, column 1: grant[1].agents: \"teams\" is not hierarchy_groups, users or queues",
+        ),
+        (
+            "name = \"good\"\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"",
+            "line 9, column 8: grant[1].name: \"good\" is used by an earlier grant",
+        ),
+        (
+            "name = \" \"\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"",
+            "line 9, column 8: grant[1].name: must not be empty",
+        ),
+        (
+            "name = \"bad\"\nclaims = { groups = [], level = 3 }\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"",
+            "line 10, column 21: grant[1].claims: \"groups\" lists no value, so it could never hold",
+        ),
+        (
+            "name = \"bad\"\nclaims = { level = 3, \"realm..roles\" = \"sup\" }\ninstances = [\"*\"]\ncapabilities = [\"BARGE\"]\nas_user = \"any\"",
+            "line 10, column 23: grant[1].claims: \"realm..roles\" is not a claim name or dotted path",
+        ),
+    ] {
+        let text = format!("{GOOD_GRANT}\n[[grant]]\n{grant}\n");
+        assert_eq!(problems_of(&text), [problem], "{text}");
+    }
+}
+
+#[test]
+fn a_policy_problem_after_a_line_set_aside_names_the_line_as_written() {
+    // The unknown key on line 3 is set aside to read on; the problem on
+    // line 6 must still be counted in the file as written, CRLF and all.
+    let text = "[[grant]]\r\nname = \"x\"\r\nbogus = \"a long value that is set aside\"\r\ninstances = [\"*\"]\r\ncapabilities = [\"BARGE\"]\r\nas_user = \"me\"\r\n";
+    assert_eq!(
+        problems_of(text),
+        [
+            "line 3, column 1: grant.bogus: unknown field `bogus`, expected one of `name`, `claims`, `instances`, `capabilities`, `as_user`, `connect_permissions`, `agents`",
+            "line 6, column 11: grant[0].as_user: \"me\" is not \"self\", \"any\" or a list of user ids",
+        ]
+    );
+}
+
+#[test]
+fn a_policy_problem_counts_columns_in_characters() {
+    // "ÉCOUTE" is 8 characters and 9 bytes: WHISPER is at column 27, as an
+    // editor counts, not 28.
+    let text =
+        "[[grant]]\nname = \"x\"\ninstances = [\"*\"]\ncapabilities = [\"ÉCOUTE\", \"WHISPER\"]\nas_user = \"any\"\n";
+    assert_eq!(
+        problems_of(text),
+        [
+            "line 4, column 17: grant[0].capabilities: \"ÉCOUTE\" is not SILENT_MONITOR or BARGE",
+            "line 4, column 27: grant[0].capabilities: \"WHISPER\" is not SILENT_MONITOR or BARGE",
+        ]
+    );
 }
 
 fn contact(agent: Option<&str>, groups: &[&str], queue: Option<&str>) -> ContactFacts {

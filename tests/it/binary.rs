@@ -145,6 +145,42 @@ fn check_reports_every_problem_by_file_and_key() {
     }
 }
 
+/// A config naming `policy.toml` beside it, written with `policy` as its text.
+fn config_with_policy(dir: &Path, policy: &str) -> PathBuf {
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(
+        dir.join("jwks.json"),
+        std::fs::read_to_string(repo("config/jwks.example.json")).unwrap(),
+    )
+    .unwrap();
+    let cfg = dir.join("g.toml");
+    std::fs::write(
+        &cfg,
+        "[[auth.issuers]]\nissuer = \"https://i\"\naudiences = [\"a\"]\nalgorithms = [\"RS256\"]\njwks_file = \"jwks.json\"\n[connect]\nregion = \"us-east-1\"\n[policy]\nfile = \"policy.toml\"\n",
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn check_names_the_line_and_column_of_a_policy_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "[[grant]]\nname = \"team-a\"\ninstances = [\"*\"]\ncapabilities = [\"SILENT_MONITOR\"]\nas_user = \"self\"\n\n[[grant]]\nname = \"leads\"\ninstances = [\"*\"]\ncapabilities = [\"SILENT_MONITOR\", \"WHISPER\"]\nas_user = \"me\"\n";
+    let cfg = config_with_policy(dir.path(), policy);
+    let (code, stdout, stderr) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    let file = dir.path().join("policy.toml").display().to_string();
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            format!("{file}: line 10, column 35: grant[1].capabilities: \"WHISPER\" is not SILENT_MONITOR or BARGE"),
+            format!(
+                "{file}: line 11, column 11: grant[1].as_user: \"me\" is not \"self\", \"any\" or a list of user ids"
+            ),
+        ]
+    );
+}
+
 #[test]
 fn serve_refuses_an_invalid_config_with_exit_2() {
     let (code, _, stderr) = run(&["serve", "--config", "/nonexistent/gateway.toml"]);
@@ -552,6 +588,37 @@ async fn sighup_reopens_the_audit_file_after_rotation() {
     assert_eq!(caller.post(BODY).await, 200);
     assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1);
     assert_eq!(stack.audit_lines().len(), 1, "the new file gets new lines");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_policy_reload_logs_the_line_and_column_of_each_problem() {
+    let stack = Stack::start(Options::default(), "info").await;
+    let policy = stack.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[grant]]\nname = \"x\"\ninstances = []\ncapabilities = [\"BARGE\"]\nas_user = \"any\"\n",
+    )
+    .unwrap();
+    stack.signal("HUP");
+    let refused = || {
+        stack
+            .served
+            .logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "new policy refused; the previous policy stays in force")
+    };
+    wait_until(Duration::from_secs(10), "the reload was refused", || {
+        refused().is_some()
+    })
+    .await;
+    assert_eq!(
+        refused().unwrap()["fields"]["problems"],
+        format!(
+            "{}: line 3, column 13: grant[0].instances: list instance ids, or [\"*\"] for every instance",
+            policy.display()
+        )
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
