@@ -592,7 +592,7 @@ async fn sighup_reopens_the_audit_file_after_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_policy_reload_logs_the_line_and_column_of_each_problem() {
-    let stack = Stack::start(Options::default(), "info").await;
+    let stack = Stack::start("", "info").await;
     let policy = stack.dir.path().join("policy.toml");
     std::fs::write(
         &policy,
