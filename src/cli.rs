@@ -65,7 +65,9 @@ pub enum Command {
         /// Connect's facts for Connect-aware grants, as a JSON file:
         /// {"contact": <DescribeContact's Contact>, "users": {"<UserId>": <DescribeUser's User>},
         /// "security_profiles": {"<id>": ["<permission>", …]}, "usernames": {"<username>": "<user id>"}};
-        /// every member optional.
+        /// every member optional. The AWS CLI's output is taken as it comes: `aws connect describe-contact`
+        /// for contact (or as the whole file), describe-user for each user, list-security-profile-permissions
+        /// for each profile (all pages: no NextToken) and search-users for usernames.
         #[arg(long, value_name = "FILE", conflicts_with = "live")]
         facts: Option<PathBuf>,
         /// Look the facts up in Connect, with the gateway's own AWS credentials.

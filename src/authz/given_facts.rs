@@ -1,9 +1,13 @@
 //! The facts `explain --facts FILE` is given (CONTRACT §9): one contact as
 //! DescribeContact's `Contact`, users as DescribeUser's `User`, security
-//! profiles' permissions and usernames' user ids, read strictly. What the
-//! file does not give is missing, by name, exactly as with no facts at all.
-//! (`facts::Recorded` notes, of any fact source, the contact's agent and what
-//! was missing.)
+//! profiles' permissions and usernames' user ids, read strictly. Each may
+//! also be what the AWS CLI prints for it, as it comes (`aws connect
+//! describe-contact`, `describe-user`, `list-security-profile-permissions`,
+//! `search-users`), and the whole file may be one describe-contact output.
+//! What the file does not give is missing, by name, exactly as with no facts
+//! at all. (`facts::Recorded` notes, of any fact source, the contact's agent
+//! and what was missing.) Messages name members and the ids the file keys
+//! things by, never the file's values.
 
 use std::collections::HashMap;
 
@@ -16,6 +20,99 @@ use crate::connect::endpoint::Route;
 
 /// The members a facts file may have.
 const MEMBERS: [&str; 4] = ["contact", "users", "security_profiles", "usernames"];
+
+/// An AWS CLI output a facts file takes, known by the member only it has at
+/// its top, and where in the file it goes.
+#[derive(Debug, PartialEq, Eq)]
+struct CliOutput {
+    mark: &'static str,
+    command: &'static str,
+    /// Its other top-level members.
+    others: &'static [&'static str],
+    place: &'static str,
+}
+
+const DESCRIBE_CONTACT: CliOutput = CliOutput {
+    mark: "Contact",
+    command: "describe-contact",
+    others: &[],
+    place: "contact",
+};
+const DESCRIBE_USER: CliOutput = CliOutput {
+    mark: "User",
+    command: "describe-user",
+    others: &[],
+    place: "users.\"<UserId>\"",
+};
+const LIST_PERMISSIONS: CliOutput = CliOutput {
+    mark: "Permissions",
+    command: "list-security-profile-permissions",
+    others: &["NextToken", "LastModifiedTime", "LastModifiedRegion"],
+    place: "security_profiles.\"<SecurityProfileId>\"",
+};
+const SEARCH_USERS: CliOutput = CliOutput {
+    mark: "Users",
+    command: "search-users",
+    others: &["NextToken", "ApproximateTotalCount"],
+    place: "usernames",
+};
+const CLI_OUTPUTS: [&CliOutput; 4] = [&DESCRIBE_CONTACT, &DESCRIBE_USER, &LIST_PERMISSIONS, &SEARCH_USERS];
+
+impl CliOutput {
+    /// The output `name` marks.
+    fn marked_by(name: &str) -> Option<&'static CliOutput> {
+        CLI_OUTPUTS.into_iter().find(|o| o.mark == name)
+    }
+
+    /// The output an object is, by its mark; `None` for one with `own`, the
+    /// member the object in its place has (a `Contact`'s or `User`'s `Id`).
+    fn of(object: &Map<String, Value>, own: Option<&str>) -> Option<&'static CliOutput> {
+        if own.is_some_and(|own| object.contains_key(own)) {
+            return None;
+        }
+        CLI_OUTPUTS.into_iter().find(|o| object.contains_key(o.mark))
+    }
+
+    /// Where one found in the wrong place goes.
+    fn goes_under(&self) -> String {
+        format!(
+            "this looks like aws connect {} output: put it under {}",
+            self.command, self.place
+        )
+    }
+
+    /// The output's one member that matters, refusing members it never has.
+    fn open(&self, mut output: Map<String, Value>, member: &str) -> Result<Value, BadFacts> {
+        if let Some(other) = output
+            .keys()
+            .find(|k| *k != self.mark && !self.others.contains(&k.as_str()))
+        {
+            return Err(bad(
+                format_args!("{member}.{other:?}"),
+                format_args!("unknown member of aws connect {} output", self.command),
+            ));
+        }
+        Ok(output.remove(self.mark).unwrap_or(Value::Null))
+    }
+
+    /// Refuses one page of a paginated output: what it leaves out would read
+    /// as absent (no permission, no such user), which only the whole says.
+    fn whole(&self, output: &Map<String, Value>, member: &str) -> Result<(), BadFacts> {
+        match output.get("NextToken") {
+            // Like the SDK's paginators (and the gateway), an empty token ends the list.
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(token)) if token.is_empty() => Ok(()),
+            Some(_) => Err(bad(
+                member,
+                format_args!(
+                    "is one page of aws connect {} output (it has a NextToken); give the whole output, \
+                     as the CLI prints it without --no-paginate or --max-items",
+                    self.command
+                ),
+            )),
+        }
+    }
+}
 
 /// A facts file that cannot be read as one: what is wrong, naming the member.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,14 +141,37 @@ impl GivenFacts {
         Self::from_value(value)
     }
 
-    /// Reads a facts file's JSON: every member optional, none other allowed.
+    /// Reads a facts file's JSON: every member optional, none other allowed;
+    /// or one bare describe-contact output, as if under `contact`.
     pub(crate) fn from_value(value: Value) -> Result<Self, BadFacts> {
-        let Value::Object(members) = value else {
+        let Value::Object(mut members) = value else {
             return Err(BadFacts(format!(
-                "must be a JSON object with any of the members {}",
+                "must be a JSON object with any of the members {}, or aws connect describe-contact output",
                 MEMBERS.join(", ")
             )));
         };
+        if members.len() == 1 {
+            if let Some(contact) = members.remove(DESCRIBE_CONTACT.mark) {
+                return Ok(GivenFacts {
+                    contact: Some(contact_object(contact, DESCRIBE_CONTACT.mark)?),
+                    ..GivenFacts::default()
+                });
+            }
+        }
+        let mut unknown = members.keys().filter(|m| !MEMBERS.contains(&m.as_str()));
+        // A misplaced output is named by its mark, whichever of its members sorts first.
+        if let Some((member, output)) = unknown.clone().find_map(|m| Some((m, CliOutput::marked_by(m)?))) {
+            return Err(bad(
+                format_args!("{member:?}"),
+                format_args!("unknown member; {}", output.goes_under()),
+            ));
+        }
+        if let Some(member) = unknown.next() {
+            return Err(bad(
+                format_args!("{member:?}"),
+                format_args!("unknown member; expected one of {}", MEMBERS.join(", ")),
+            ));
+        }
         let mut facts = GivenFacts::default();
         for (member, value) in members {
             match member.as_str() {
@@ -59,12 +179,7 @@ impl GivenFacts {
                 "users" => facts.users = users(value)?,
                 "security_profiles" => facts.security_profiles = security_profiles(value)?,
                 "usernames" => facts.usernames = Some(usernames(value)?),
-                _ => {
-                    return Err(bad(
-                        format_args!("{member:?}"),
-                        format_args!("unknown member; expected one of {}", MEMBERS.join(", ")),
-                    ))
-                }
+                _ => unreachable!("unknown members are refused above"),
             }
         }
         Ok(facts)
@@ -87,71 +202,217 @@ fn id(value: Value, member: impl std::fmt::Display, must_be: &str) -> Result<Str
     }
 }
 
+/// A list of strings, or what it must be.
+fn strings(value: Value, member: &str, must_be: &str) -> Result<Vec<String>, BadFacts> {
+    let not = || bad(member, format_args!("must be {must_be}"));
+    match value {
+        Value::Array(list) => list
+            .into_iter()
+            .map(|s| match s {
+                Value::String(s) => Ok(s),
+                _ => Err(not()),
+            })
+            .collect(),
+        _ => Err(not()),
+    }
+}
+
+/// Refuses an object keyed by Connect's ids that holds an output's mark
+/// instead: no id is spelt `User` or `Permissions`, so the output itself
+/// was put where its contents go.
+fn no_output_for_an_id(map: &Map<String, Value>, member: &str) -> Result<(), BadFacts> {
+    match map.keys().find_map(|k| Some((k, CliOutput::marked_by(k)?))) {
+        Some((key, output)) => Err(bad(format_args!("{member}.{key:?}"), output.goes_under())),
+        None => Ok(()),
+    }
+}
+
+/// `contact`: DescribeContact's `Contact` object or the whole describe-contact output.
 fn contact(value: Value) -> Result<(String, ContactFacts), BadFacts> {
-    let contact = object(value, "contact", "DescribeContact's Contact object")?;
+    let member = "contact";
+    let contact = object(
+        value,
+        member,
+        "DescribeContact's Contact object or aws connect describe-contact output",
+    )?;
+    match CliOutput::of(&contact, Some("Id")) {
+        None => read_contact(contact, member),
+        Some(&DESCRIBE_CONTACT) => contact_object(DESCRIBE_CONTACT.open(contact, member)?, "contact.Contact"),
+        Some(other) => Err(bad(member, other.goes_under())),
+    }
+}
+
+fn contact_object(value: Value, member: &str) -> Result<(String, ContactFacts), BadFacts> {
+    read_contact(object(value, member, "DescribeContact's Contact object")?, member)
+}
+
+fn read_contact(contact: Map<String, Value>, member: &str) -> Result<(String, ContactFacts), BadFacts> {
     let contact_id = id(
         contact.get("Id").cloned().unwrap_or(Value::Null),
-        "contact.Id",
+        format_args!("{member}.Id"),
         "the contact's id",
     )?;
     Ok((contact_id, contact_facts(&Value::Object(contact))))
 }
 
+/// `users`: each DescribeUser's `User` object or the whole describe-user output.
 fn users(value: Value) -> Result<HashMap<String, ConnectUser>, BadFacts> {
-    let users = object(value, "users", "an object of user id to DescribeUser's User object")?;
+    let users = object(
+        value,
+        "users",
+        "an object of user id to DescribeUser's User object or aws connect describe-user output",
+    )?;
+    no_output_for_an_id(&users, "users")?;
     users
         .into_iter()
         .map(|(key, user)| {
             let member = format!("users.{key:?}");
-            if !user.is_object() {
-                return Err(bad(member, "must be DescribeUser's User object"));
-            }
-            let user: ConnectUser = serde_json::from_value(user).map_err(|e| bad(&member, e))?;
-            if user.id != key {
-                return Err(bad(
-                    format_args!("{member}.Id"),
-                    format_args!("is {:?}, not the user id it is given under", user.id),
-                ));
-            }
+            let user = object(
+                user,
+                &member,
+                "DescribeUser's User object or aws connect describe-user output",
+            )?;
+            let user = match CliOutput::of(&user, Some("Id")) {
+                None => read_user(user, &member, &key)?,
+                Some(&DESCRIBE_USER) => {
+                    let user = DESCRIBE_USER.open(user, &member)?;
+                    let member = format!("{member}.User");
+                    read_user(object(user, &member, "DescribeUser's User object")?, &member, &key)?
+                }
+                Some(other) => return Err(bad(member, other.goes_under())),
+            };
             Ok((key, user))
         })
         .collect()
 }
 
+/// The members of a `User` the gateway reads, as strictly as it reads
+/// DescribeUser's answer; but with messages of our own, for serde's would
+/// quote the file's values.
+fn read_user(mut user: Map<String, Value>, member: &str, key: &str) -> Result<ConnectUser, BadFacts> {
+    let mut take = |name: &str| user.remove(name).unwrap_or(Value::Null);
+    let id = id(take("Id"), format_args!("{member}.Id"), "the user's id")?;
+    if id != key {
+        return Err(bad(
+            format_args!("{member}.Id"),
+            format_args!("is not {key:?}, the user id it is given under"),
+        ));
+    }
+    let hierarchy_group_id = match take("HierarchyGroupId") {
+        Value::Null => None,
+        Value::String(group) => Some(group),
+        _ => {
+            return Err(bad(
+                format_args!("{member}.HierarchyGroupId"),
+                "must be a hierarchy group id (a string)",
+            ))
+        }
+    };
+    let security_profile_ids = match user.remove("SecurityProfileIds") {
+        None => Vec::new(),
+        Some(ids) => strings(
+            ids,
+            &format!("{member}.SecurityProfileIds"),
+            "a list of security profile ids (strings)",
+        )?,
+    };
+    Ok(ConnectUser {
+        id,
+        hierarchy_group_id,
+        security_profile_ids,
+    })
+}
+
+/// `security_profiles`: each a list of permission names or the whole
+/// list-security-profile-permissions output.
 fn security_profiles(value: Value) -> Result<HashMap<String, Vec<String>>, BadFacts> {
+    const MUST_BE: &str =
+        "a list of permission names (strings) or aws connect list-security-profile-permissions output";
     let profiles = object(
         value,
         "security_profiles",
         "an object of security profile id to its list of permissions",
     )?;
+    no_output_for_an_id(&profiles, "security_profiles")?;
     profiles
         .into_iter()
         .map(|(key, permissions)| {
             let member = format!("security_profiles.{key:?}");
-            match permissions {
-                Value::Array(list) => list
-                    .into_iter()
-                    .map(|p| match p {
-                        Value::String(p) => Ok(p),
-                        _ => Err(bad(&member, "must be a list of permission names (strings)")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|list| (key, list)),
-                _ => Err(bad(&member, "must be a list of permission names (strings)")),
-            }
+            let permissions = match permissions {
+                Value::Object(output) => match CliOutput::of(&output, None) {
+                    Some(&LIST_PERMISSIONS) => {
+                        LIST_PERMISSIONS.whole(&output, &member)?;
+                        let list = LIST_PERMISSIONS.open(output, &member)?;
+                        strings(
+                            list,
+                            &format!("{member}.Permissions"),
+                            "a list of permission names (strings)",
+                        )?
+                    }
+                    Some(other) => return Err(bad(member, other.goes_under())),
+                    None => return Err(bad(member, format_args!("must be {MUST_BE}"))),
+                },
+                list => strings(list, &member, MUST_BE)?,
+            };
+            Ok((key, permissions))
         })
         .collect()
 }
 
+/// `usernames`: username to user id, or the whole search-users output.
 fn usernames(value: Value) -> Result<HashMap<String, String>, BadFacts> {
-    let usernames = object(value, "usernames", "an object of username to user id")?;
+    let usernames = object(
+        value,
+        "usernames",
+        "an object of username to user id or aws connect search-users output",
+    )?;
+    // A username may be spelt `Users`, but its user id is a string.
+    if usernames.get(SEARCH_USERS.mark).is_some_and(|users| !users.is_string()) {
+        return search_users(usernames);
+    }
     usernames
         .into_iter()
         .map(|(name, user_id)| {
-            let user_id = id(user_id, format_args!("usernames.{name:?}"), "a user id")?;
-            Ok((name, user_id))
+            let member = format!("usernames.{name:?}");
+            let misplaced = user_id
+                .as_object()
+                .and_then(|object| CliOutput::of(object, Some("Id")))
+                .or_else(|| CliOutput::marked_by(&name).filter(|_| !user_id.is_string()));
+            if let Some(output) = misplaced {
+                return Err(bad(member, output.goes_under()));
+            }
+            Ok((name, id(user_id, member, "a user id")?))
         })
         .collect()
+}
+
+/// Each user's `Username` to its `Id`. A username two users share is left
+/// out: the gateway finds nobody by an ambiguous name, and neither may explain.
+fn search_users(output: Map<String, Value>) -> Result<HashMap<String, String>, BadFacts> {
+    let member = "usernames";
+    SEARCH_USERS.whole(&output, member)?;
+    let Value::Array(users) = SEARCH_USERS.open(output, member)? else {
+        return Err(bad(
+            "usernames.Users",
+            "must be a list of users, each with its Id and Username",
+        ));
+    };
+    let mut by_name: HashMap<String, Option<String>> = HashMap::new();
+    for (i, user) in users.into_iter().enumerate() {
+        let member = format!("usernames.Users[{i}]");
+        let mut user = object(user, &member, "a user with its Id and Username")?;
+        let mut take = |name: &str| user.remove(name).unwrap_or(Value::Null);
+        let user_id = id(take("Id"), format_args!("{member}.Id"), "a user id")?;
+        let username = id(take("Username"), format_args!("{member}.Username"), "a username")?;
+        by_name
+            .entry(username)
+            .and_modify(|shared| *shared = None)
+            .or_insert(Some(user_id));
+    }
+    Ok(by_name
+        .into_iter()
+        .filter_map(|(name, user_id)| Some((name, user_id?)))
+        .collect())
 }
 
 impl FactSource for GivenFacts {
@@ -300,52 +561,375 @@ mod tests {
         assert_eq!(given(json!({})), GivenFacts::default());
     }
 
+    /// `GivenFacts::from_value`'s problem, for a file that is not one.
+    fn refused(value: Value) -> String {
+        match GivenFacts::from_value(value.clone()) {
+            Err(BadFacts(problem)) => problem,
+            Ok(facts) => panic!("{value} was read as {facts:?}"),
+        }
+    }
+
+    #[test]
+    fn describe_contact_output_is_accepted_as_it_comes() {
+        let contact = file()["contact"].clone();
+        assert_eq!(
+            given(json!({"contact": {"Contact": contact.clone()}})),
+            given(json!({"contact": contact}))
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_one_describe_contact_output_is_read_as_its_contact() {
+        let contact = file()["contact"].clone();
+        assert_eq!(
+            given(json!({"Contact": contact.clone()})),
+            given(json!({"contact": contact}))
+        );
+    }
+
+    #[test]
+    fn describe_user_output_is_accepted_as_it_comes() {
+        let user = file()["users"]["user-1"].clone();
+        let mut output = json!({"User": user.clone()});
+        // DescribeUser's User carries more than the gateway reads.
+        output["User"]["IdentityInfo"] = json!({"FirstName": "Sup"});
+        output["User"]["LastModifiedRegion"] = json!("eu-west-2");
+        assert_eq!(
+            given(json!({"users": {"user-1": output}})),
+            given(json!({"users": {"user-1": user}}))
+        );
+    }
+
+    #[test]
+    fn list_security_profile_permissions_output_is_accepted_as_it_comes() {
+        let plain = given(json!({"security_profiles": {"sp-1": ["ManagerListenIn", "ManagerBargeIn"]}}));
+        for output in [
+            json!({"Permissions": ["ManagerListenIn", "ManagerBargeIn"]}),
+            json!({"Permissions": ["ManagerListenIn", "ManagerBargeIn"],
+                   "LastModifiedTime": "2024-03-02T11:02:10.433000+00:00", "LastModifiedRegion": "eu-west-2"}),
+            // --cli-timestamp-format none prints epoch seconds.
+            json!({"Permissions": ["ManagerListenIn", "ManagerBargeIn"], "LastModifiedTime": 1709377330.433}),
+            // No token, or an empty one, ends the list (as for the gateway).
+            json!({"Permissions": ["ManagerListenIn", "ManagerBargeIn"], "NextToken": null}),
+            json!({"Permissions": ["ManagerListenIn", "ManagerBargeIn"], "NextToken": ""}),
+        ] {
+            assert_eq!(
+                given(json!({"security_profiles": {"sp-1": output.clone()}})),
+                plain,
+                "{output}"
+            );
+        }
+        let empty = given(json!({"security_profiles": {"sp-1": {"Permissions": []}}}));
+        assert_eq!(empty.security_profiles["sp-1"], Vec::<String>::new());
+    }
+
+    #[test]
+    fn search_users_output_is_accepted_as_it_comes() {
+        let output = json!({
+            "Users": [
+                {"Id": "user-1", "Username": "sup@example.com", "Arn": "arn:aws:connect:eu-west-2:1:instance/i/agent/user-1",
+                 "SecurityProfileIds": ["sp-1"], "IdentityInfo": {"FirstName": "Sup"}},
+                {"Id": "user-2", "Username": "agent@example.com"},
+            ],
+            "ApproximateTotalCount": 2,
+        });
+        assert_eq!(
+            given(json!({"usernames": output})),
+            given(json!({"usernames": {"sup@example.com": "user-1", "agent@example.com": "user-2"}}))
+        );
+        assert_eq!(
+            given(json!({"usernames": {"Users": [], "NextToken": null}})),
+            given(json!({"usernames": {}}))
+        );
+    }
+
+    #[test]
+    fn a_username_spelt_like_search_users_output_is_still_a_username() {
+        assert_eq!(
+            given(json!({"usernames": {"Users": "user-1"}})).usernames,
+            Some(HashMap::from([("Users".to_string(), "user-1".to_string())]))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_username_two_users_share_in_search_users_output_names_nobody_as_in_the_gateway() {
+        let facts = given(json!({"usernames": {"Users": [
+            {"Id": "user-1", "Username": "sup@example.com"},
+            {"Id": "user-2", "Username": "sup@example.com"},
+            {"Id": "user-3", "Username": "other@example.com"},
+        ]}}));
+        let r = route();
+        assert_eq!(
+            facts.user_id_by_username(&r, "i", "sup@example.com").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            facts
+                .user_id_by_username(&r, "i", "other@example.com")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("user-3")
+        );
+    }
+
+    #[test]
+    fn one_page_of_a_paginated_output_is_refused_asking_for_the_whole() {
+        assert_eq!(
+            refused(json!({"security_profiles": {"sp-1": {"Permissions": ["ManagerListenIn"], "NextToken": "t"}}})),
+            "security_profiles.\"sp-1\": is one page of aws connect list-security-profile-permissions output \
+             (it has a NextToken); give the whole output, as the CLI prints it without --no-paginate or --max-items"
+        );
+        assert_eq!(
+            refused(json!({"usernames": {"Users": [], "NextToken": "t"}})),
+            "usernames: is one page of aws connect search-users output (it has a NextToken); give the whole \
+             output, as the CLI prints it without --no-paginate or --max-items"
+        );
+    }
+
+    #[test]
+    fn misplaced_cli_outputs_are_refused_saying_where_they_go() {
+        let user = json!({"User": {"Id": "user-1"}});
+        let permissions = json!({"Permissions": ["ManagerListenIn"], "LastModifiedRegion": "eu-west-2"});
+        let search = json!({"Users": [{"Id": "user-1", "Username": "sup"}], "ApproximateTotalCount": 1});
+        let contact = json!({"Contact": {"Id": "contact-1"}});
+        let to_users = "this looks like aws connect describe-user output: put it under users.\"<UserId>\"";
+        let to_profiles = "this looks like aws connect list-security-profile-permissions output: \
+                           put it under security_profiles.\"<SecurityProfileId>\"";
+        let to_usernames = "this looks like aws connect search-users output: put it under usernames";
+        let to_contact = "this looks like aws connect describe-contact output: put it under contact";
+        let cases = [
+            // At the top of the file, named by the output's own member.
+            (user.clone(), format!("\"User\": unknown member; {to_users}")),
+            (
+                permissions.clone(),
+                format!("\"Permissions\": unknown member; {to_profiles}"),
+            ),
+            (search.clone(), format!("\"Users\": unknown member; {to_usernames}")),
+            (
+                json!({"Contact": {"Id": "contact-1"}, "users": {}}),
+                format!("\"Contact\": unknown member; {to_contact}"),
+            ),
+            // Under a member, in the place of what it holds.
+            (json!({"users": user.clone()}), format!("users.\"User\": {to_users}")),
+            (
+                json!({"users": search.clone()}),
+                format!("users.\"Users\": {to_usernames}"),
+            ),
+            (
+                json!({"security_profiles": permissions.clone()}),
+                format!("security_profiles.\"Permissions\": {to_profiles}"),
+            ),
+            (json!({"contact": user.clone()}), format!("contact: {to_users}")),
+            (json!({"contact": search.clone()}), format!("contact: {to_usernames}")),
+            (
+                json!({"users": {"user-1": contact.clone()}}),
+                format!("users.\"user-1\": {to_contact}"),
+            ),
+            (
+                json!({"users": {"user-1": permissions.clone()}}),
+                format!("users.\"user-1\": {to_profiles}"),
+            ),
+            (
+                json!({"security_profiles": {"sp-1": user.clone()}}),
+                format!("security_profiles.\"sp-1\": {to_users}"),
+            ),
+            (
+                json!({"usernames": {"sup": user.clone()}}),
+                format!("usernames.\"sup\": {to_users}"),
+            ),
+            (
+                json!({"usernames": {"User": {"Id": "user-1"}}}),
+                format!("usernames.\"User\": {to_users}"),
+            ),
+            (json!({"usernames": user}), format!("usernames.\"User\": {to_users}")),
+            (
+                json!({"usernames": permissions}),
+                format!("usernames.\"Permissions\": {to_profiles}"),
+            ),
+            (
+                json!({"usernames": contact}),
+                format!("usernames.\"Contact\": {to_contact}"),
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(refused(value.clone()), expected, "{value}");
+        }
+    }
+
     #[test]
     fn unknown_members_and_wrong_shapes_are_refused_by_name() {
         let cases = [
-            (json!([]), "must be a JSON object"),
-            (json!({"contacts": {}}), "\"contacts\": unknown member"),
+            (
+                json!([]),
+                "must be a JSON object with any of the members contact, users, security_profiles, usernames, \
+                 or aws connect describe-contact output",
+            ),
+            (
+                json!({"contacts": {}}),
+                "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames",
+            ),
             (
                 json!({"contact": []}),
-                "contact: must be DescribeContact's Contact object",
+                "contact: must be DescribeContact's Contact object or aws connect describe-contact output",
             ),
             (
                 json!({"contact": {"QueueInfo": {"Id": "q"}}}),
-                "contact.Id: must be the contact's id",
+                "contact.Id: must be the contact's id (a non-empty string)",
             ),
-            (json!({"contact": {"Id": 7}}), "contact.Id: must be the contact's id"),
-            (json!({"users": []}), "users: must be an object"),
+            (
+                json!({"contact": {"Id": 7}}),
+                "contact.Id: must be the contact's id (a non-empty string)",
+            ),
+            (
+                json!({"contact": {"Contact": []}}),
+                "contact.Contact: must be DescribeContact's Contact object",
+            ),
+            (
+                json!({"contact": {"Contact": {}}}),
+                "contact.Contact.Id: must be the contact's id (a non-empty string)",
+            ),
+            (
+                json!({"contact": {"Contact": {"Id": "c"}, "ResponseMetadata": {}}}),
+                "contact.\"ResponseMetadata\": unknown member of aws connect describe-contact output",
+            ),
+            (
+                json!({"Contact": {"Id": ""}}),
+                "Contact.Id: must be the contact's id (a non-empty string)",
+            ),
+            (
+                json!({"Contact": 1}),
+                "Contact: must be DescribeContact's Contact object",
+            ),
+            (
+                json!({"users": []}),
+                "users: must be an object of user id to DescribeUser's User object or aws connect describe-user output",
+            ),
             (
                 json!({"users": {"u": 1}}),
-                "users.\"u\": must be DescribeUser's User object",
+                "users.\"u\": must be DescribeUser's User object or aws connect describe-user output",
             ),
-            (json!({"users": {"u": {}}}), "users.\"u\": missing field `Id`"),
+            (
+                json!({"users": {"u": {}}}),
+                "users.\"u\".Id: must be the user's id (a non-empty string)",
+            ),
             (
                 json!({"users": {"u": {"Id": "u", "SecurityProfileIds": "sp"}}}),
-                "users.\"u\": invalid type",
+                "users.\"u\".SecurityProfileIds: must be a list of security profile ids (strings)",
             ),
-            (json!({"users": {"u": {"Id": "v"}}}), "users.\"u\".Id: is \"v\""),
+            (
+                json!({"users": {"u": {"Id": "u", "SecurityProfileIds": ["sp", 1]}}}),
+                "users.\"u\".SecurityProfileIds: must be a list of security profile ids (strings)",
+            ),
+            (
+                json!({"users": {"u": {"Id": "u", "HierarchyGroupId": ["g"]}}}),
+                "users.\"u\".HierarchyGroupId: must be a hierarchy group id (a string)",
+            ),
+            (
+                json!({"users": {"u": {"Id": "v"}}}),
+                "users.\"u\".Id: is not \"u\", the user id it is given under",
+            ),
+            (
+                json!({"users": {"u": {"User": "u"}}}),
+                "users.\"u\".User: must be DescribeUser's User object",
+            ),
+            (
+                json!({"users": {"u": {"User": {"Id": "v"}}}}),
+                "users.\"u\".User.Id: is not \"u\", the user id it is given under",
+            ),
+            (
+                json!({"users": {"u": {"User": {"Id": "u"}, "NextToken": "t"}}}),
+                "users.\"u\".\"NextToken\": unknown member of aws connect describe-user output",
+            ),
             (
                 json!({"security_profiles": ["p"]}),
-                "security_profiles: must be an object",
+                "security_profiles: must be an object of security profile id to its list of permissions",
             ),
             (
                 json!({"security_profiles": {"sp": "ManagerListenIn"}}),
-                "security_profiles.\"sp\": must be a list",
+                "security_profiles.\"sp\": must be a list of permission names (strings) or aws connect \
+                 list-security-profile-permissions output",
             ),
             (
                 json!({"security_profiles": {"sp": [1]}}),
-                "security_profiles.\"sp\": must be a list",
+                "security_profiles.\"sp\": must be a list of permission names (strings) or aws connect \
+                 list-security-profile-permissions output",
             ),
-            (json!({"usernames": "x"}), "usernames: must be an object"),
-            (json!({"usernames": {"x": null}}), "usernames.\"x\": must be a user id"),
-            (json!({"usernames": {"x": ""}}), "usernames.\"x\": must be a user id"),
+            (
+                json!({"security_profiles": {"sp": {"Name": "x"}}}),
+                "security_profiles.\"sp\": must be a list of permission names (strings) or aws connect \
+                 list-security-profile-permissions output",
+            ),
+            (
+                json!({"security_profiles": {"sp": {"Permissions": "ManagerListenIn"}}}),
+                "security_profiles.\"sp\".Permissions: must be a list of permission names (strings)",
+            ),
+            (
+                json!({"security_profiles": {"sp": {"Permissions": [], "SecurityProfileId": "sp"}}}),
+                "security_profiles.\"sp\".\"SecurityProfileId\": unknown member of aws connect \
+                 list-security-profile-permissions output",
+            ),
+            (
+                json!({"usernames": "x"}),
+                "usernames: must be an object of username to user id or aws connect search-users output",
+            ),
+            (
+                json!({"usernames": {"x": null}}),
+                "usernames.\"x\": must be a user id (a non-empty string)",
+            ),
+            (
+                json!({"usernames": {"x": ""}}),
+                "usernames.\"x\": must be a user id (a non-empty string)",
+            ),
+            (
+                json!({"usernames": {"Users": {"Id": "u"}}}),
+                "usernames.Users: must be a list of users, each with its Id and Username",
+            ),
+            (
+                json!({"usernames": {"Users": [], "sup": "user-1"}}),
+                "usernames.\"sup\": unknown member of aws connect search-users output",
+            ),
+            (
+                json!({"usernames": {"Users": ["user-1"]}}),
+                "usernames.Users[0]: must be a user with its Id and Username",
+            ),
+            (
+                json!({"usernames": {"Users": [{"Id": "user-1", "Username": "a"}, {"Username": "b"}]}}),
+                "usernames.Users[1].Id: must be a user id (a non-empty string)",
+            ),
+            (
+                json!({"usernames": {"Users": [{"Id": "user-1", "Username": ""}]}}),
+                "usernames.Users[0].Username: must be a username (a non-empty string)",
+            ),
         ];
         for (value, expected) in cases {
-            let problem = GivenFacts::from_value(value.clone()).unwrap_err().0;
-            assert!(problem.starts_with(expected), "{value}: {problem}");
+            assert_eq!(refused(value.clone()), expected, "{value}");
         }
         assert!(GivenFacts::parse("{").unwrap_err().0.starts_with("not JSON"));
+    }
+
+    #[test]
+    fn messages_never_quote_the_files_values() {
+        // Every value here is one the file gives, not an id it keys things by.
+        let v = "VALUE-7f3a";
+        for value in [
+            json!({"contact": {"Id": [v]}}),
+            json!({"Contact": {"Id": {"x": v}}}),
+            json!({"users": {"u": {"Id": v}}}),
+            json!({"users": {"u": {"User": {"Id": v}}}}),
+            json!({"users": {"u": {"Id": "u", "SecurityProfileIds": v}}}),
+            json!({"users": {"u": {"Id": "u", "HierarchyGroupId": [v]}}}),
+            json!({"security_profiles": {"sp": v}}),
+            json!({"security_profiles": {"sp": {"Permissions": [v, 1]}}}),
+            json!({"security_profiles": {"sp": {"Permissions": [], "NextToken": v}}}),
+            json!({"usernames": {"x": [v]}}),
+            json!({"usernames": {"Users": [{"Id": v, "Username": 1}]}}),
+            json!({"usernames": {"Users": [{"Id": 1, "Username": v}]}}),
+            json!({"usernames": {"Users": [], "NextToken": v}}),
+        ] {
+            let problem = refused(value.clone());
+            assert!(!problem.contains(v), "{value}: {problem}");
+        }
     }
 
     #[tokio::test]

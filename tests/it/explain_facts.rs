@@ -2,12 +2,14 @@
 //! Connect-aware case of tests/connect_aware.rs: the real gateway asks the
 //! SigV4-checking stand-in, the real binary reads the same records from a
 //! facts file, and both tell the same decision, grant or reason, and agent.
-//! Without the facts a grant needs, explain exits 2 naming them; a facts
-//! file that is not one exits 2 naming the member.
+//! The same holds with each record as the AWS CLI prints it, and the
+//! example facts file decides with the example configuration. Without the
+//! facts a grant needs, explain exits 2 naming them; a facts file that is
+//! not one exits 2 naming the member (and where a misplaced CLI output goes).
 
 use crate::support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Map, Value};
@@ -142,11 +144,16 @@ async fn gateway_told(h: &Harness, world: &World, claims: &Value, body: &Value) 
 
 /// Runs `explain` on the harness's configuration: exit code, stdout, stderr.
 fn explain(h: &Harness, claims: &Value, body: &Value, facts: Option<&PathBuf>) -> (i32, String, String) {
+    explain_on(&h.settings.config_file, claims, body, facts.map(PathBuf::as_path))
+}
+
+/// Runs `explain` on a configuration file: exit code, stdout, stderr.
+fn explain_on(config: &Path, claims: &Value, body: &Value, facts: Option<&Path>) -> (i32, String, String) {
     let mut command = Command::new(BIN);
     command
         .arg("explain")
         .arg("--config")
-        .arg(&h.settings.config_file)
+        .arg(config)
         .args(["--claims", &claims.to_string(), "--request", &body.to_string()])
         .env_remove("CMG_CONFIG");
     if let Some(file) = facts {
@@ -189,11 +196,68 @@ fn explain_told(h: &Harness, claims: &Value, body: &Value, facts: Option<&Value>
 /// The gateway and `explain --facts` on the same records tell the same
 /// verdict, and it is the one connect_aware.rs expects.
 async fn agree(case: &str, h: &Harness, world: World, claims: Value, body: Value, expected: (&str, &str)) {
+    let facts = world.facts();
+    agree_given(case, h, world, facts, claims, body, expected).await;
+}
+
+/// As `agree`, with the records written into the facts file as `facts`.
+async fn agree_given(
+    case: &str,
+    h: &Harness,
+    world: World,
+    facts: Value,
+    claims: Value,
+    body: Value,
+    expected: (&str, &str),
+) {
     world.prime(h);
     let gateway = gateway_told(h, &world, &claims, &body).await;
-    let explained = explain_told(h, &claims, &body, Some(&world.facts()));
+    let explained = explain_told(h, &claims, &body, Some(&facts));
     assert_eq!(explained, gateway, "{case}");
     assert_eq!(gateway.outcome(), expected, "{case}");
+}
+
+/// The world's facts file with `member` as the AWS CLI prints it: the whole
+/// output of describe-contact, of describe-user for each user, of
+/// list-security-profile-permissions for each profile, of search-users.
+fn printed_by_the_cli(world: &World, member: &str) -> Value {
+    let mut facts = world.facts();
+    let given = facts[member].take();
+    facts[member] = match member {
+        "contact" => json!({"Contact": given}),
+        "users" => Value::Object(
+            given
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(id, user)| (id.clone(), json!({"User": user})))
+                .collect(),
+        ),
+        "security_profiles" => Value::Object(
+            given
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(id, permissions)| {
+                    let output = json!({"Permissions": permissions,
+                                        "LastModifiedTime": "2024-03-02T11:02:10.433000+00:00",
+                                        "LastModifiedRegion": "eu-west-2"});
+                    (id.clone(), output)
+                })
+                .collect(),
+        ),
+        "usernames" => {
+            let arn = |id: &Value| format!("arn:aws:connect:eu-west-2:123456789012:instance/inst-1/agent/{id}");
+            let users: Vec<Value> = world
+                .users
+                .iter()
+                .map(|u| json!({"Id": u["Id"], "Username": u["Username"], "Arn": arn(&u["Id"])}))
+                .collect();
+            json!({"ApproximateTotalCount": users.len(), "Users": users})
+        }
+        _ => unreachable!("{member} is no member of a facts file"),
+    };
+    facts
 }
 
 #[tokio::test]
@@ -468,6 +532,306 @@ async fn a_facts_file_that_is_not_one_exits_2_naming_the_file_and_the_member() {
             stderr.trim().starts_with(&expected),
             "{text:?}:\n{stderr}\nnot:\n{expected}"
         );
+    }
+}
+
+#[tokio::test]
+async fn describe_contact_output_is_accepted_as_it_comes() {
+    for (case, groups, expected) in [
+        ("agent in the supervisor's group", &["g-site", "g-team"][..], ALLOW),
+        ("agent in a sibling group", &["g-site", "g-other"], OUT_OF_SCOPE),
+    ] {
+        let h = with_policy(grant("agents = \"my_hierarchy\"")).await;
+        let claims = supervisor_claims(&h);
+        let world = World::default()
+            .supervisor(Some("g-team"), &["sp-1"])
+            .contact(Some("agent-1"), groups);
+        let facts = printed_by_the_cli(&world, "contact");
+        agree_given(case, &h, world, facts, claims, asking(&["SILENT_MONITOR"]), expected).await;
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_one_describe_contact_output_is_read_as_its_contact() {
+    let h = with_policy(grant("agents = { hierarchy_groups = [\"g-team\"] }")).await;
+    let claims = supervisor_claims(&h);
+    let world = World::default().contact(Some("agent-1"), &["g-site", "g-team"]);
+    // The file as `aws connect describe-contact > facts.json` writes it.
+    let facts = json!({"Contact": world.facts()["contact"]});
+    agree_given("bare", &h, world, facts, claims, asking(&["SILENT_MONITOR"]), ALLOW).await;
+}
+
+#[tokio::test]
+async fn describe_user_output_is_accepted_as_it_comes() {
+    for (case, group, expected) in [
+        ("supervisor over the agent's group", Some("g-team"), ALLOW),
+        ("supervisor without a group", None, OUT_OF_SCOPE),
+    ] {
+        let h = with_policy(grant("agents = \"my_hierarchy\"")).await;
+        let claims = supervisor_claims(&h);
+        let world = World::default()
+            .supervisor(group, &["sp-1"])
+            .contact(Some("agent-1"), &["g-site", "g-team"]);
+        let facts = printed_by_the_cli(&world, "users");
+        agree_given(case, &h, world, facts, claims, asking(&["SILENT_MONITOR"]), expected).await;
+    }
+}
+
+#[tokio::test]
+async fn list_security_profile_permissions_output_is_accepted_as_it_comes() {
+    for (case, world, expected) in [
+        (
+            "barge with both, spread over two profiles",
+            World::default().permissions(&[
+                ("sp-1", &["ManagerListenIn"]),
+                ("sp-2", &["BasicAgentAccess", "ManagerBargeIn"]),
+            ]),
+            ALLOW,
+        ),
+        (
+            "barge with ManagerListenIn alone",
+            World::default().permissions(&[("sp-1", &["ManagerListenIn"])]),
+            NO_PERMISSION,
+        ),
+    ] {
+        let h = with_policy(grant("connect_permissions = true")).await;
+        let claims = supervisor_claims(&h);
+        let mut facts = printed_by_the_cli(&world, "users");
+        facts["security_profiles"] = printed_by_the_cli(&world, "security_profiles")["security_profiles"].take();
+        if let Some(sp2) = world.profiles.get(1) {
+            // A plain list sits beside an output in one file.
+            facts["security_profiles"]["sp-2"] = json!(sp2.1);
+        }
+        let body = asking(&["SILENT_MONITOR", "BARGE"]);
+        agree_given(case, &h, world, facts, claims, body, expected).await;
+    }
+}
+
+#[tokio::test]
+async fn search_users_output_is_accepted_as_it_comes() {
+    for (case, username, expected) in [
+        ("a username Connect knows", "sup@example.com", ("allow", "supervisors")),
+        (
+            "a username Connect does not know",
+            "nobody@example.com",
+            ("deny", "user_not_allowed"),
+        ),
+    ] {
+        let h = Harness::with(Options {
+            user_name_claim: Some("email"),
+            ..Options::default()
+        })
+        .await;
+        let claims = h.claims_with(json!({"connect_user_id": null, "email": username}));
+        let body: Value = serde_json::from_str(BODY).unwrap();
+        let world = World::default().supervisor(None, &[]);
+        let facts = printed_by_the_cli(&world, "usernames");
+        agree_given(case, &h, world, facts, claims, body, expected).await;
+    }
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The example facts file's contact, its agent, and the team lead (the
+/// supervisor given as describe-user output), in the example's instance.
+const EXAMPLE_CONTACT: &str = "8f1c2d3e-4b5a-4c6d-9e8f-0a1b2c3d4e5f";
+const EXAMPLE_AGENT: &str = "7e3a1b2c-1111-4a2b-8c3d-4e5f6a7b8c9d";
+const EXAMPLE_LEAD: &str = "2b6c8d1e-2222-4f3a-9b4c-5d6e7f8a9b0c";
+const EXAMPLE_INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+
+/// Runs `explain` on a configuration with the example facts file: exit
+/// code and verdict.
+fn explain_example(config: &Path, claims: &Value, body: &Value) -> (i32, Value) {
+    let (code, stdout, stderr) = explain_on(config, claims, body, Some(&repo("config/facts.example.json")));
+    let verdict = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{code}: {stdout}{stderr}"));
+    (code, verdict)
+}
+
+/// The example policy with the Connect-aware grant it ships commented out
+/// (the block from `# [[grant]]` to the next bare `#`) in force.
+fn with_its_connect_aware_grant(policy: &str) -> String {
+    let mut in_grant = false;
+    let lines: Vec<&str> = policy
+        .lines()
+        .map(|line| {
+            in_grant = line == "# [[grant]]" || (in_grant && line.starts_with("# "));
+            match line.strip_prefix("# ") {
+                Some(uncommented) if in_grant => uncommented,
+                _ => line,
+            }
+        })
+        .collect();
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn the_example_facts_file_gives_the_example_configs_decisions() {
+    let lead_monitoring = json!({"InstanceId": EXAMPLE_INSTANCE, "ContactId": EXAMPLE_CONTACT,
+                                 "UserId": EXAMPLE_LEAD, "AllowedMonitorCapabilities": ["SILENT_MONITOR", "BARGE"]});
+    let config = repo("config/gateway.example.toml");
+    // As shipped, the policy's grants are on claims alone: the file is read
+    // (and must be a facts file) but no grant asks it anything.
+    let cc_lead = json!({"realm_access": {"roles": ["cc-lead"]}, "connect_user_id": EXAMPLE_LEAD});
+    assert_eq!(
+        explain_example(&config, &cc_lead, &lead_monitoring),
+        (0, json!({"decision": "allow", "grant": "contact-centre leads"}))
+    );
+
+    // With its Connect-aware grant in force, the file's contact, supervisor
+    // and both security profiles (one a plain list, one the CLI's output)
+    // are what allows a team lead to barge in on their agent's call.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["gateway.example.toml", "jwks.example.json"] {
+        std::fs::copy(repo(&format!("config/{file}")), dir.path().join(file)).unwrap();
+    }
+    let policy = with_its_connect_aware_grant(&std::fs::read_to_string(repo("config/policy.example.toml")).unwrap());
+    assert!(
+        policy.contains("\nname = \"team leads: their own agents' calls\"\n"),
+        "{policy}"
+    );
+    std::fs::write(dir.path().join("policy.example.toml"), policy).unwrap();
+    let config = dir.path().join("gateway.example.toml");
+    let team_lead = json!({"groups": "team-leads", "connect_user_id": EXAMPLE_LEAD});
+    assert_eq!(
+        explain_example(&config, &team_lead, &lead_monitoring),
+        (
+            0,
+            json!({"decision": "allow", "grant": "team leads: their own agents' calls", "agent_id": EXAMPLE_AGENT})
+        )
+    );
+    // Another lead (no such user in the file) is told what to give.
+    let other = json!({"groups": "team-leads", "connect_user_id": "someone-else"});
+    let mut body = lead_monitoring.clone();
+    body["UserId"] = json!("someone-else");
+    let (code, stdout, stderr) = explain_on(&config, &other, &body, Some(&repo("config/facts.example.json")));
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "explain: the grant needs user \"someone-else\"; give it in --facts"
+    );
+}
+
+#[test]
+fn the_example_policys_connect_aware_grant_is_found_in_its_comments() {
+    let policy =
+        "[[grant]]\nname = \"a\"\n\n# A comment.\n#\n# [[grant]]\n# name = \"b\"\n# agents = \"my_hierarchy\"\n\
+                  #\n# Or instead:\n# agents = { queues = [\"<queue id>\"] }\n";
+    assert_eq!(
+        with_its_connect_aware_grant(policy),
+        "[[grant]]\nname = \"a\"\n\n# A comment.\n#\n[[grant]]\nname = \"b\"\nagents = \"my_hierarchy\"\n\
+         #\n# Or instead:\n# agents = { queues = [\"<queue id>\"] }\n"
+    );
+}
+
+/// explain's stderr for a facts file of `text` with the example configuration.
+fn refused_file(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("facts.json");
+    std::fs::write(&file, text).unwrap();
+    let claims = json!({"groups": "supervisors-team-a", "connect_user_id": "u1"});
+    let body = json!({"InstanceId": EXAMPLE_INSTANCE, "ContactId": "c", "UserId": "u1"});
+    let (code, stdout, stderr) = explain_on(&repo("config/gateway.example.toml"), &claims, &body, Some(&file));
+    assert_eq!((code, stdout.as_str()), (2, ""), "{text}: {stderr}");
+    stderr
+        .trim()
+        .strip_prefix(&format!("--facts {}: ", file.display()))
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .to_owned()
+}
+
+#[test]
+fn a_misplaced_cli_output_exits_2_saying_where_it_goes() {
+    let to_users = "this looks like aws connect describe-user output: put it under users.\"<UserId>\"";
+    let to_profiles = "this looks like aws connect list-security-profile-permissions output: \
+                       put it under security_profiles.\"<SecurityProfileId>\"";
+    let to_usernames = "this looks like aws connect search-users output: put it under usernames";
+    let to_contact = "this looks like aws connect describe-contact output: put it under contact";
+    for (text, problem) in [
+        (
+            r#"{"User": {"Id": "u1"}}"#,
+            format!("\"User\": unknown member; {to_users}"),
+        ),
+        (
+            r#"{"Permissions": ["ManagerListenIn"], "LastModifiedRegion": "us-east-1"}"#,
+            format!("\"Permissions\": unknown member; {to_profiles}"),
+        ),
+        (
+            r#"{"Users": [], "ApproximateTotalCount": 0}"#,
+            format!("\"Users\": unknown member; {to_usernames}"),
+        ),
+        (
+            r#"{"Contact": {"Id": "c"}, "users": {}}"#,
+            format!("\"Contact\": unknown member; {to_contact}"),
+        ),
+        (
+            r#"{"users": {"User": {"Id": "u1"}}}"#,
+            format!("users.\"User\": {to_users}"),
+        ),
+        (
+            r#"{"security_profiles": {"Permissions": ["ManagerListenIn"]}}"#,
+            format!("security_profiles.\"Permissions\": {to_profiles}"),
+        ),
+        (r#"{"contact": {"User": {"Id": "u1"}}}"#, format!("contact: {to_users}")),
+        (
+            r#"{"users": {"u1": {"Contact": {"Id": "c"}}}}"#,
+            format!("users.\"u1\": {to_contact}"),
+        ),
+        (
+            r#"{"usernames": {"sup": {"User": {"Id": "u1"}}}}"#,
+            format!("usernames.\"sup\": {to_users}"),
+        ),
+    ] {
+        assert_eq!(refused_file(text), problem, "{text}");
+    }
+}
+
+#[test]
+fn one_page_of_a_paginated_cli_output_exits_2_asking_for_the_whole() {
+    let whole =
+        "(it has a NextToken); give the whole output, as the CLI prints it without --no-paginate or --max-items";
+    assert_eq!(
+        refused_file(r#"{"security_profiles": {"sp-1": {"Permissions": ["ManagerListenIn"], "NextToken": "AAE"}}}"#),
+        format!(
+            "security_profiles.\"sp-1\": is one page of aws connect list-security-profile-permissions output {whole}"
+        )
+    );
+    assert_eq!(
+        refused_file(r#"{"usernames": {"Users": [{"Id": "u1", "Username": "sup"}], "NextToken": "AAE"}}"#),
+        format!("usernames: is one page of aws connect search-users output {whole}")
+    );
+}
+
+#[test]
+fn a_cli_output_with_members_it_never_has_exits_2_naming_them() {
+    for (text, problem) in [
+        (
+            r#"{"contact": {"Contact": {"Id": "c"}, "ResponseMetadata": {}}}"#,
+            "contact.\"ResponseMetadata\": unknown member of aws connect describe-contact output",
+        ),
+        (
+            r#"{"users": {"u1": {"User": {"Id": "u1"}, "Tags": {}}}}"#,
+            "users.\"u1\".\"Tags\": unknown member of aws connect describe-user output",
+        ),
+        (
+            r#"{"users": {"u1": {"User": {"Id": "u2"}}}}"#,
+            "users.\"u1\".User.Id: is not \"u1\", the user id it is given under",
+        ),
+        (
+            r#"{"security_profiles": {"sp-1": {"Permissions": "ManagerListenIn"}}}"#,
+            "security_profiles.\"sp-1\".Permissions: must be a list of permission names (strings)",
+        ),
+        (
+            r#"{"usernames": {"Users": [{"Id": "u1"}]}}"#,
+            "usernames.Users[0].Username: must be a username (a non-empty string)",
+        ),
+        (
+            r#"{"Contact": {}}"#,
+            "Contact.Id: must be the contact's id (a non-empty string)",
+        ),
+    ] {
+        assert_eq!(refused_file(text), problem, "{text}");
     }
 }
 
