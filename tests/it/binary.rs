@@ -785,6 +785,11 @@ async fn a_traceparent_names_the_request_in_the_audit_and_its_log_lines() {
         "trace_id from a valid traceparent, else null"
     );
     // The refusal's log line carries the trace in its span, beside the request id.
+    // It reaches this test through the child's stderr pipe: wait for it (bounded).
+    support::wait_until(Duration::from_secs(10), "the refusal's log line", || {
+        stack.served.logs().contains("request refused")
+    })
+    .await;
     let logs = stack.served.logs();
     let refusal = logs
         .lines()

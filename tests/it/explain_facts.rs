@@ -618,7 +618,10 @@ async fn search_users_output_is_accepted_as_it_comes() {
         ),
     ] {
         let h = Harness::with(Options {
-            user_name_claim: Some("email"),
+            config: r#"
+                [policy]
+                user_name_claim = "email"
+            "#,
             ..Options::default()
         })
         .await;
