@@ -3,10 +3,9 @@
 //! Version 4 UUIDs from the `uuid` crate with its `fast-rng` feature: a
 //! per-thread ChaCha generator seeded (and reseeded) from the operating
 //! system, so a request costs no `getrandom` system call (plain `new_v4`
-//! makes one per id, two per request, measured at about 2% of the gateway's
-//! CPU under load). aws-lc's generator was tried and dropped: its first call
-//! gathers CPU-jitter entropy for about 30 ms, which moved the first
-//! `/readyz` answer from 9 ms to 55 ms after exec and added 1 MB resident.
+//! makes one per id, two per request: about 2% of the gateway's CPU under
+//! load). Not aws-lc's generator: its first call gathers CPU-jitter entropy
+//! for about 30 ms, which would delay the first `/readyz` answer that much.
 //! Client tokens must be unique across every gateway calling one Connect
 //! instance, so the bytes come from a cryptographic generator, not a fast
 //! statistical one.

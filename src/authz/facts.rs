@@ -1,4 +1,4 @@
-//! Where the facts of a decision come from (CONTRACT §9): a source of facts
+//! Where the facts of a decision come from (docs/policy.md): a source of facts
 //! (Connect itself in the gateway, `live_facts.rs`), or none at all, so
 //! `explain` can name what it would need. Every
 //! fact is asked for at most once per decision, and only when a grant that

@@ -1,4 +1,4 @@
-//! The facts `explain --facts FILE` is given (CONTRACT §9): one contact as
+//! The facts `explain --facts FILE` is given (docs/policy.md, "explain"): one contact as
 //! DescribeContact's `Contact`, users as DescribeUser's `User`, security
 //! profiles' permissions and usernames' user ids, read strictly. Each may
 //! also be what the AWS CLI prints for it, as it comes (`aws connect

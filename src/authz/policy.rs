@@ -1,4 +1,4 @@
-//! The grants of the policy file (CONTRACT §4, §9): loaded and checked, and
+//! The grants of the policy file (docs/policy.md): loaded and checked, and
 //! their rules as pure functions — the static checks on claims and request,
 //! and the checks on facts read from Connect. Deciding in which order to ask
 //! and what to look up is `authz::Authorizer::decide`'s job.
@@ -176,7 +176,7 @@ struct GrantFile {
     agents: Option<Spanned<toml::Value>>,
 }
 
-/// Whose calls a grant covers, by Connect's record of the contact (§9).
+/// Whose calls a grant covers, by Connect's record of the contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AgentScope {
     /// The agent is in the subtree of the supervisor's own hierarchy group.
@@ -274,7 +274,7 @@ pub struct SupervisorFacts {
     pub permissions: BTreeSet<String>,
 }
 
-/// The permission names of REFERENCE.md: barge needs both.
+/// Connect's permission names (docs/connect.md, "Lookups"): barge needs both.
 const LISTEN_IN: &str = "ManagerListenIn";
 const BARGE_IN: &str = "ManagerBargeIn";
 

@@ -1,4 +1,4 @@
-//! The configuration file as a whole (CONTRACT §3): read, parsed and checked
+//! The configuration file as a whole (docs/configuration.md): read, parsed and checked
 //! completely before anything starts, every problem reported by file and key.
 //! Each section is defined and checked by the module that uses it; this one
 //! only puts them together, with the environment read once, here.

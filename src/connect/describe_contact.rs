@@ -1,6 +1,6 @@
-//! The DescribeContact operation (REFERENCE.md, "Lookups"): a signed GET of
+//! The DescribeContact operation (docs/connect.md, "Lookups"): a signed GET of
 //! `/contacts/{InstanceId}/{ContactId}`, read for the contact's agent, the
-//! agent's hierarchy groups and the contact's queue (CONTRACT §9).
+//! agent's hierarchy groups and the contact's queue.
 
 use serde_json::Value;
 

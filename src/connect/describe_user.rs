@@ -1,6 +1,6 @@
-//! The DescribeUser operation (REFERENCE.md, "Lookups"): a signed GET of
+//! The DescribeUser operation (docs/connect.md, "Lookups"): a signed GET of
 //! `/users/{InstanceId}/{UserId}`, read for the user's hierarchy group and
-//! security profiles. Connect-aware authorization (CONTRACT §9) builds on it.
+//! security profiles. Connect-aware grants (docs/policy.md) build on it.
 
 use serde::Deserialize;
 

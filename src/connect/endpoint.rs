@@ -1,5 +1,5 @@
 //! Where a call goes: the instance's region and the Connect endpoint, by the
-//! precedence of CONTRACT §3 (config, `AWS_ENDPOINT_URL_CONNECT`,
+//! precedence of docs/configuration.md (config, `AWS_ENDPOINT_URL_CONNECT`,
 //! `AWS_ENDPOINT_URL`, then the regional or FIPS endpoint).
 
 use std::collections::{BTreeSet, HashMap};

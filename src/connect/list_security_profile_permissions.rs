@@ -1,7 +1,7 @@
-//! The ListSecurityProfilePermissions operation (REFERENCE.md, "Lookups"):
+//! The ListSecurityProfilePermissions operation (docs/connect.md, "Lookups"):
 //! signed GETs of `/security-profiles-permissions/{InstanceId}/{SecurityProfileId}`,
 //! page after page until Connect gives no `NextToken`, for the permission
-//! names a security profile grants (CONTRACT §9).
+//! names a security profile grants.
 
 use std::collections::HashSet;
 

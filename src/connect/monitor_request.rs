@@ -1,5 +1,5 @@
 //! The MonitorContact request body: strict parsing, every constraint of
-//! Connect's model (REFERENCE.md), and the re-serialization sent upstream.
+//! Connect's model (docs/connect.md, "MonitorContact"), and the re-serialization sent upstream.
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
-//! The SearchUsers operation (REFERENCE.md, "Lookups"): a signed POST of
+//! The SearchUsers operation (docs/connect.md, "Lookups"): a signed POST of
 //! `/search-users` that finds the user id behind a Connect username, for a
-//! caller named by `user_name_claim` (CONTRACT §9).
+//! caller named by `user_name_claim`.
 
 use serde::{Deserialize, Serialize};
 

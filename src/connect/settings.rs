@@ -38,7 +38,7 @@ pub(crate) struct ConnectSection {
     lookups: LookupsSection,
 }
 
-/// `[connect.lookups]`: how long facts read from Connect are trusted (CONTRACT §9).
+/// `[connect.lookups]`: how long facts read from Connect are trusted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LookupsSection {
@@ -283,7 +283,7 @@ impl ConnectSection {
         Some(region)
     }
 
-    /// The endpoint override by the precedence of CONTRACT §3: config, then
+    /// The endpoint override by its precedence (docs/configuration.md): config, then
     /// `AWS_ENDPOINT_URL_CONNECT`, then `AWS_ENDPOINT_URL`.
     fn endpoint_override(&self, c: &mut Check) -> Option<(&'static str, Endpoint)> {
         let (source, text) = match &self.endpoint {

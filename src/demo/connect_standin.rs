@@ -33,7 +33,7 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The most permissions Connect puts in one page.
 const DEFAULT_PERMISSIONS_PAGE_SIZE: usize = 500;
 
-/// The Connect operations the stand-in knows by their routes (REFERENCE.md).
+/// The Connect operations the stand-in knows by their routes (docs/connect.md).
 const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/contact/monitor", "MonitorContact"),
     ("POST", "/search-users", "SearchUsers"),

@@ -1,4 +1,4 @@
-//! Demo mode (CONTRACT §8): the gateway on an embedded config, with an
+//! Demo mode (README.md, "The demo"): the gateway on an embedded config, with an
 //! in-process issuer and a SigV4-checking Connect stand-in, no AWS needed.
 //! Everything here, the stand-ins and the demo's published keys included,
 //! exists only with the default-on `demo` feature; the test suite uses the
@@ -32,7 +32,7 @@ const DEMO_POLICY: &str = include_str!("../../config/demo/policy.toml");
 const DEMO_ISSUER_KEY: &[u8] = include_bytes!("demo_ed25519.pem");
 const DEMO_INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 
-/// The Connect records behind the demo's Connect-aware grant (CONTRACT §9):
+/// The Connect records behind the demo's Connect-aware grant:
 /// Carol leads `team-north`; her security profile lets her listen in but not
 /// barge. Dave's call is in her group, Erin's (in `team-south`) is not.
 const LEAD_USER: &str = "carol-connect-user";

@@ -30,7 +30,7 @@ use crate::http::{json_response, Body, REQUEST_ID};
 use crate::telemetry::audit::{AuditRecord, Verdict};
 use crate::telemetry::{error_chain, trace_context};
 
-/// The dry run's path: every phase but the call to Connect (CONTRACT §9).
+/// The dry run's path: every phase but the call to Connect (docs/api.md, "The dry run").
 pub(crate) const CHECK_PATH: &str = "/contact/monitor/check";
 
 /// What a request that got through produced.
@@ -344,7 +344,7 @@ impl Gateway {
     }
 }
 
-/// The success envelope of CONTRACT §5, with Connect's request id.
+/// The success envelope (docs/api.md), with Connect's request id.
 fn success_response(done: &Monitored, request_id: &str) -> Response<Body> {
     // Serialized straight from borrowed fields (no JSON tree built per request).
     #[derive(serde::Serialize)]

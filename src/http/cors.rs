@@ -1,4 +1,4 @@
-//! CORS for browser dashboards (CONTRACT §3 `[cors]`): exact origin match,
+//! CORS for browser dashboards (`[cors]`, docs/api.md): exact origin match,
 //! preflight answered without a token, and no CORS headers at all otherwise.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Prometheus metrics of CONTRACT §7. Labels are bounded: codes, outcomes and
+//! Prometheus metrics (docs/operations.md, "Metrics"). Labels are bounded: codes, outcomes and
 //! configured issuers only — never a caller, contact or user id.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Every denial reason of the policy (CONTRACT §4), through the real stack:
+//! Every denial reason of the policy (docs/policy.md), through the real stack:
 //! 403 FORBIDDEN naming the reason, and Connect never called.
 
 use crate::support;

@@ -1,7 +1,7 @@
 //! The gateway and `explain` decide through the same function
 //! (`Authorizer::decide`), so they agree — on an allow, a deny, and on an
 //! instance whose route has no region (503 in the gateway, "unavailable"
-//! from explain), where they once disagreed.
+//! from explain).
 
 use crate::support;
 

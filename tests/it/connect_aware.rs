@@ -1,4 +1,4 @@
-//! Connect-aware authorization (CONTRACT §9), against the SigV4-checking
+//! Connect-aware grants (docs/policy.md), against the SigV4-checking
 //! Connect stand-in: whose call it is (`agents`), what the supervisor's own
 //! security profiles allow (`connect_permissions`), who the caller is by
 //! username (`user_name_claim`), and failing closed when Connect cannot say.

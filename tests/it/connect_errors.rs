@@ -1,5 +1,5 @@
 //! Connect's answers and failures, through the real stack: each error of
-//! REFERENCE.md mapped per CONTRACT §5 with its type given each of the three
+//! docs/connect.md mapped per docs/api.md with its type given each of the three
 //! ways, retries that keep the ClientToken, and the request deadline.
 
 use crate::support;

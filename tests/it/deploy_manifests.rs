@@ -1,6 +1,6 @@
 //! The deployment examples under deploy/ agree with each other and with the
 //! gateway: the shipped configs of both Kubernetes topologies (sidecar and
-//! edge, README "Topologies") and of ECS pass the gateway's own loader, and the
+//! edge, docs/operations.md "Topologies") and of ECS pass the gateway's own loader, and the
 //! ports, probes, paths, file names, labels and shutdown timings in the
 //! Dockerfile, the manifests and the ECS task definition are the ones that
 //! config implies.

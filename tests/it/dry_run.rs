@@ -1,4 +1,4 @@
-//! The dry run, `POST /contact/monitor/check` (CONTRACT §9): every phase of
+//! The dry run, `POST /contact/monitor/check` (docs/api.md): every phase of
 //! the real call — authentication, validation, authorization and its lookups
 //! in Connect — but MonitorContact; audited with `dry_run: true`; CORS as for
 //! the real call.

@@ -1,4 +1,4 @@
-//! `explain --facts FILE` (CONTRACT §9) agrees with the gateway on every
+//! `explain --facts FILE` (docs/policy.md) agrees with the gateway on every
 //! Connect-aware case of tests/connect_aware.rs: the real gateway asks the
 //! SigV4-checking stand-in, the real binary reads the same records from a
 //! facts file, and both tell the same decision, grant or reason, and agent.
@@ -725,6 +725,51 @@ fn the_example_policys_connect_aware_grant_is_found_in_its_comments() {
         with_its_connect_aware_grant(policy),
         "[[grant]]\nname = \"a\"\n\n# A comment.\n#\n[[grant]]\nname = \"b\"\nagents = \"my_hierarchy\"\n\
          #\n# Or instead:\n# agents = { queues = [\"<queue id>\"] }\n"
+    );
+}
+
+#[test]
+fn the_example_policy_listens_without_connect_and_barges_only_with_its_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["gateway.example.toml", "jwks.example.json"] {
+        std::fs::copy(repo(&format!("config/{file}")), dir.path().join(file)).unwrap();
+    }
+    let policy = with_its_connect_aware_grant(&std::fs::read_to_string(repo("config/policy.example.toml")).unwrap());
+    assert!(policy.contains("\nname = \"floor managers: listen\"\n"), "{policy}");
+    std::fs::write(dir.path().join("policy.example.toml"), policy).unwrap();
+    let config = dir.path().join("gateway.example.toml");
+    let manager = json!({"groups": "floor-managers", "connect_user_id": EXAMPLE_LEAD});
+    let asking = |capabilities: &[&str]| {
+        json!({"InstanceId": EXAMPLE_INSTANCE, "ContactId": EXAMPLE_CONTACT, "UserId": EXAMPLE_LEAD,
+               "AllowedMonitorCapabilities": capabilities})
+    };
+    // Listening needs no fact: no facts file at all.
+    let (code, stdout, stderr) = explain_on(&config, &manager, &asking(&["SILENT_MONITOR"]), None);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        json!({"decision": "allow", "grant": "floor managers: listen"})
+    );
+    // Barging needs the supervisor's permissions: without them, explain says so.
+    let (code, _, stderr) = explain_on(&config, &manager, &asking(&["SILENT_MONITOR", "BARGE"]), None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&format!("user \"{EXAMPLE_LEAD}\"")), "{stderr}");
+    // The example file's lead holds ManagerListenIn and ManagerBargeIn.
+    assert_eq!(
+        explain_example(&config, &manager, &asking(&["SILENT_MONITOR", "BARGE"])),
+        (0, json!({"decision": "allow", "grant": "floor managers: barge when Connect allows it"}))
+    );
+    // Without ManagerBargeIn, the barge is refused and listening still allowed.
+    let mut facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("config/facts.example.json")).unwrap()).unwrap();
+    facts["security_profiles"]["7ab13c6d-7777-4e8f-8a9b-0c1d2e3f4a5b"] = json!(["AccessMetrics"]);
+    let file = dir.path().join("facts.json");
+    std::fs::write(&file, facts.to_string()).unwrap();
+    let (code, stdout, stderr) = explain_on(&config, &manager, &asking(&["SILENT_MONITOR", "BARGE"]), Some(&file));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        json!({"decision": "deny", "reason": "connect_permission_missing"})
     );
 }
 

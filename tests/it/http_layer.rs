@@ -1,7 +1,7 @@
 //! What the HTTP layer answers on its own, before the gateway sees a request:
-//! a bare 400/431 with no `x-request-id`, no envelope and no audit line. The
-//! README and the OpenAPI file say so, precisely, instead of promising all
-//! three for every response.
+//! a bare 400/431 with no `x-request-id`, no envelope and no audit line.
+//! docs/api.md and the OpenAPI file say so, precisely, rather than promising
+//! all three for every response.
 
 use crate::support;
 
@@ -61,9 +61,9 @@ async fn a_request_the_gateway_refuses_gets_all_three() {
 }
 
 #[test]
-fn readme_and_openapi_say_which_answers_come_from_the_http_layer() {
+fn the_api_docs_and_openapi_say_which_answers_come_from_the_http_layer() {
     for (file, heading) in [
-        ("README.md", "**Answers from the HTTP layer.**"),
+        ("docs/api.md", "**Answers from the HTTP layer.**"),
         ("deploy/openapi.yaml", "Answers from the HTTP layer:"),
     ] {
         let text = repo_file(file);

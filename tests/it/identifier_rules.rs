@@ -35,7 +35,7 @@ async fn control_characters_in_identifiers_are_refused_naming_the_member() {
         }
     }
     assert!(h.connect.received().is_empty(), "nothing reached Connect");
-    // The body of the request that was once forwarded as it came.
+    // A NUL written as a JSON escape is a NUL too.
     let answer = h
         .monitor(
             Some(&token),

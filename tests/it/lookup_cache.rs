@@ -1,4 +1,4 @@
-//! The caches of Connect's facts (CONTRACT §9, `[connect.lookups]`):
+//! The caches of Connect's facts (`[connect.lookups]`, docs/policy.md):
 //! concurrent requests share one lookup per fact, answers are trusted for
 //! `ttl`, a contact without an agent is asked again, SIGHUP forgets them all,
 //! and the audit counts the lookups each request made.

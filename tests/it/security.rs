@@ -1,4 +1,4 @@
-//! Every line of SECURITY.md as a named case: the hostile input, the exact
+//! Every class of hostile input in docs/security.md as a named case: the hostile input, the exact
 //! answer (status and envelope code), and proof that Connect saw nothing.
 //! By family: tests/security_token_format.rs, security_token_signatures.rs
 //! and security_token_claims.rs (401s), security_http_edge.rs (the HTTP

@@ -1,4 +1,4 @@
-//! SECURITY.md, the HTTP edge: request smuggling and framing, header and
+//! docs/security.md, the HTTP edge: request smuggling and framing, header and
 //! URI limits, `Expect` and `Upgrade`, and slow clients cut off at the
 //! gateway's deadlines. HTTP framing errors are refused by hyper before the
 //! gateway runs, so those answers carry no envelope (`code: None`).

@@ -1,4 +1,4 @@
-//! SECURITY.md, the claims of a well-signed token: expiry, not-before and
+//! docs/security.md, the claims of a well-signed token: expiry, not-before and
 //! issued-at beyond the leeway, the wrong issuer or audience, no subject.
 //! Each is refused with 401 and Connect sees nothing (tokens inside the
 //! leeway are accepted: tests/token_leeway.rs).

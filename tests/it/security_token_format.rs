@@ -1,4 +1,4 @@
-//! SECURITY.md, tokens as written: the Authorization header, the token's
+//! docs/security.md, tokens as written: the Authorization header, the token's
 //! encoding, its JSON, the header members we refuse, and hostile `kid`s.
 //! Each is refused with 401 and Connect sees nothing.
 

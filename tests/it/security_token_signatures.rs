@@ -1,4 +1,4 @@
-//! SECURITY.md, algorithms, signatures and where keys come from: `none`,
+//! docs/security.md, algorithms, signatures and where keys come from: `none`,
 //! algorithm confusion, HMAC, malleable ECDSA signatures, keys embedded in
 //! or linked from the token, a key the JWKS does not hold. Each is refused
 //! with 401, Connect sees nothing, and no URL named by a token is fetched.

@@ -1,4 +1,4 @@
-//! Every constraint of the MonitorContact model (REFERENCE.md), by family:
+//! Every constraint of the MonitorContact model (docs/connect.md), by family:
 //! each case named after its rule gets 400 VALIDATION_ERROR naming the member
 //! and the rule, and Connect is never called.
 

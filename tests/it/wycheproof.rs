@@ -50,7 +50,7 @@ fn rejected_by_design(keys: &Value, jws: &str) -> Option<&'static str> {
         .and_then(|h| serde_json::from_slice(&h).ok())
         .unwrap_or(Value::Null);
     if keys.iter().all(|k| k.get("alg").is_some_and(|a| *a != header["alg"])) {
-        return Some("the JWK's own alg differs from the token's (SECURITY.md: honour the JWK's alg)");
+        return Some("the JWK's own alg differs from the token's (docs/security.md: honour the JWK's alg)");
     }
     if keys.iter().all(|k| k["kty"] == "oct") {
         return Some("symmetric keys are never trusted from a JWKS");
