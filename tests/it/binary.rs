@@ -121,6 +121,37 @@ fn an_invalid_aws_region_is_refused_by_check_and_serve_by_name() {
 }
 
 #[test]
+fn check_says_when_aws_profile_names_a_profile_no_shared_file_defines() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["policy.example.toml", "jwks.example.json", "gateway.example.toml"] {
+        std::fs::copy(repo(&format!("config/{f}")), dir.path().join(f)).unwrap();
+    }
+    let cfg = dir.path().join("gateway.example.toml");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let env = [
+        ("HOME", home.to_str().unwrap()),
+        ("AWS_PROFILE", "connect-monitor"),
+        ("AWS_CONFIG_FILE", ""),
+        ("AWS_SHARED_CREDENTIALS_FILE", ""),
+    ];
+    let (code, stdout, stderr) = run_with_env(&["check", "--config", cfg.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "a warning, not a problem: credentials may come from elsewhere\n{stderr}");
+    assert!(stdout.contains(": ok ("), "{stdout}");
+    assert!(
+        stderr.contains("warning: AWS_PROFILE names profile `connect-monitor`, but neither "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("profile `connect-monitor` was not defined"), "{stderr}");
+    // Once a shared file exists, the AWS SDK's own chain names what is missing.
+    std::fs::create_dir(home.join(".aws")).unwrap();
+    std::fs::write(home.join(".aws/config"), "[profile other]\nregion = eu-west-2\n").unwrap();
+    let (code, _, stderr) = run_with_env(&["check", "--config", cfg.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
 fn check_reports_every_problem_by_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -150,3 +150,51 @@ async fn a_resolved_username_is_cached_like_the_other_facts() {
     let lookups: Vec<u64> = h.audit_lines().iter().map(|l| l["lookups"].as_u64().unwrap()).collect();
     assert_eq!(lookups, [1, 0, 0]);
 }
+
+#[tokio::test]
+async fn the_audit_counts_every_http_call_a_requests_lookups_made_pages_and_retries_included() {
+    // Two permission pages, and DescribeContact throttled once before it answers.
+    let h = primed("5m", 2).await;
+    h.connect.script_for(
+        "DescribeContact",
+        [Reply::error(429, "ThrottlingException"), Reply::Success],
+    );
+    assert_eq!(monitor(&h, &["SILENT_MONITOR"]).await.status, 200);
+    assert_eq!(lookup_calls(&h), [2, 1, 2]);
+    assert_eq!(
+        last_audit(&h)["lookups"],
+        5,
+        "two DescribeContact attempts, one DescribeUser, two permission pages"
+    );
+    // From the cache: no call, nothing counted.
+    assert_eq!(monitor(&h, &["SILENT_MONITOR"]).await.status, 200);
+    assert_eq!(last_audit(&h)["lookups"], 0);
+}
+
+#[tokio::test]
+async fn a_username_connect_does_not_know_is_counted_not_found_and_not_kept() {
+    let h = Harness::with(Options {
+        config: r#"
+            [policy]
+            user_name_claim = "email"
+        "#,
+        ..Options::default()
+    })
+    .await;
+    let mut claims = h.claims_with(serde_json::json!({"connect_user_id": null}));
+    claims["email"] = serde_json::json!("nobody@example.com");
+    let token = h.keys.ed.mint(&claims);
+    for _ in 0..2 {
+        let answer = h.monitor(Some(&token), support::BODY).await;
+        assert_eq!(answer.status, 403, "{:?}", answer.body);
+    }
+    assert_eq!(h.connect.calls("SearchUsers"), 2, "an unknown username is asked again");
+    let (_, metrics) = h.admin("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "cmg_connect_lookups_total{operation=\"SearchUsers\",outcome=\"not_found\"} 2"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("operation=\"SearchUsers\",outcome=\"ok\""), "{metrics}");
+}

@@ -192,3 +192,39 @@ async fn every_dry_run_answer_matches_the_openapi_spec() {
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), [200, 400, 401, 403]);
     assert!(h.connect.received().is_empty(), "a dry run never reaches Connect here");
 }
+
+#[tokio::test]
+async fn an_empty_or_malformed_request_id_is_replaced_not_refused_as_the_spec_says() {
+    let spec = spec();
+    let parameter = &spec["components"]["parameters"]["RequestId"];
+    assert!(
+        parameter["schema"].get("pattern").is_none(),
+        "no pattern: a client validating against the spec must not refuse what the gateway accepts"
+    );
+    let said = parameter["description"].as_str().unwrap();
+    assert!(said.contains("not refused but replaced"), "{said}");
+
+    let h = Harness::start().await;
+    let token = h.supervisor_token();
+    for sent in ["", "a b", "ünïcode", &"x".repeat(129), "semi;colon"] {
+        let req = Request::post(h.url("/contact/monitor"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-request-id", sent)
+            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+            .unwrap();
+        let answer = h.send(req).await;
+        assert_eq!(answer.status, 200, "{sent:?}: {:?}", answer.body);
+        let id = answer.headers["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{sent:?} replaced by a UUID, not {id:?}");
+        assert_eq!(h.audit_lines().last().unwrap()["request_id"], id);
+    }
+    let kept = "req-01.A_b:c";
+    let req = Request::post(h.url("/contact/monitor"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-request-id", kept)
+        .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+        .unwrap();
+    assert_eq!(h.send(req).await.headers["x-request-id"], kept);
+}

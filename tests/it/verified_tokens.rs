@@ -99,3 +99,28 @@ async fn a_kept_token_is_verified_again_when_its_issuers_keys_change() {
     assert_eq!(h.monitor(Some(&token), BODY).await.status, 401);
     assert_eq!(kept(&h), 0);
 }
+
+#[tokio::test]
+async fn a_refresh_that_finds_the_same_keys_keeps_the_tokens_they_verified() {
+    let h = Harness::start().await;
+    let token = h.supervisor_token();
+    for _ in 0..2 {
+        assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+    }
+    assert_eq!(kept(&h), 1);
+    let generation = h.gateway().issuer_key_generation(0);
+    // The same keys, published in another order: nothing changed.
+    let fetches = h.issuer.fetches();
+    h.issuer.publish(jwks_of(&[&h.keys.ed, &h.keys.ec, &h.keys.rsa]));
+    assert!(h.gateway().refresh_issuer_keys(0).await);
+    assert!(h.issuer.fetches() > fetches, "the keys were fetched again");
+    assert_eq!(h.gateway().issuer_key_generation(0), generation, "the key set in force stays");
+    assert_eq!(kept(&h), 1, "the token it verified stays verified");
+    assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+    // A set that differs is a new generation (the kept token is then verified
+    // again under it: a_kept_token_is_verified_again_when_its_issuers_keys_change).
+    h.issuer.publish(jwks_of(&[&h.keys.ed, &h.keys.ec, &h.keys.rsa, &h.keys.rotated]));
+    assert!(h.gateway().refresh_issuer_keys(0).await);
+    assert!(h.gateway().issuer_key_generation(0) > generation);
+    assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
+}
