@@ -9,8 +9,7 @@
 //!   five members Connect expects, so exactly one `UserId`.
 #![no_main]
 
-use connect_monitor_gateway::auth::token::parse_strict_object;
-use connect_monitor_gateway::connect::monitor_request::MonitorRequest;
+use connect_monitor_gateway::test_util::{parse_strict_object, MonitorRequest};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -21,9 +21,7 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use connect_monitor_gateway::auth::token::{parse_strict_object, verify_jws, CompactJws};
-use connect_monitor_gateway::auth::issuer::parse_algorithm;
-use connect_monitor_gateway::auth::jwks::{self, KeySet};
+use connect_monitor_gateway::test_util::{parse_algorithm, parse_jwks, parse_strict_object, verify_jws, CompactJws, KeySet};
 use jsonwebtoken::Algorithm;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -63,7 +61,7 @@ fn signing_input(token: &str) -> &str {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let keys = jwks::parse(JWKS).expect("fuzz/keys.jwks.json loads");
+        let keys = parse_jwks(JWKS).expect("fuzz/keys.jwks.json loads");
         assert_eq!(keys.keys.len(), 6, "every fixture key is usable");
         let algorithms: Vec<Algorithm> = ALGORITHMS
             .iter()
