@@ -21,7 +21,9 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use connect_monitor_gateway::test_util::{parse_algorithm, parse_jwks, parse_strict_object, verify_jws, CompactJws, KeySet};
+use connect_monitor_gateway::test_util::{
+    parse_algorithm, parse_jwks, parse_strict_object, verify_jws, CompactJws, KeySet,
+};
 use jsonwebtoken::Algorithm;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
