@@ -125,10 +125,10 @@ impl Environment {
 /// What a section's check is given: where problems go, the folder relative
 /// paths resolve against, and the environment.
 pub(crate) struct Check<'a> {
-    pub file: String,
-    pub base: PathBuf,
-    pub env: &'a Environment,
-    pub problems: Vec<Problem>,
+    pub(crate) file: String,
+    pub(crate) base: PathBuf,
+    pub(crate) env: &'a Environment,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl<'a> Check<'a> {

@@ -309,7 +309,7 @@ fn refresh_failed(has_keys: bool) -> &'static str {
 
 /// One issuer's current keys and the means to renew them.
 pub(crate) struct IssuerKeys {
-    pub issuer: Issuer,
+    pub(crate) issuer: Issuer,
     current: RwLock<Arc<KeySet>>,
     client: HttpClient,
     metrics: Arc<Metrics>,

@@ -18,9 +18,9 @@ use super::verified::{VerifiedTokens, VERIFIED_TOKENS_KEPT};
 /// Who the caller is, once its token checked out.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
-    pub issuer: String,
-    pub subject: String,
-    pub claims: Value,
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) claims: Value,
 }
 
 /// Why a token was refused. Messages never quote the token.

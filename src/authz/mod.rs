@@ -59,16 +59,16 @@ impl Default for PolicySection {
 
 /// `[policy]`, checked, with the policy file loaded.
 #[derive(Debug, Clone)]
-pub struct AuthzSettings {
-    pub policy_file: PathBuf,
+pub(crate) struct AuthzSettings {
+    pub(crate) policy_file: PathBuf,
     /// Who the caller is in Connect (for `as_user = "self"`).
-    pub caller: CallerClaim,
-    pub policy: Policy,
+    pub(crate) caller: CallerClaim,
+    pub(crate) policy: Policy,
 }
 
 /// The claim that says who the caller is in Connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallerClaim {
+pub(crate) enum CallerClaim {
     /// The claim holds the caller's Connect user id.
     UserId(String),
     /// The claim holds the caller's Connect username (an SSO login).
@@ -111,9 +111,9 @@ impl PolicySection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Permit {
     /// The grant that allowed it (for the audit).
-    pub grant: String,
+    pub(crate) grant: String,
     /// Where its call to Connect goes.
-    pub route: Route,
+    pub(crate) route: Route,
 }
 
 /// Why a request may not go ahead.

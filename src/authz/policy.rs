@@ -17,7 +17,7 @@ use crate::connect::monitor_request::{Capability, MonitorRequest};
 
 /// Why a request was denied; the wire names are part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenyReason {
+pub(crate) enum DenyReason {
     NoGrant,
     InstanceNotAllowed,
     CapabilityNotAllowed,
@@ -29,7 +29,7 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DenyReason::NoGrant => "no_grant",
             DenyReason::InstanceNotAllowed => "instance_not_allowed",
@@ -42,7 +42,7 @@ impl DenyReason {
 
     /// How far a refused grant got: when several grants refuse, the caller
     /// hears the reason of the one that got furthest.
-    pub fn rank(self) -> u8 {
+    pub(crate) fn rank(self) -> u8 {
         match self {
             DenyReason::NoGrant => 0,
             DenyReason::InstanceNotAllowed => 1,
@@ -238,8 +238,8 @@ struct PolicyFile {
 
 /// A grant, checked.
 #[derive(Debug, Clone)]
-pub struct Grant {
-    pub name: String,
+pub(crate) struct Grant {
+    pub(crate) name: String,
     claims: Vec<(String, ClaimRule)>,
     instances: Vec<String>,
     capabilities: Vec<Capability>,
@@ -251,27 +251,27 @@ pub struct Grant {
 
 /// Which facts from Connect a grant needs, beyond the claims and the request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
+pub(crate) struct Needs {
     /// DescribeContact: the contact's agent, its groups and queue.
-    pub contact: bool,
+    pub(crate) contact: bool,
     /// DescribeUser of the monitoring user: its hierarchy group and profiles.
-    pub supervisor: bool,
+    pub(crate) supervisor: bool,
     /// ListSecurityProfilePermissions of each of the supervisor's profiles.
-    pub permissions: bool,
+    pub(crate) permissions: bool,
 }
 
 impl Needs {
-    pub fn any(self) -> bool {
+    pub(crate) fn any(self) -> bool {
         self.contact || self.supervisor || self.permissions
     }
 }
 
 /// What Connect says of the user whose panel would monitor (`UserId`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SupervisorFacts {
-    pub hierarchy_group_id: Option<String>,
+pub(crate) struct SupervisorFacts {
+    pub(crate) hierarchy_group_id: Option<String>,
     /// Every permission of every one of its security profiles.
-    pub permissions: BTreeSet<String>,
+    pub(crate) permissions: BTreeSet<String>,
 }
 
 /// Connect's permission names (docs/connect.md, "Lookups"): barge needs both.
@@ -280,19 +280,19 @@ const BARGE_IN: &str = "ManagerBargeIn";
 
 /// The loaded policy: an ordered list of grants.
 #[derive(Debug, Clone, Default)]
-pub struct Policy {
-    pub grants: Vec<Grant>,
+pub(crate) struct Policy {
+    pub(crate) grants: Vec<Grant>,
 }
 
 impl Policy {
-    pub fn load(path: &Path) -> Result<Policy, Problems> {
+    pub(crate) fn load(path: &Path) -> Result<Policy, Problems> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Problems(vec![Problem::new(&file, "(file)", format!("cannot read policy: {e}"))]))?;
         Self::from_toml(&text, &file)
     }
 
-    pub fn from_toml(text: &str, file: &str) -> Result<Policy, Problems> {
+    pub(crate) fn from_toml(text: &str, file: &str) -> Result<Policy, Problems> {
         let mut problems = Vec::new();
         let Some(parsed) = parse_toml::<PolicyFile>(text, file, &mut problems) else {
             return Err(Problems(problems));
@@ -432,7 +432,7 @@ impl Grant {
     /// depth ranks a deny: claims, instance, capabilities. `as_user` is
     /// [`Grant::user_allowed`], since `"self"` may need the caller's user id
     /// looked up first.
-    pub fn admits(&self, claims: &Value, request: &MonitorRequest) -> Result<(), DenyReason> {
+    pub(crate) fn admits(&self, claims: &Value, request: &MonitorRequest) -> Result<(), DenyReason> {
         let claims_hold = self
             .claims
             .iter()
@@ -450,13 +450,13 @@ impl Grant {
     }
 
     /// Whether `as_user = "self"` needs the caller's Connect user id.
-    pub fn needs_caller(&self) -> bool {
+    pub(crate) fn needs_caller(&self) -> bool {
         self.as_user == AsUser::SelfOnly
     }
 
     /// `as_user`: whose panel may be put on the call. `caller` is the
     /// caller's own Connect user id, when known.
-    pub fn user_allowed(&self, request: &MonitorRequest, caller: Option<&str>) -> Result<(), DenyReason> {
+    pub(crate) fn user_allowed(&self, request: &MonitorRequest, caller: Option<&str>) -> Result<(), DenyReason> {
         let allowed = match &self.as_user {
             AsUser::Any => true,
             AsUser::SelfOnly => caller == Some(request.user_id.as_str()),
@@ -466,7 +466,7 @@ impl Grant {
     }
 
     /// The facts from Connect this grant needs once its static checks pass.
-    pub fn needs(&self) -> Needs {
+    pub(crate) fn needs(&self) -> Needs {
         Needs {
             contact: self.agents.is_some(),
             supervisor: self.connect_permissions || self.agents == Some(AgentScope::MyHierarchy),
@@ -476,7 +476,7 @@ impl Grant {
 
     /// The checks on Connect's facts: the supervisor's permissions first,
     /// then whose call it is. Facts the grant does not need may be `None`.
-    pub fn facts_allow(
+    pub(crate) fn facts_allow(
         &self,
         request: &MonitorRequest,
         contact: Option<&ContactFacts>,

@@ -41,12 +41,31 @@ pub struct Settings {
     pub server: ServerSettings,
     pub auth: AuthSettings,
     pub connect: ConnectSettings,
-    pub authz: AuthzSettings,
+    pub(crate) authz: AuthzSettings,
     /// `-` (stdout) or the audit file's path.
     pub audit_file: String,
-    pub cors: Cors,
+    pub(crate) cors: Cors,
     /// The environment as it was at load.
-    pub env: Environment,
+    pub(crate) env: Environment,
+}
+
+/// What tests read of loaded settings beyond their public fields.
+#[cfg(feature = "test-util")]
+impl Settings {
+    /// The policy file, resolved against the config file's folder.
+    pub fn policy_file(&self) -> &Path {
+        &self.authz.policy_file
+    }
+
+    /// Whether `[cors]` lets a browser on `origin` call the API.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        let mut headers = http::HeaderMap::new();
+        match origin.parse() {
+            Ok(value) => headers.insert(http::header::ORIGIN, value),
+            Err(_) => return false,
+        };
+        self.cors.allowed_origin(&headers).is_some()
+    }
 }
 
 /// The config file to use: `--config`, else `$CMG_CONFIG`, else `config/gateway.toml`.

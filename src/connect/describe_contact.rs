@@ -17,12 +17,12 @@ const GROUP_MARK: &str = "agent-group/";
 
 /// The facts of a contact that Connect-aware authorization reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContactFacts {
+pub(crate) struct ContactFacts {
     /// The user id of the agent; `None` until an agent has accepted the contact.
-    pub agent_id: Option<String>,
+    pub(crate) agent_id: Option<String>,
     /// The agent's hierarchy group ids, Level1 first; absent levels are skipped.
-    pub agent_groups: Vec<String>,
-    pub queue_id: Option<String>,
+    pub(crate) agent_groups: Vec<String>,
+    pub(crate) queue_id: Option<String>,
 }
 
 /// Reads DescribeContact's `Contact` object. Every member is optional, and

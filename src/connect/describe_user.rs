@@ -12,12 +12,12 @@ use super::operation::Operation;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub(crate) struct ConnectUser {
     #[serde(rename = "Id")]
-    pub id: String,
+    pub(crate) id: String,
     /// Absent when the user belongs to no hierarchy group.
     #[serde(rename = "HierarchyGroupId", default)]
-    pub hierarchy_group_id: Option<String>,
+    pub(crate) hierarchy_group_id: Option<String>,
     #[serde(rename = "SecurityProfileIds", default)]
-    pub security_profile_ids: Vec<String>,
+    pub(crate) security_profile_ids: Vec<String>,
 }
 
 /// The request path: the bare instance id and the user id, each a path label.

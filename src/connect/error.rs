@@ -29,10 +29,10 @@ pub enum ConnectErrorKind {
 /// An error Connect answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConnectError {
-    pub status: u16,
+    pub(crate) status: u16,
     /// e.g. `ThrottlingException`, without namespace or suffix; empty when Connect gave none.
-    pub name: String,
-    pub kind: ConnectErrorKind,
+    pub(crate) name: String,
+    pub(crate) kind: ConnectErrorKind,
 }
 
 impl ConnectError {

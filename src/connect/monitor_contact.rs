@@ -18,13 +18,13 @@ pub(crate) const PATH: &str = OPERATION.route();
 /// What a successful MonitorContact call gave back.
 #[derive(Debug, Clone)]
 pub(crate) struct Monitored {
-    pub contact_id: String,
-    pub contact_arn: String,
+    pub(crate) contact_id: String,
+    pub(crate) contact_arn: String,
     /// The ClientToken the call was made with (the caller's, or one we made).
-    pub client_token: String,
-    pub status: u16,
-    pub aws_request_id: Option<String>,
-    pub attempts: u32,
+    pub(crate) client_token: String,
+    pub(crate) status: u16,
+    pub(crate) aws_request_id: Option<String>,
+    pub(crate) attempts: u32,
 }
 
 /// The caller's ClientToken, or a fresh UUIDv4 as the SDK would make: every

@@ -15,7 +15,7 @@ pub(crate) struct RateLimiter {
 /// The caller would have to wait past its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WouldExceedDeadline {
-    pub retry_after: Duration,
+    pub(crate) retry_after: Duration,
 }
 
 impl RateLimiter {

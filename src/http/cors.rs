@@ -54,13 +54,13 @@ impl CorsSection {
 
 /// The allowed origins and how long browsers may cache a preflight.
 #[derive(Debug, Clone, Default)]
-pub struct Cors {
+pub(crate) struct Cors {
     allowed_origins: Vec<String>,
     max_age: Duration,
 }
 
 impl Cors {
-    pub fn new(allowed_origins: Vec<String>, max_age: Duration) -> Self {
+    pub(crate) fn new(allowed_origins: Vec<String>, max_age: Duration) -> Self {
         Cors {
             allowed_origins,
             max_age,
@@ -68,7 +68,7 @@ impl Cors {
     }
 
     /// The request's origin, when it is one we allow (byte-for-byte).
-    pub fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+    pub(crate) fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let origin = headers.get(ORIGIN)?;
         self.allowed_origins
             .iter()
@@ -78,7 +78,7 @@ impl Cors {
 
     /// A preflight from an allowed origin, answered before authentication
     /// (browsers never send credentials on a preflight).
-    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response<Body>> {
+    pub(crate) fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response<Body>> {
         if method != Method::OPTIONS || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
             return None;
         }
@@ -98,7 +98,7 @@ impl Cors {
     }
 
     /// Adds the CORS headers to an answer for an allowed origin.
-    pub fn decorate(&self, origin: Option<HeaderValue>, response: &mut Response<Body>) {
+    pub(crate) fn decorate(&self, origin: Option<HeaderValue>, response: &mut Response<Body>) {
         if let Some(origin) = origin {
             let h = response.headers_mut();
             h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);

@@ -52,7 +52,7 @@ impl AuditSection {
 /// The gateway's verdict on a request, as the audit names it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Authorization allowed the call, whatever Connect then said.
     Allow,
     /// Refused before Connect was called.
@@ -62,34 +62,34 @@ pub enum Verdict {
 
 /// One audit record. Identifiers only: no token, header or body.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct AuditRecord {
-    pub ts: String,
-    pub request_id: String,
-    pub decision: Verdict,
+pub(crate) struct AuditRecord {
+    pub(crate) ts: String,
+    pub(crate) request_id: String,
+    pub(crate) decision: Verdict,
     /// The deny reason (a policy reason, or the envelope code in lower case);
     /// the grant's name on allow.
-    pub reason: Option<String>,
-    pub issuer: Option<String>,
-    pub subject: Option<String>,
-    pub instance_id: Option<String>,
-    pub contact_id: Option<String>,
-    pub user_id: Option<String>,
-    pub capabilities: Option<Vec<&'static str>>,
-    pub client_token: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) contact_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) capabilities: Option<Vec<&'static str>>,
+    pub(crate) client_token: Option<String>,
     /// The contact's agent, when a Connect-aware grant looked at the contact.
-    pub agent_id: Option<String>,
+    pub(crate) agent_id: Option<String>,
     /// Lookups this request made to Connect (cache hits do not count).
-    pub lookups: u32,
+    pub(crate) lookups: u32,
     /// True for `/contact/monitor/check`, which never calls MonitorContact.
-    pub dry_run: bool,
-    pub status: u16,
-    pub code: &'static str,
-    pub upstream_status: Option<u16>,
-    pub aws_request_id: Option<String>,
-    pub attempts: u32,
-    pub duration_ms: f64,
+    pub(crate) dry_run: bool,
+    pub(crate) status: u16,
+    pub(crate) code: &'static str,
+    pub(crate) upstream_status: Option<u16>,
+    pub(crate) aws_request_id: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) duration_ms: f64,
     /// The trace id of a valid W3C `traceparent` from the caller, else null.
-    pub trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
 }
 
 /// Where the writer thread puts lines.
@@ -224,7 +224,7 @@ impl AuditSink {
 
     /// Reopens the file at its path (after log rotation moved the old one):
     /// lines written after this call go to the new file.
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         if let AuditSink::Writer(writer) = self {
             let _ = writer.commands.send(Command::Reopen);
         }
@@ -232,7 +232,7 @@ impl AuditSink {
 
     /// Writes one record as one line, and returns once it is written: a
     /// caller never sees an answer the audit lacks.
-    pub async fn write(&self, record: &AuditRecord) {
+    pub(crate) async fn write(&self, record: &AuditRecord) {
         let mut line = serde_json::to_vec(record).expect("audit records serialize");
         line.push(b'\n');
         match self {

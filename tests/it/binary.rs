@@ -136,7 +136,10 @@ fn check_says_when_aws_profile_names_a_profile_no_shared_file_defines() {
         ("AWS_SHARED_CREDENTIALS_FILE", ""),
     ];
     let (code, stdout, stderr) = run_with_env(&["check", "--config", cfg.to_str().unwrap()], &env);
-    assert_eq!(code, 0, "a warning, not a problem: credentials may come from elsewhere\n{stderr}");
+    assert_eq!(
+        code, 0,
+        "a warning, not a problem: credentials may come from elsewhere\n{stderr}"
+    );
     assert!(stdout.contains(": ok ("), "{stdout}");
     assert!(
         stderr.contains("warning: AWS_PROFILE names profile `connect-monitor`, but neither "),

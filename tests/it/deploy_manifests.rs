@@ -174,12 +174,8 @@ fn allowed_origins(t: Topology) -> Vec<String> {
         .and_then(toml::Value::as_array)
         .map(|a| a.iter().map(|o| o.as_str().unwrap().to_string()).collect())
         .unwrap_or_default();
-    let cors = t.settings().cors;
-    let asked_by = |origin: &str| {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::ORIGIN, origin.parse().unwrap());
-        cors.allowed_origin(&headers).is_some()
-    };
+    let settings = t.settings();
+    let asked_by = |origin: &str| settings.allows_origin(origin);
     for origin in &origins {
         assert!(asked_by(origin), "{t:?}: {origin} is allowed by the loaded config");
     }
@@ -571,7 +567,7 @@ fn config_mount_is_the_folder_of_the_config_path() {
         assert_eq!(mount["mountPath"], folder(&config), "{t:?}");
         assert_eq!(mount["readOnly"], true, "{t:?}");
         // policy.file resolves beside gateway.toml, so it must be a key of the same ConfigMap.
-        let policy = t.settings().authz.policy_file;
+        let policy = t.settings().policy_file().to_path_buf();
         assert_eq!(
             policy.file_name().unwrap(),
             "policy.toml",

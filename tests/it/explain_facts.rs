@@ -757,7 +757,10 @@ fn the_example_policy_listens_without_connect_and_barges_only_with_its_permissio
     // The example file's lead holds ManagerListenIn and ManagerBargeIn.
     assert_eq!(
         explain_example(&config, &manager, &asking(&["SILENT_MONITOR", "BARGE"])),
-        (0, json!({"decision": "allow", "grant": "floor managers: barge when Connect allows it"}))
+        (
+            0,
+            json!({"decision": "allow", "grant": "floor managers: barge when Connect allows it"})
+        )
     );
     // Without ManagerBargeIn, the barge is refused and listening still allowed.
     let mut facts: Value =

@@ -196,5 +196,8 @@ async fn a_username_connect_does_not_know_is_counted_not_found_and_not_kept() {
             .any(|l| l == "cmg_connect_lookups_total{operation=\"SearchUsers\",outcome=\"not_found\"} 2"),
         "{metrics}"
     );
-    assert!(!metrics.contains("operation=\"SearchUsers\",outcome=\"ok\""), "{metrics}");
+    assert!(
+        !metrics.contains("operation=\"SearchUsers\",outcome=\"ok\""),
+        "{metrics}"
+    );
 }

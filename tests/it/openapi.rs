@@ -157,7 +157,8 @@ fn error_codes_in_the_spec_are_the_api_docs_error_table() {
     let api = std::fs::read_to_string(format!("{}/docs/api.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
     for code in &codes {
         assert!(
-            api.lines().any(|l| l.starts_with('|') && l.contains(&format!("`{code}`"))),
+            api.lines()
+                .any(|l| l.starts_with('|') && l.contains(&format!("`{code}`"))),
             "{code} is not in docs/api.md's error table"
         );
     }
@@ -216,7 +217,10 @@ async fn an_empty_or_malformed_request_id_is_replaced_not_refused_as_the_spec_sa
         let answer = h.send(req).await;
         assert_eq!(answer.status, 200, "{sent:?}: {:?}", answer.body);
         let id = answer.headers["x-request-id"].to_str().unwrap();
-        assert!(uuid::Uuid::parse_str(id).is_ok(), "{sent:?} replaced by a UUID, not {id:?}");
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{sent:?} replaced by a UUID, not {id:?}"
+        );
         assert_eq!(h.audit_lines().last().unwrap()["request_id"], id);
     }
     let kept = "req-01.A_b:c";

@@ -114,12 +114,17 @@ async fn a_refresh_that_finds_the_same_keys_keeps_the_tokens_they_verified() {
     h.issuer.publish(jwks_of(&[&h.keys.ed, &h.keys.ec, &h.keys.rsa]));
     assert!(h.gateway().refresh_issuer_keys(0).await);
     assert!(h.issuer.fetches() > fetches, "the keys were fetched again");
-    assert_eq!(h.gateway().issuer_key_generation(0), generation, "the key set in force stays");
+    assert_eq!(
+        h.gateway().issuer_key_generation(0),
+        generation,
+        "the key set in force stays"
+    );
     assert_eq!(kept(&h), 1, "the token it verified stays verified");
     assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
     // A set that differs is a new generation (the kept token is then verified
     // again under it: a_kept_token_is_verified_again_when_its_issuers_keys_change).
-    h.issuer.publish(jwks_of(&[&h.keys.ed, &h.keys.ec, &h.keys.rsa, &h.keys.rotated]));
+    h.issuer
+        .publish(jwks_of(&[&h.keys.ed, &h.keys.ec, &h.keys.rsa, &h.keys.rotated]));
     assert!(h.gateway().refresh_issuer_keys(0).await);
     assert!(h.gateway().issuer_key_generation(0) > generation);
     assert_eq!(h.monitor(Some(&token), BODY).await.status, 200);
