@@ -1,48 +1,70 @@
 #!/usr/bin/env bash
 # Benchmark (not a test, not in CI): the gateway's cost per request against
-# its own stack's limit (issue 11). One command, one run, alternating short
-# rounds across configurations:
+# its own stack's limit. One command, one run, alternating short rounds
+# across configurations:
 #   a  the upstream alone (nginx answering MonitorContact and, by path, the lookups)
-#   b  a bare pass-through built from the gateway's stack (examples/bench_passthrough.rs)
+#   b  a bare pass-through built from the gateway's stack (benches/src/bin/bench_passthrough.rs)
 #   c  the gateway, one RS256 token reused       d  the gateway, a fresh token per request
 #   e1 the gateway, a forged token -> 401         e2 the gateway, a policy deny -> 403
 #   f  the gateway, a Connect-aware grant with warm caches
+#   c0 d0 f0  with --baseline PATH: that gateway binary (an older build) as c, d
+#      and f, same config file, each run right beside its counterpart
 # For each: requests/s at saturation (wrk, 32 connections), CPU s per 1000
 # requests of the server process (/proc/<pid>/stat), p50/p99/p99.9 at
-# saturation and at ~1000 requests/s (open loop, paced by the driver); RSS idle
-# and peak, exec-to-ready; ratios against (b) and the issue's targets.
-# Driver: examples/gateway_bench/main.rs. Linux only (/proc). Installs wrk and nginx
-# with apt-get when they are missing.
+# saturation and at ~1000 requests/s (open loop, paced by the driver);
+# per process RssAnon and RssFile (/proc/<pid>/status) idle, at the largest
+# 100 ms sample and at the end, and VmHWM; the gateway's exec-to-ready;
+# ratios against (b) and the targets; with --baseline, the ratios
+# new/baseline of requests/s and CPU per request for c, d and f, and both
+# binaries' idle RssAnon/RssFile, peak and exec-to-ready.
+# The gateway is built as the image builds it (--profile dist, default
+# features off, on its own); the drivers with -p cmg-bench --profile dist.
+# Driver: benches/src/bin/gateway_bench/main.rs. Linux only (/proc). Installs
+# wrk and nginx with apt-get when they are missing.
 #
-# Usage: benches/gateway.sh [--rounds N] [--seconds S] [--quick]
+# Usage: benches/gateway.sh [--rounds N] [--seconds S] [--quick] [--baseline PATH]
 #        benches/gateway.sh --profile CONFIG [--profile-seconds S] [--profiler perf|callgrind]
-#        benches/gateway.sh --code-order link/code-order.txt
-#   defaults: 5 rounds x (5 s saturation + 5 s paced) x 7 configurations, about
-#   8 minutes on 2 cores after the build; --quick: 2 rounds x (2 s + 2 s), about
-#   a minute. CONFIG: upstream|passthrough|one-token|fresh-token|forged|deny|
-#   connect-aware (or a|b|c|d|e1|e2|f). --profile builds a release binary with
-#   line tables into target/bench-profile (normal builds are not invalidated),
-#   records the gateway under saturation with perf (cpu-clock when the CPU's
-#   counters are unavailable; callgrind when perf cannot run) and prints the
-#   top entries; the data and the full report stay in target/bench-profile/.
-#   --code-order rewrites the list of start-up and request functions that
-#   build.rs has the linker lay out first (runs the gateway under callgrind,
-#   about 3 minutes; then rebuild to apply it).
+#   defaults: 5 rounds x (5 s saturation + 5 s paced) x 7 configurations,
+#   about 9 minutes on 2 cores after the build (with --baseline, 10
+#   configurations: about 12 minutes); --quick: 2 rounds x (2 s + 2 s), about
+#   2 minutes (2.5 with --baseline), a smoke run: its ratios move by 10% from
+#   run to run. Building the gateway with the dist profile (fat LTO, one
+#   codegen unit) takes 2 to 4 minutes, the drivers 1 to 2 more.
+#   --baseline PATH: the other gateway binary (relative to where you run this);
+#   it must accept the same config as the one built here. Keep it outside
+#   target/dist (e.g. build the old commit in a worktree of its own, or copy
+#   its binary to /tmp): this script rebuilds target/dist/connect-monitor-gateway
+#   before it runs.
+#   CONFIG: upstream|passthrough|one-token|fresh-token|forged|deny|
+#   connect-aware (or a|b|c|d|e1|e2|f). --profile builds the gateway with the
+#   dist profile, symbols kept and line tables, into target/bench-profile (the
+#   normal build is not invalidated), records it under saturation with perf
+#   (cpu-clock when the CPU's counters are unavailable; callgrind when perf
+#   cannot run) and prints the top entries; the data and the full report stay
+#   in target/bench-profile/.
 # Exit status: 0 whatever the figures, 1 if a request got an unexpected
 # status (the output names it), 2 if the benchmark could not run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 profile=""
-code_order=""
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in
     --profile) profile="${args[$((i + 1))]:-}" ;;
-    --code-order) code_order="${args[$((i + 1))]:-}" ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --baseline)
+      # Resolved here, before the cd below, so a relative path means what
+      # it meant where the script was started.
+      baseline="${args[$((i + 1))]:-}"
+      if [ -z "$baseline" ] || [ ! -x "$baseline" ] || [ -d "$baseline" ]; then
+        echo "gateway bench: --baseline needs an executable gateway binary (got '${baseline}')" >&2
+        exit 2
+      fi
+      args[$((i + 1))]=$(realpath "$baseline")
+      ;;
+    -h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; exit 0 ;;
   esac
 done
+cd "$(dirname "$0")/.."
 
 # --- what it needs, installed when missing -----------------------------------
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -53,8 +75,6 @@ nginx_bin=$(command -v nginx 2>/dev/null || true)
 [ -z "$nginx_bin" ] && need+=(nginx)
 if [ -n "$profile" ]; then
   command -v perf >/dev/null 2>&1 || need+=(linux-perf)
-fi
-if [ -n "$profile" ] || [ -n "$code_order" ]; then
   command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -67,16 +87,21 @@ fi
 # as the current user); a packaged service, where one was started, is left alone.
 
 # --- build ---------------------------------------------------------------------
-# The gateway alone first, so it is built exactly as `cargo build --release`
-# builds it (the examples' dev-dependencies would add features to shared crates).
-cargo build --release --bin connect-monitor-gateway
-cargo build --release --example gateway_bench --example bench_passthrough
-binary=target/release/connect-monitor-gateway
+# The gateway in an invocation of its own, exactly as deploy/Dockerfile builds
+# it: in one with cmg-bench, cargo would unify features and the bench
+# package's `test-util` would reach the binary under test.
+gateway_build=(cargo build --locked -p connect-monitor-gateway --no-default-features --profile dist
+  --bin connect-monitor-gateway)
 if [ -n "$profile" ]; then
-  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-    cargo build --release --target-dir target/bench-profile --bin connect-monitor-gateway
-  binary=target/bench-profile/release/connect-monitor-gateway
+  # The same build with symbols and line tables, in a target dir of its own.
+  CARGO_PROFILE_DIST_STRIP=false CARGO_PROFILE_DIST_DEBUG=line-tables-only \
+    "${gateway_build[@]}" --target-dir target/bench-profile
+  binary=target/bench-profile/dist/connect-monitor-gateway
+else
+  "${gateway_build[@]}"
+  binary=target/dist/connect-monitor-gateway
 fi
+cargo build --locked -p cmg-bench --profile dist --bins
 
 # --- run: the driver in the background, so a signal reaches this trap, which
 # stops the driver and every process it started (their pids are in $pids).
@@ -97,13 +122,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-target/release/examples/gateway_bench \
+target/dist/gateway_bench \
   --binary "$binary" \
-  --passthrough target/release/examples/bench_passthrough \
+  --passthrough target/dist/bench_passthrough \
   --nginx "$nginx_bin" \
   --wrk "$(command -v wrk)" \
   --pid-file "$pids" \
-  "$@" &
+  "${args[@]}" &
 driver=$!
 status=0
 wait "$driver" || status=$?

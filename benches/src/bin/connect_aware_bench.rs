@@ -1,5 +1,6 @@
 //! Benchmark (not a test): the gateway's CPU cost of a Connect-aware grant.
-//! Two release gateways run side by side against in-process stand-ins, one
+//! Two gateways (the same binary) run side by side against in-process
+//! stand-ins (an issuer, and a Connect that checks SigV4), one
 //! with a claims-only grant (A), one with `agents = "my_hierarchy"` and
 //! `connect_permissions = true` (B, lookups cached for an hour, warmed by the
 //! first request). Short rounds alternate between them (A B, then B A, …);
@@ -7,7 +8,10 @@
 //! `/proc/<pid>/stat`. Run with `benches/connect_aware.sh`.
 //!
 //! Options: `--rounds N` (per gateway, default 10), `--requests N` (per round,
-//! default 2000), `--concurrency N` (default 8), `--binary PATH`.
+//! default 2000), `--concurrency N` (default 8), `--binary PATH` (default
+//! `target/dist/connect-monitor-gateway`). Exit status 0 when every request
+//! got a 200, no signature was refused, the audit has a line per request and
+//! B made no lookup after warm-up; 1 otherwise.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -140,7 +144,7 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("{binary}: {e} (build it with cargo build --release)"));
+            .unwrap_or_else(|e| panic!("{binary}: {e} (benches/connect_aware.sh builds it)"));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
         std::thread::spawn(move || {
@@ -239,7 +243,7 @@ async fn main() {
     let rounds: usize = option("--rounds", 10).max(1);
     let requests: u64 = option("--requests", 2000);
     let concurrency: u64 = option("--concurrency", 8);
-    let binary: String = option("--binary", "target/release/connect-monitor-gateway".to_owned());
+    let binary: String = option("--binary", "target/dist/connect-monitor-gateway".to_owned());
     let ticks = clock_ticks();
 
     let pem = std::fs::read("tests/fixtures/ed25519.pem").expect("run from the repository root");

@@ -1,6 +1,13 @@
-//! Soak: the release binary under minutes of mixed traffic against in-process
-//! stand-ins; prints RSS at start and end, answers by status, and checks the
-//! audit has one line per request. Run with `benches/soak.sh` (not in CI).
+//! Soak: the gateway binary under minutes of mixed traffic against in-process
+//! stand-ins (an issuer, and a Connect that checks SigV4 and answers after
+//! 5 ms); prints the gateway's RssAnon and RssFile at start, every minute and
+//! at the end, answers by status, and checks the audit has one line per
+//! request, every request got an answer and Connect refused no signature.
+//! Run with `benches/soak.sh` (not in CI).
+//!
+//! Options: `--seconds N` (default 600), `--workers N` (concurrent requests,
+//! default 8), `--binary PATH` (default `target/dist/connect-monitor-gateway`).
+//! Exit status 0 when every check held, 1 otherwise.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -29,15 +36,26 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `kB` field of /proc/<pid>/status, in KiB (0 when unreadable).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// The gateway's resident memory: RssAnon (its own: heap, stacks, written
+/// data) and RssFile (pages of the binary and libraries mapped in).
+fn rss(pid: u32) -> String {
+    format!(
+        "RssAnon {} KiB + RssFile {} KiB",
+        status_kib(pid, "RssAnon"),
+        status_kib(pid, "RssFile")
+    )
 }
 
 #[tokio::main]
@@ -47,7 +65,7 @@ async fn main() {
     let binary = std::env::args()
         .skip_while(|a| a != "--binary")
         .nth(1)
-        .unwrap_or_else(|| "target/release/connect-monitor-gateway".into());
+        .unwrap_or_else(|| "target/dist/connect-monitor-gateway".into());
 
     let key_pem = std::fs::read("tests/fixtures/ed25519.pem").expect("run from the repository root");
     let key = SigningKey::from_pem(&key_pem, Algorithm::EdDSA, "soak-1").unwrap();
@@ -87,7 +105,7 @@ async fn main() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the release binary (cargo build --release)");
+        .expect("the gateway binary (benches/soak.sh builds it)");
     let pid = child.id();
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -125,9 +143,9 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let rss_start = {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rss_kib(pid)
+        rss(pid)
     };
-    println!("soak: {seconds} s, {workers} workers, gateway pid {pid}, RSS at start {rss_start} KiB");
+    println!("soak: {seconds} s, {workers} workers, gateway {binary} pid {pid}; at start {rss_start}");
 
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -177,16 +195,16 @@ async fn main() {
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(60).min(deadline.saturating_duration_since(Instant::now()))).await;
         println!(
-            "  t+{:>3} s: {} requests, RSS {} KiB",
+            "  t+{:>3} s: {} requests, {}",
             soak_started.elapsed().as_secs(),
             sent.load(Ordering::Relaxed),
-            rss_kib(pid)
+            rss(pid)
         );
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let rss_end = rss_kib(pid);
+    let rss_end = rss(pid);
     let total = sent.load(Ordering::Relaxed);
     let audit_lines = std::fs::read_to_string(&audit).map(|t| t.lines().count()).unwrap_or(0) as u64;
     let errors_logged = log.lock().unwrap().iter().filter(|l| l.contains("\"ERROR\"")).count();
@@ -198,7 +216,7 @@ async fn main() {
         total as f64 / seconds as f64
     );
     println!("answers by status: {counts:?} (0 = no answer)");
-    println!("RSS: start {rss_start} KiB, end {rss_end} KiB");
+    println!("memory: at start {rss_start}; at end {rss_end}");
     println!("audit lines: {audit_lines} (requests {total}); ERROR log lines: {errors_logged}");
     println!(
         "bad signatures at the Connect stand-in: {}",

@@ -1,7 +1,7 @@
 //! Benchmark driver (not a test): the gateway's cost per request against its
-//! own stack's limit, in one run (issue 11). Run it with `benches/gateway.sh`,
-//! which installs wrk and nginx when missing, builds the release binaries and
-//! starts this driver.
+//! own stack's limit, in one run. Run it with `benches/gateway.sh`, which
+//! installs wrk and nginx when missing, builds the gateway with the `dist`
+//! profile (what ships) and this package's binaries, and starts this driver.
 //!
 //! Configurations, measured in alternating short rounds (the order rotates
 //! every round, so the machine's noise is spread over all of them):
@@ -9,19 +9,26 @@
 //! | tag | what | expected |
 //! |---|---|---|
 //! | a  | the upstream alone: nginx answering MonitorContact's 200 JSON | 200 |
-//! | b  | a bare pass-through (`examples/bench_passthrough.rs`: hyper 1 server, hyper-util pooled client, tokio) in front of it | 200 |
+//! | b  | a bare pass-through (`benches/src/bin/bench_passthrough.rs`: hyper 1 server, hyper-util pooled client, tokio) in front of it | 200 |
 //! | c  | the gateway, one RS256 token reused | 200 |
 //! | d  | the gateway, a fresh RS256 token per request (pre-minted, never reused) | 200 |
 //! | e1 | the gateway, a forged token (the issuer's `kid`, another RSA key) | 401 |
 //! | e2 | the gateway, a valid token the policy denies (`user_not_allowed`) | 403 |
 //! | f  | the gateway, a Connect-aware grant (`agents = "my_hierarchy"`, `connect_permissions = true`), caches warm | 200 |
+//! | c0, d0, f0 | with `--baseline PATH`: another gateway binary (an older build), as c, d and f, same config file | 200 |
 //!
 //! Each round runs every configuration twice: at saturation (wrk, 32
 //! connections, a Lua script choosing each request's token) and at a fixed
 //! ~1000 requests/s, paced by this driver on an open-loop schedule (wrk
 //! cannot hold a rate; latency is measured from each request's scheduled
 //! send time, so a stall delays and counts every request behind it). The
-//! server under test's CPU is utime + stime from `/proc/<pid>/stat`.
+//! server under test's CPU is utime + stime from `/proc/<pid>/stat`; its
+//! memory is RssAnon (its own heap, stacks and written data) and RssFile
+//! (pages of the binary and libraries mapped in) from `/proc/<pid>/status`,
+//! idle, sampled every 100 ms during the rounds, and at the end. With a
+//! baseline, c0 runs beside c (and d0 beside d, f0 beside f), which goes
+//! first alternating by round, and an "against the baseline" block gives the
+//! ratios new/baseline.
 //!
 //! Why nginx upstream: it is a separate C process answering from static
 //! `return 200` locations, about a tenth of the CPU per request of a hyper
@@ -32,20 +39,19 @@
 //! answered as Connect would. It does not check SigV4 signatures (the test
 //! suite's stand-in does).
 //!
-//! Why wrk at saturation: it is the load generator the issue's figures came
-//! from and is cheaper per request than anything we could write in the same
-//! time; a fresh token per request is a Lua `request()` that returns one of
-//! the requests pre-formatted at `init` from a token file (each wrk thread
-//! takes every n-th token), so the per-request cost is a table lookup, and
-//! every configuration goes through the same script.
+//! Why wrk at saturation: it is cheaper per request than anything we could
+//! write in the same time; a fresh token per request is a Lua `request()`
+//! that returns one of the requests pre-formatted at `init` from a token
+//! file (split among wrk's threads, so no token goes out twice), so the
+//! per-request cost is a table lookup, and every configuration goes through
+//! the same script.
 //!
 //! Options: `--rounds N` `--seconds S` (saturation, whole seconds: wrk's
 //! unit) `--paced-seconds S` `--rate R` `--connections N` `--threads N`
-//! `--quick` `--profile CONFIG` `--profile-seconds S` `--profiler perf|callgrind`
-//! `--binary PATH` `--passthrough PATH` `--nginx PATH` `--wrk PATH`
-//! `--pid-file PATH` (every child's pid, for the script's trap) `--keep`
-//! `--code-order FILE` (writes `link/code-order.txt`'s list instead of
-//! measuring: `code_order.rs`).
+//! `--quick` `--baseline PATH` `--profile CONFIG` `--profile-seconds S`
+//! `--profiler perf|callgrind` `--binary PATH` `--passthrough PATH`
+//! `--nginx PATH` `--wrk PATH` `--pid-file PATH` (every child's pid, for the
+//! script's trap) `--keep` (the work dir stays).
 //! Exit status: 0 whatever the figures; 1 when a request got an unexpected
 //! status (named in the output); 2 when the benchmark could not run.
 
@@ -55,8 +61,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Barrier, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -81,6 +87,8 @@ enum Server {
     Upstream,
     PassThrough,
     Gateway,
+    /// The `--baseline` binary: another build of the gateway, same config.
+    Baseline,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -111,7 +119,7 @@ struct Config {
     code: Option<&'static str>,
 }
 
-const CONFIGS: [Config; 7] = [
+const CONFIGS: [Config; 10] = [
     Config {
         key: "upstream",
         tag: "a",
@@ -182,6 +190,37 @@ const CONFIGS: [Config; 7] = [
         status: 200,
         code: Some("OK"),
     },
+    // With `--baseline` only: the other binary as (c), (d) and (f).
+    Config {
+        key: "baseline-one-token",
+        tag: "c0",
+        label: "baseline, one token",
+        server: Server::Baseline,
+        token: Token::Supervisor,
+        body: BodyKind::Supervisor,
+        status: 200,
+        code: Some("OK"),
+    },
+    Config {
+        key: "baseline-fresh-token",
+        tag: "d0",
+        label: "baseline, fresh token",
+        server: Server::Baseline,
+        token: Token::Fresh,
+        body: BodyKind::Supervisor,
+        status: 200,
+        code: Some("OK"),
+    },
+    Config {
+        key: "baseline-connect-aware",
+        tag: "f0",
+        label: "baseline, Connect-aware",
+        server: Server::Baseline,
+        token: Token::Lead,
+        body: BodyKind::Lead,
+        status: 200,
+        code: Some("OK"),
+    },
 ];
 
 const A: usize = 0;
@@ -189,6 +228,20 @@ const B: usize = 1;
 const C: usize = 2;
 const D: usize = 3;
 const E1: usize = 4;
+const F: usize = 6;
+/// The configurations measured without `--baseline`.
+const WITHOUT_BASELINE: usize = 7;
+const C0: usize = 7;
+const D0: usize = 8;
+const F0: usize = 9;
+/// Each gateway configuration and its baseline counterpart.
+const PAIRS: [(usize, usize); 3] = [(C, C0), (D, D0), (F, F0)];
+
+impl Config {
+    fn is_gateway(&self) -> bool {
+        matches!(self.server, Server::Gateway | Server::Baseline)
+    }
+}
 
 fn find_config(name: &str) -> Option<usize> {
     let name = name.to_ascii_lowercase();
@@ -196,7 +249,9 @@ fn find_config(name: &str) -> Option<usize> {
         "e" => "e1",
         other => other,
     };
-    CONFIGS.iter().position(|c| c.key == name || c.tag == name)
+    CONFIGS[..WITHOUT_BASELINE]
+        .iter()
+        .position(|c| c.key == name || c.tag == name)
 }
 
 fn body_of(kind: BodyKind) -> String {
@@ -210,7 +265,7 @@ fn body_of(kind: BodyKind) -> String {
     .to_string()
 }
 
-const POLICY: &str = r#"# Written by examples/gateway_bench/main.rs
+const POLICY: &str = r#"# Written by benches/src/bin/gateway_bench/main.rs
 [[grant]]
 name = "bench supervisors"
 claims = { groups = "supervisors" }
@@ -246,23 +301,24 @@ struct Options {
     profiler: Option<String>,
     profile_out: PathBuf,
     binary: PathBuf,
+    /// `--baseline PATH`: another gateway binary, measured as (c0), (d0), (f0).
+    baseline: Option<PathBuf>,
     passthrough: PathBuf,
     nginx: String,
     wrk: String,
     pid_file: Option<PathBuf>,
     keep: bool,
-    /// `--code-order FILE`: write the start-up and request functions' list.
-    code_order: Option<PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: gateway_bench [--rounds N] [--seconds S] [--quick] [--paced-seconds S] [--rate R]\n\
-         \x20                    [--connections N] [--threads N] [--profile CONFIG] [--profile-seconds S]\n\
-         \x20                    [--profiler perf|callgrind] [--binary PATH] [--passthrough PATH]\n\
-         \x20                    [--nginx PATH] [--wrk PATH] [--pid-file PATH] [--keep] [--code-order FILE]\n\
+         \x20                    [--connections N] [--threads N] [--baseline PATH]\n\
+         \x20                    [--profile CONFIG] [--profile-seconds S] [--profiler perf|callgrind]\n\
+         \x20                    [--binary PATH] [--passthrough PATH] [--nginx PATH] [--wrk PATH]\n\
+         \x20                    [--pid-file PATH] [--keep]\n\
          CONFIG: {}",
-        CONFIGS
+        CONFIGS[..WITHOUT_BASELINE]
             .iter()
             .map(|c| format!("{} ({})", c.key, c.tag))
             .collect::<Vec<_>>()
@@ -288,13 +344,13 @@ fn parse_options() -> Options {
         profile_seconds: 10,
         profiler: None,
         profile_out: PathBuf::from("target/bench-profile"),
-        binary: PathBuf::from("target/release/connect-monitor-gateway"),
-        passthrough: PathBuf::from("target/release/examples/bench_passthrough"),
+        binary: PathBuf::from("target/dist/connect-monitor-gateway"),
+        baseline: None,
+        passthrough: PathBuf::from("target/dist/bench_passthrough"),
         nginx: "nginx".into(),
         wrk: "wrk".into(),
         pid_file: None,
         keep: false,
-        code_order: None,
     };
     let mut paced_given = false;
     let mut i = 0;
@@ -339,8 +395,8 @@ fn parse_options() -> Options {
             "--profile-seconds" => o.profile_seconds = num::<u64>(flag, value()).max(1),
             "--profiler" => o.profiler = Some(value()),
             "--profile-out" => o.profile_out = PathBuf::from(value()),
-            "--code-order" => o.code_order = Some(PathBuf::from(value())),
             "--binary" => o.binary = PathBuf::from(value()),
+            "--baseline" => o.baseline = Some(PathBuf::from(value())),
             "--passthrough" => o.passthrough = PathBuf::from(value()),
             "--nginx" => o.nginx = value(),
             "--wrk" => o.wrk = value(),
@@ -355,6 +411,10 @@ fn parse_options() -> Options {
     }
     if !paced_given && args.iter().any(|a| a == "--seconds") {
         o.paced_seconds = o.seconds as f64;
+    }
+    if o.profile.is_some() && o.baseline.is_some() {
+        eprintln!("--baseline measures side by side; --profile records one configuration: give one of them");
+        usage()
     }
     o
 }
@@ -507,12 +567,20 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(14) + field(15)
 }
 
-/// Resident memory by kind: anonymous (heap, stacks, written data) and
-/// file-backed (the binary's and libraries' pages mapped in).
-#[derive(Clone, Copy)]
+/// Resident memory by kind, in KiB: RssAnon (the process's own memory:
+/// heap, stacks, written data) and RssFile (pages of the binary and the
+/// libraries mapped in, shared with the page cache).
+#[derive(Clone, Copy, Default)]
 struct RssSplit {
     anon: Option<u64>,
     file: Option<u64>,
+}
+
+impl RssSplit {
+    /// RssAnon + RssFile.
+    fn total(&self) -> Option<u64> {
+        Some(self.anon? + self.file?)
+    }
 }
 
 fn rss_split(pid: u32) -> RssSplit {
@@ -522,7 +590,45 @@ fn rss_split(pid: u32) -> RssSplit {
     }
 }
 
-/// A `kB` field of /proc/<pid>/status (VmRSS, VmHWM), in KiB.
+/// Samples the RSS split of `pids` every 100 ms on a thread of its own,
+/// keeping for each the sample with the largest RssAnon + RssFile (the
+/// kernel keeps only the total's peak, VmHWM).
+struct RssWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<RssSplit>>,
+}
+
+impl RssWatch {
+    fn start(pids: Vec<u32>) -> RssWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peaks = vec![RssSplit::default(); pids.len()];
+            loop {
+                for (peak, &pid) in peaks.iter_mut().zip(&pids) {
+                    let now = rss_split(pid);
+                    if now.total() > peak.total() {
+                        *peak = now;
+                    }
+                }
+                if flag.load(Ordering::Relaxed) {
+                    return peaks;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        RssWatch { stop, thread }
+    }
+
+    /// Stops sampling; the peak sample of each pid, in `start`'s order.
+    fn finish(self) -> Vec<RssSplit> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the RSS sampling thread")
+    }
+}
+
+/// A number field of /proc/<pid>/status (`kB` ones such as RssAnon and
+/// VmHWM are in KiB).
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -848,7 +954,7 @@ impl Pool {
 // ---------------------------------------------------------------------------
 // wrk
 
-const WRK_SCRIPT: &str = r#"-- Written by examples/gateway_bench/main.rs.
+const WRK_SCRIPT: &str = r#"-- Written by benches/src/bin/gateway_bench/main.rs.
 -- args: <tokens file> <body file> <threads>. The tokens are split into one
 -- segment per pair of threads; in a segment one thread takes the tokens from
 -- the front and the other from the back, so a token goes out twice only once
@@ -1153,7 +1259,7 @@ fn nginx_config(dir: &Path, port: u16) -> String {
     let permissions = json!({"Permissions": ["BasicAgentAccess", "ManagerListenIn"]});
     let d = dir.display();
     format!(
-        r#"# Written by examples/gateway_bench/main.rs: Amazon Connect's answers, by path.
+        r#"# Written by benches/src/bin/gateway_bench/main.rs: Amazon Connect's answers, by path.
 daemon off;
 master_process off;
 worker_processes 1;
@@ -1232,7 +1338,7 @@ fn start_passthrough(binary: &Path, upstream: SocketAddr) -> (Proc, SocketAddr) 
         .stderr(Stdio::inherit());
     let mut proc = Proc::spawn("pass-through", command).unwrap_or_else(|e| {
         fatal(format!(
-            "{e} (build it: cargo build --release --example bench_passthrough)"
+            "{e} (build it: cargo build -p cmg-bench --profile dist --bins)"
         ))
     });
     let stdout = proc.child.stdout.take().expect("piped stdout");
@@ -1269,7 +1375,7 @@ fn write_gateway_files(dir: &Path, upstream: SocketAddr) -> GatewayFiles {
     fs::write(dir.join("policy.toml"), POLICY).unwrap_or_else(|e| fatal(e));
     let config = |audit: &Path| {
         format!(
-            "# Written by examples/gateway_bench/main.rs\n\
+            "# Written by benches/src/bin/gateway_bench/main.rs\n\
              [server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
              [[auth.issuers]]\nissuer = \"{ISSUER}\"\naudiences = [\"{AUDIENCE}\"]\nalgorithms = [\"RS256\"]\n\
              jwks_file = {:?}\n\n\
@@ -1513,6 +1619,13 @@ struct Bench {
     upstream: (Proc, SocketAddr),
     passthrough: Option<(Proc, SocketAddr)>,
     gateway: Option<Gateway>,
+    /// The `--baseline` binary's gateway, with the same config file (and so
+    /// the same audit file, which only the gateway under load writes to).
+    baseline: Option<Gateway>,
+    /// The configurations measured, in slots: one configuration, or a
+    /// gateway configuration and its baseline counterpart, run one after the
+    /// other. The slots' order rotates every round; a pair's alternates.
+    slots: Vec<Vec<usize>>,
     audit: PathBuf,
     audit_offset: u64,
     fixed: BTreeMap<&'static str, String>,
@@ -1520,6 +1633,9 @@ struct Bench {
     bodies: Vec<PathBuf>,
     stats: Vec<Stats>,
     log_warnings: u64,
+    /// The fastest saturation rates seen (fresh token, one token), which
+    /// size the fresh-token batches.
+    fastest: (f64, f64),
     first_warnings: Vec<String>,
 }
 
@@ -1528,6 +1644,7 @@ struct Servers {
     upstream: (Proc, SocketAddr),
     passthrough: Option<(Proc, SocketAddr)>,
     gateway: Option<Gateway>,
+    baseline: Option<Gateway>,
 }
 
 impl Bench {
@@ -1543,6 +1660,12 @@ impl Bench {
     ) -> Bench {
         let script = dir.join("bench.lua");
         fs::write(&script, WRK_SCRIPT).unwrap_or_else(|e| fatal(e));
+        let mut slots: Vec<Vec<usize>> = (0..WITHOUT_BASELINE).map(|i| vec![i]).collect();
+        if opts.baseline.is_some() {
+            for (new, old) in PAIRS {
+                slots[new].push(old);
+            }
+        }
         Bench {
             wrk: Wrk {
                 binary: opts.wrk.clone(),
@@ -1555,6 +1678,8 @@ impl Bench {
             upstream: servers.upstream,
             passthrough: servers.passthrough,
             gateway: servers.gateway,
+            baseline: servers.baseline,
+            slots,
             audit,
             audit_offset: 0,
             fixed,
@@ -1567,8 +1692,24 @@ impl Bench {
             },
             stats: (0..CONFIGS.len()).map(|_| Stats::default()).collect(),
             log_warnings: 0,
+            fastest: (0.0, 0.0),
             first_warnings: Vec::new(),
             opts,
+        }
+    }
+
+    /// Every configuration measured, each gateway one followed by its
+    /// baseline counterpart (the order of the tables).
+    fn shown(&self) -> Vec<usize> {
+        self.slots.iter().flatten().copied().collect()
+    }
+
+    /// The gateway process a configuration measures, if any.
+    fn gateway_of(&self, cfg: &Config) -> Option<&Gateway> {
+        match cfg.server {
+            Server::Gateway => self.gateway.as_ref(),
+            Server::Baseline => self.baseline.as_ref(),
+            Server::Upstream | Server::PassThrough => None,
         }
     }
 
@@ -1579,8 +1720,8 @@ impl Bench {
                 let (p, a) = self.passthrough.as_ref().expect("the pass-through");
                 (*a, p.pid())
             }
-            Server::Gateway => {
-                let g = self.gateway.as_ref().expect("the gateway");
+            Server::Gateway | Server::Baseline => {
+                let g = self.gateway_of(cfg).expect("the gateway");
                 (g.api, g.proc.pid())
             }
         }
@@ -1603,7 +1744,7 @@ impl Bench {
     /// every answer since `before` had the configuration's code and that the
     /// audit has one line for each. Returns the metrics it checked against.
     fn check_gateway(&mut self, i: usize, before: &Metrics) -> Option<Metrics> {
-        let g = self.gateway.as_ref()?;
+        let g = self.gateway_of(&CONFIGS[i])?;
         let (admin, g) = (g.admin, g.log.clone());
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut after = scrape(admin);
@@ -1659,18 +1800,15 @@ impl Bench {
         if cfg.token != Token::Fresh {
             return vec![self.fixed_token(cfg.token)];
         }
-        // Enough for the fastest rate seen so far (its warm-up's, or the
-        // one-token configuration's before that), with a margin.
-        let seen = self.stats[D].sat.iter().map(|r| r.0 as f64 / r.1).fold(0.0, f64::max);
-        let guess = if seen > 0.0 {
-            seen * 1.2
+        // Enough for the fastest fresh-token rate seen so far (warm-up
+        // included) with a margin, and for nine tenths of the fastest
+        // one-token rate, an upper bound of it: a round slowed by noise
+        // outside must not leave the next, calmer one short of tokens.
+        let (fresh, one) = self.fastest;
+        let guess = if fresh > 0.0 {
+            (fresh * 1.2).max(one * 0.9)
         } else {
-            self.stats[C]
-                .sat
-                .iter()
-                .map(|r| r.0 as f64 / r.1)
-                .fold(3000.0, f64::max)
-                * 1.5
+            one.max(3000.0) * 1.5
         };
         self.pool.take((guess * seconds as f64) as usize + 1000)
     }
@@ -1681,11 +1819,7 @@ impl Bench {
         let tokens = self.tokens_for_saturation(i, seconds);
         let (addr, pid) = self.target(&cfg);
         let body = self.body_file(&cfg);
-        let before = self
-            .gateway
-            .as_ref()
-            .filter(|_| cfg.server == Server::Gateway)
-            .map(|g| scrape(g.admin));
+        let before = self.gateway_of(&cfg).map(|g| scrape(g.admin));
         let cpu0 = cpu_ticks(pid);
         let (conns, threads) = (self.opts.connections, self.opts.threads);
         let result = self
@@ -1705,8 +1839,12 @@ impl Bench {
                 c + r + w + t,
             );
         }
+        let rate = result.requests as f64 / result.seconds.max(1e-9);
         if cfg.token == Token::Fresh {
             self.stats[i].reused_tokens += result.reused;
+            self.fastest.0 = self.fastest.0.max(rate);
+        } else if i == C || i == C0 {
+            self.fastest.1 = self.fastest.1.max(rate);
         }
         (
             result.requests,
@@ -1732,11 +1870,7 @@ impl Bench {
         } else {
             vec![post_request(addr, &self.fixed_token(cfg.token), &body)]
         };
-        let before = self
-            .gateway
-            .as_ref()
-            .filter(|_| cfg.server == Server::Gateway)
-            .map(|g| scrape(g.admin));
+        let before = self.gateway_of(&cfg).map(|g| scrape(g.admin));
         let result = paced(addr, &requests, self.opts.rate, seconds, self.opts.paced_connections);
         if let Some(before) = before {
             if let Some(after) = self.check_gateway(i, &before) {
@@ -1854,12 +1988,34 @@ fn sanity(bench: &mut Bench, configs: &[usize]) {
     }
 }
 
+/// What one gateway binary (the one under test, or the baseline) showed
+/// outside the rounds' table.
+struct GatewayFacts {
+    binary: PathBuf,
+    /// Exec-to-ready of each start, ms.
+    ready_ms: Vec<f64>,
+    /// Threads, idle.
+    threads: Option<u64>,
+    /// `cmg_connect_lookups_total` after the sanity requests and at the end.
+    lookups_warm: BTreeMap<String, u64>,
+    lookups_end: BTreeMap<String, u64>,
+}
+
+/// The memory table: one row per process, in `names`' order (the gateway
+/// first, then the baseline when there is one, the pass-through, nginx).
+struct Memory {
+    names: Vec<&'static str>,
+    idle: Vec<RssSplit>,
+    /// The 100 ms sample with the largest RssAnon + RssFile over the warm-up
+    /// and the rounds.
+    peak: Vec<RssSplit>,
+    /// The kernel's peak of the whole RSS (RssAnon + RssFile + RssShmem).
+    hwm: Vec<Option<u64>>,
+    end: Vec<RssSplit>,
+}
+
 fn main() {
     let opts = parse_options();
-    if let Some(out) = opts.code_order.clone() {
-        code_order::write(opts, &out);
-        return;
-    }
     if let Some(i) = opts.profile {
         profile(opts, i);
         return;
@@ -1878,9 +2034,14 @@ fn main() {
         })
         .unwrap_or_default();
     println!(
-        "gateway bench: {} rounds; each round, every configuration: {} s at saturation \
+        "gateway bench: {} rounds; each round, each of {} configurations: {} s at saturation \
          (wrk -t{} -c{}) then {} s at {:.0} req/s (open loop, {} connections, latency from the scheduled send)",
         opts.rounds,
+        if opts.baseline.is_some() {
+            CONFIGS.len()
+        } else {
+            WITHOUT_BASELINE
+        },
         opts.seconds,
         opts.threads,
         opts.connections,
@@ -1893,6 +2054,12 @@ fn main() {
         if wrk_version.is_empty() { "wrk ?".into() } else { wrk_version },
         opts.binary.display()
     );
+    if let Some(baseline) = &opts.baseline {
+        println!(
+            "  baseline: {} as (c0), (d0), (f0), the same config file, each run beside (c), (d), (f)",
+            baseline.display()
+        );
+    }
 
     println!("  load average at start: {}", loadavg());
     let upstream = start_nginx(&opts.nginx, &dir);
@@ -1902,68 +2069,85 @@ fn main() {
         upstream,
         passthrough: Some(passthrough),
         gateway: None,
+        baseline: None,
     };
     let mut bench = Bench::new(opts, &dir, ticks, servers, files.audit.clone(), fixed, issuer);
 
-    // Exec-to-ready, with the machine otherwise idle.
-    let mut ready_ms = Vec::new();
+    // Exec-to-ready, with the machine otherwise idle; the baseline's starts
+    // alternate with the gateway's.
+    let binaries: Vec<PathBuf> = std::iter::once(bench.opts.binary.clone())
+        .chain(bench.opts.baseline.clone())
+        .collect();
+    let mut ready_ms = vec![Vec::new(); binaries.len()];
     for k in 0..bench.opts.ready_starts {
-        let log = bench.dir.join(format!("ready-{k}.log"));
-        let g = start_gateway(
-            &bench.opts.binary,
-            &files.ready_config,
-            &log,
-            &[],
-            Duration::from_secs(20),
-        )
-        .unwrap_or_else(|e| fatal(e));
-        ready_ms.push(g.ready_after.as_secs_f64() * 1000.0);
-        drop(g);
+        for (b, binary) in binaries.iter().enumerate() {
+            let log = bench.dir.join(format!("ready-{b}-{k}.log"));
+            let g = start_gateway(binary, &files.ready_config, &log, &[], Duration::from_secs(20))
+                .unwrap_or_else(|e| fatal(e));
+            ready_ms[b].push(g.ready_after.as_secs_f64() * 1000.0);
+            drop(g);
+        }
     }
 
-    let gateway = start_gateway(
-        &bench.opts.binary,
-        &files.config,
-        &bench.dir.join("gateway.log"),
-        &[],
-        Duration::from_secs(20),
-    )
-    .unwrap_or_else(|e| fatal(e));
+    let gateways: Vec<Gateway> = binaries
+        .iter()
+        .zip(["gateway.log", "baseline.log"])
+        .map(|(binary, log)| {
+            start_gateway(
+                binary,
+                &files.config,
+                &bench.dir.join(log),
+                &[],
+                Duration::from_secs(20),
+            )
+            .unwrap_or_else(|e| fatal(e))
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let gw_pid = gateway.proc.pid();
-    let pt_pid = bench.passthrough.as_ref().expect("pass-through").0.pid();
-    let ng_pid = bench.upstream.0.pid();
-    let idle = [
-        status_kib(gw_pid, "VmRSS"),
-        status_kib(pt_pid, "VmRSS"),
-        status_kib(ng_pid, "VmRSS"),
-    ];
-    let gw_threads = threads_of(gw_pid);
-    let idle_split = rss_split(gw_pid);
-    bench.gateway = Some(gateway);
+    let mut names = vec!["gateway"];
+    if gateways.len() > 1 {
+        names.push("baseline gateway");
+    }
+    names.extend(["bare pass-through", "nginx upstream"]);
+    let mut pids: Vec<u32> = gateways.iter().map(|g| g.proc.pid()).collect();
+    pids.push(bench.passthrough.as_ref().expect("pass-through").0.pid());
+    pids.push(bench.upstream.0.pid());
+    let idle: Vec<RssSplit> = pids.iter().map(|&p| rss_split(p)).collect();
+    let threads: Vec<Option<u64>> = gateways.iter().map(|g| threads_of(g.proc.pid())).collect();
+    let mut gateways = gateways.into_iter();
+    bench.gateway = gateways.next();
+    bench.baseline = gateways.next();
+    let lookups = |bench: &Bench| -> Vec<BTreeMap<String, u64>> {
+        [bench.gateway.as_ref(), bench.baseline.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|g| scrape(g.admin).lookups)
+            .collect()
+    };
 
-    let all: Vec<usize> = (0..CONFIGS.len()).collect();
-    sanity(&mut bench, &all);
+    let shown = bench.shown();
+    sanity(&mut bench, &shown);
     // The audit is checked run by run from here: start it empty.
     let _ = OpenOptions::new()
         .write(true)
         .open(&bench.audit)
         .and_then(|f| f.set_len(0));
-    let lookups_warm = scrape(bench.gateway.as_ref().expect("gateway").admin).lookups;
+    let lookups_warm = lookups(&bench);
+    let watch = RssWatch::start(pids.clone());
 
     // Warm-up: every configuration once, unmeasured (connections, pools,
     // allocators, the Connect-aware caches); the fresh-token rate seen here
     // sizes the token batches.
     println!("warm-up ({} s each) ...", bench.opts.warmup_seconds);
-    for &i in &all {
+    let sizing = [C, D, C0, D0];
+    for &i in &shown {
         let r = bench.saturate(i, bench.opts.warmup_seconds);
-        if i == C || i == D {
+        if sizing.contains(&i) {
             bench.stats[i].sat.push(r);
         }
     }
-    bench.stats[C].sat.clear();
-    bench.stats[D].sat.clear();
     for s in &mut bench.stats {
+        s.sat.clear();
         s.unexpected.clear();
         s.reused_tokens = 0;
         s.log_lines = 0;
@@ -1986,52 +2170,58 @@ fn main() {
         "p99 ms",
         "p99.9"
     );
-    let n = CONFIGS.len();
-    let servers = [gw_pid, pt_pid, ng_pid];
-    let whole_run = Noise::now(&servers);
+    let n = bench.slots.len();
+    let whole_run = Noise::now(&pids);
     for round in 0..bench.opts.rounds {
-        let this_round = Noise::now(&servers);
+        let this_round = Noise::now(&pids);
         for k in 0..n {
-            let i = (k + round) % n;
-            let cfg = CONFIGS[i];
-            let sat = bench.saturate(i, bench.opts.seconds);
-            bench.stats[i].sat.push(sat);
-            std::thread::sleep(Duration::from_millis(200));
-            let paced_seconds = bench.opts.paced_seconds;
-            let p = bench.pace(i, paced_seconds);
-            let mut lat = p.latencies.clone();
-            lat.sort_unstable();
-            let achieved = p.latencies.len() as f64 / p.wall;
-            let s = &mut bench.stats[i];
-            s.paced_latencies.extend(&p.latencies);
-            s.paced_lags.extend(&p.lags);
-            s.paced_rates.push(achieved);
-            s.paced_rounds
-                .push((percentile(&lat, 50.0), percentile(&lat, 99.0), percentile(&lat, 99.9)));
-            println!(
-                "{:>5}  {:<3} {:<24} {:>9.0} {:>11.4} {:>8} {:>8} {:>8} | {:>9.0} {:>8} {:>8} {:>8}",
-                round + 1,
-                cfg.tag,
-                cfg.label,
-                sat.0 as f64 / sat.1,
-                sat.2 * 1000.0 / sat.0.max(1) as f64,
-                ms(sat.3),
-                ms(sat.4),
-                ms(sat.5),
-                achieved,
-                ms3(percentile(&lat, 50.0)),
-                ms3(percentile(&lat, 99.0)),
-                ms3(percentile(&lat, 99.9)),
-            );
-            std::thread::sleep(Duration::from_millis(200));
+            // A pair (gateway, baseline) runs back to back, which first
+            // alternating by round.
+            let mut slot = bench.slots[(k + round) % n].clone();
+            if round % 2 == 1 {
+                slot.reverse();
+            }
+            for i in slot {
+                let cfg = CONFIGS[i];
+                let sat = bench.saturate(i, bench.opts.seconds);
+                bench.stats[i].sat.push(sat);
+                std::thread::sleep(Duration::from_millis(200));
+                let paced_seconds = bench.opts.paced_seconds;
+                let p = bench.pace(i, paced_seconds);
+                let mut lat = p.latencies.clone();
+                lat.sort_unstable();
+                let achieved = p.latencies.len() as f64 / p.wall;
+                let s = &mut bench.stats[i];
+                s.paced_latencies.extend(&p.latencies);
+                s.paced_lags.extend(&p.lags);
+                s.paced_rates.push(achieved);
+                s.paced_rounds
+                    .push((percentile(&lat, 50.0), percentile(&lat, 99.0), percentile(&lat, 99.9)));
+                println!(
+                    "{:>5}  {:<3} {:<24} {:>9.0} {:>11.4} {:>8} {:>8} {:>8} | {:>9.0} {:>8} {:>8} {:>8}",
+                    round + 1,
+                    cfg.tag,
+                    cfg.label,
+                    sat.0 as f64 / sat.1,
+                    sat.2 * 1000.0 / sat.0.max(1) as f64,
+                    ms(sat.3),
+                    ms(sat.4),
+                    ms(sat.5),
+                    achieved,
+                    ms3(percentile(&lat, 50.0)),
+                    ms3(percentile(&lat, 99.0)),
+                    ms3(percentile(&lat, 99.9)),
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
-        let (others, steal) = this_round.since(&servers);
+        let (others, steal) = this_round.since(&pids);
         println!(
             "       (round {}: processes outside the benchmark used {others:.1}% of the machine's CPU time, steal {steal:.1}%)",
             round + 1
         );
     }
-    let noise = whole_run.since(&servers);
+    let noise = whole_run.since(&pids);
 
     println!(
         "  load average at the end: {}; over all rounds, processes outside the benchmark used {:.1}% of the machine's \
@@ -2040,33 +2230,30 @@ fn main() {
         noise.0,
         noise.1
     );
-    let peak = [
-        status_kib(gw_pid, "VmHWM"),
-        status_kib(pt_pid, "VmHWM"),
-        status_kib(ng_pid, "VmHWM"),
-    ];
-    let end = [
-        status_kib(gw_pid, "VmRSS"),
-        status_kib(pt_pid, "VmRSS"),
-        status_kib(ng_pid, "VmRSS"),
-    ];
-    let end_split = rss_split(gw_pid);
-    let lookups_end = scrape(bench.gateway.as_ref().expect("gateway").admin).lookups;
-    report(
-        &bench,
-        &ready_ms,
+    let memory = Memory {
+        names,
         idle,
-        peak,
-        end,
-        [idle_split, end_split],
-        gw_threads,
-        &lookups_warm,
-        &lookups_end,
-    );
+        peak: watch.finish(),
+        hwm: pids.iter().map(|&p| status_kib(p, "VmHWM")).collect(),
+        end: pids.iter().map(|&p| rss_split(p)).collect(),
+    };
+    let lookups_end = lookups(&bench);
+    let facts: Vec<GatewayFacts> = binaries
+        .into_iter()
+        .enumerate()
+        .map(|(b, binary)| GatewayFacts {
+            binary,
+            ready_ms: ready_ms[b].clone(),
+            threads: threads[b],
+            lookups_warm: lookups_warm.get(b).cloned().unwrap_or_default(),
+            lookups_end: lookups_end.get(b).cloned().unwrap_or_default(),
+        })
+        .collect();
+    report(&bench, &facts, &memory);
 
     let mut failed = false;
-    for (i, s) in bench.stats.iter().enumerate() {
-        for (what, count) in &s.unexpected {
+    for &i in &shown {
+        for (what, count) in &bench.stats[i].unexpected {
             if !failed {
                 println!();
                 println!("UNEXPECTED ANSWERS:");
@@ -2099,20 +2286,28 @@ fn main() {
     std::process::exit(if failed { 1 } else { 0 });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    bench: &Bench,
-    ready_ms: &[f64],
-    idle: [Option<u64>; 3],
-    peak: [Option<u64>; 3],
-    end: [Option<u64>; 3],
-    gw_split: [RssSplit; 2],
-    gw_threads: Option<u64>,
-    lookups_warm: &BTreeMap<String, u64>,
-    lookups_end: &BTreeMap<String, u64>,
-) {
+/// A size in KiB as MB with one decimal, no unit (for tables).
+fn mb_n(kib: Option<u64>) -> String {
+    kib.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+/// "a RssAnon + f RssFile", in MB.
+fn split_text(split: &RssSplit) -> String {
+    format!("{} RssAnon + {} RssFile", mb(split.anon), mb(split.file))
+}
+
+/// `new / old` as "1.02x", with a "!" when it is more than 10% worse
+/// (`higher_is_better`: requests/s; otherwise CPU, memory, time).
+fn ratio_text(new: f64, old: f64, higher_is_better: bool) -> String {
+    let r = new / old;
+    let worse = if higher_is_better { r < 0.9 } else { r > 1.1 };
+    format!("{r:.2}x{}", if worse { "!" } else { "" })
+}
+
+fn report(bench: &Bench, gateways: &[GatewayFacts], memory: &Memory) {
     let st = &bench.stats;
     let o = &bench.opts;
+    let shown = bench.shown();
     println!();
     println!(
         "RESULTS ({} rounds; req/s and latency percentiles: median of the rounds'; CPU s/1000: all rounds' CPU over all their requests)",
@@ -2132,8 +2327,8 @@ fn report(
         "{:<3} {:<24} {:>9} {:>15} {:>11} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>9}",
         "", "configuration", "req/s", "(min-max)", "CPU s/1000", "p50", "p99", "p99.9", "p50", "p99", "p99.9"
     );
-    for (i, cfg) in CONFIGS.iter().enumerate() {
-        let s = &st[i];
+    for &i in &shown {
+        let (cfg, s) = (&CONFIGS[i], &st[i]);
         let (lo, hi) = s.rate_spread();
         let (p50, p99, p999) = s.sat_percentiles();
         let (q50, q99, q999) = s.paced_percentiles();
@@ -2154,22 +2349,21 @@ fn report(
     }
     println!(
         "paced p99 / p99.9 over all rounds' requests pooled, ms: {}",
-        CONFIGS
+        shown
             .iter()
-            .zip(st)
-            .map(|(c, s)| {
-                let (_, p99, p999) = s.paced_pooled();
-                format!("{} {}/{}", c.tag, ms3(p99), ms3(p999))
+            .map(|&i| {
+                let (_, p99, p999) = st[i].paced_pooled();
+                format!("{} {}/{}", CONFIGS[i].tag, ms3(p99), ms3(p999))
             })
             .collect::<Vec<_>>()
             .join(", ")
     );
     // What the gateway itself spent (its histogram), apart from the time its
     // requests waited to be scheduled: a tail here is the gateway's own.
-    let own: Vec<String> = CONFIGS
+    let own: Vec<String> = shown
         .iter()
-        .zip(st)
-        .filter_map(|(c, s)| {
+        .filter_map(|&i| {
+            let s = &st[i];
             let total = s.paced_server.values().copied().max().filter(|&n| n > 0)?;
             let bound = |p: f64| {
                 s.paced_server
@@ -2183,12 +2377,13 @@ fn report(
                         }
                     })
             };
-            Some(format!("{} <={}/<={}", c.tag, bound(0.5), bound(0.99)))
+            Some(format!("{} <={}/<={}", CONFIGS[i].tag, bound(0.5), bound(0.99)))
         })
         .collect();
     if !own.is_empty() {
         println!(
-            "gateway's own time at ~1000 req/s (its histogram: handler start to audit line written), p50/p99 bucket bound, ms: {}",
+            "gateway's own time at ~{:.0} req/s (its histogram: handler start to audit line written), p50/p99 bucket bound, ms: {}",
+            o.rate,
             own.join(", ")
         );
     }
@@ -2202,70 +2397,76 @@ fn report(
         ms3(percentile(&lags, 50.0)),
         ms3(percentile(&lags, 99.0)),
     );
-    if st[D].reused_tokens > 0 {
+    let reused: Vec<String> = [D, D0]
+        .iter()
+        .filter(|&&i| st[i].reused_tokens > 0)
+        .map(|&i| format!("({}) {}", CONFIGS[i].tag, st[i].reused_tokens))
+        .collect();
+    if !reused.is_empty() {
         println!(
-            "! fresh-token runs ran out of pre-minted tokens: about {} requests reused one",
-            st[D].reused_tokens
+            "! fresh-token runs ran out of pre-minted tokens: about this many requests reused one: {}",
+            reused.join(", ")
         );
     } else {
         println!(
-            "fresh tokens: every request of (d) carried a token never sent before ({} minted in {:.0} s)",
-            bench.pool.minted, bench.pool.mint_seconds
+            "fresh tokens: every request of (d){} carried a token never sent before ({} minted in {:.0} s)",
+            if gateways.len() > 1 { " and (d0)" } else { "" },
+            bench.pool.minted,
+            bench.pool.mint_seconds
         );
     }
 
     println!();
     println!(
-        "{:<26} {:>10} {:>17} {:>12}",
-        "memory", "idle RSS", "peak RSS (VmHWM)", "RSS at end"
+        "{:<20} | {:>17} | {:>17} | {:>8} | {:>17}",
+        "memory, MB", "idle", "peak (sampled)", "VmHWM", "at end"
     );
-    for (k, name) in ["gateway", "bare pass-through", "nginx upstream"].iter().enumerate() {
+    println!(
+        "{:<20} | {:>8} {:>8} | {:>8} {:>8} | {:>8} | {:>8} {:>8}",
+        "", "RssAnon", "RssFile", "RssAnon", "RssFile", "", "RssAnon", "RssFile"
+    );
+    for (k, name) in memory.names.iter().enumerate() {
         println!(
-            "{:<26} {:>10} {:>17} {:>12}",
+            "{:<20} | {:>8} {:>8} | {:>8} {:>8} | {:>8} | {:>8} {:>8}",
             name,
-            mb(idle[k]),
-            mb(peak[k]),
-            mb(end[k])
+            mb_n(memory.idle[k].anon),
+            mb_n(memory.idle[k].file),
+            mb_n(memory.peak[k].anon),
+            mb_n(memory.peak[k].file),
+            mb_n(memory.hwm[k]),
+            mb_n(memory.end[k].anon),
+            mb_n(memory.end[k].file),
         );
     }
-    let [at_idle, at_end] = gw_split;
     println!(
-        "gateway RSS split: idle {} anonymous + {} file-backed; at end {} + {} (file-backed: pages of the \
-         binary and libc mapped in, shared with the page cache)",
-        mb(at_idle.anon),
-        mb(at_idle.file),
-        mb(at_end.anon),
-        mb(at_end.file)
+        "  (from /proc/<pid>/status. RssAnon: the process's own memory, heap, stacks and written data; RssFile: pages of \
+         its binary and libraries mapped in, shared with the page cache. peak: the 100 ms sample with the largest \
+         RssAnon + RssFile over the warm-up and the rounds; VmHWM: the kernel's peak of the whole RSS)"
     );
-    if let Some(t) = gw_threads {
-        println!("gateway threads (idle): {t}");
+    let threads: Vec<String> = gateways
+        .iter()
+        .zip(["gateway", "baseline"])
+        .filter_map(|(g, name)| g.threads.map(|t| format!("{name} {t}")))
+        .collect();
+    if !threads.is_empty() {
+        println!("threads (idle): {}", threads.join(", "));
     }
-    // build.rs lays these functions out first; a stale list leaves the code spread.
-    match code_order::coverage(&o.binary, Path::new("link/code-order.txt")) {
-        Some((found, listed)) => println!(
-            "gateway code order (link/code-order.txt): {found} of the {listed} functions it lists are in this binary{}",
-            if found * 10 < listed * 9 {
-                " -- stale: rewrite it with benches/gateway.sh --code-order link/code-order.txt"
-            } else {
-                ""
-            }
-        ),
-        None => println!("gateway code order: link/code-order.txt not found"),
+    for (g, name) in gateways.iter().zip(["gateway", "baseline"]) {
+        let mut sorted = g.ready_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "{name} exec-to-ready (spawn to /readyz 200): median {:.1} ms of {} starts ({})",
+            median(&g.ready_ms),
+            g.ready_ms.len(),
+            sorted.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" ")
+        );
     }
-    let mut sorted = ready_ms.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let ready = median(ready_ms);
-    println!(
-        "gateway exec-to-ready (spawn to /readyz 200): median {ready:.1} ms of {} starts ({})",
-        ready_ms.len(),
-        sorted.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" ")
-    );
     println!(
         "gateway log (stderr, RUST_LOG=info) per request at saturation: {}",
-        CONFIGS
+        shown
             .iter()
-            .zip(st)
-            .filter(|(c, _)| c.server == Server::Gateway)
+            .map(|&i| (&CONFIGS[i], &st[i]))
+            .filter(|(c, _)| c.is_gateway())
             .map(|(c, s)| {
                 let n = s.sat.iter().map(|r| r.0).sum::<u64>() as f64 + s.paced_latencies.len() as f64;
                 format!(
@@ -2278,25 +2479,27 @@ fn report(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let new_lookups = delta(lookups_end, lookups_warm);
-    let hits: u64 = new_lookups
-        .iter()
-        .filter(|(k, _)| k.contains("cache_hit"))
-        .map(|(_, v)| v)
-        .sum();
-    let calls: Vec<String> = new_lookups
-        .iter()
-        .filter(|(k, _)| !k.contains("cache_hit"))
-        .map(|(k, v)| format!("{} {v}", k.replace('"', "")))
-        .collect();
-    println!(
-        "Connect-aware (f) after its first request: {hits} facts from the caches; lookups sent to Connect: {}",
-        if calls.is_empty() {
-            "none".to_string()
-        } else {
-            calls.join(", ")
-        }
-    );
+    for (g, tag) in gateways.iter().zip(["f", "f0"]) {
+        let new_lookups = delta(&g.lookups_end, &g.lookups_warm);
+        let hits: u64 = new_lookups
+            .iter()
+            .filter(|(k, _)| k.contains("cache_hit"))
+            .map(|(_, v)| v)
+            .sum();
+        let calls: Vec<String> = new_lookups
+            .iter()
+            .filter(|(k, _)| !k.contains("cache_hit"))
+            .map(|(k, v)| format!("{} {v}", k.replace('"', "")))
+            .collect();
+        println!(
+            "Connect-aware ({tag}) after its first request: {hits} facts from the caches; lookups sent to Connect: {}",
+            if calls.is_empty() {
+                "none".to_string()
+            } else {
+                calls.join(", ")
+            }
+        );
+    }
 
     let pt_rate = st[B].rate();
     let pt_cpu = st[B].cpu_per_1000();
@@ -2310,8 +2513,8 @@ fn report(
         "{:<3} {:<24} {:>11} {:>18} {:>22}",
         "", "configuration", "req/s ratio", "CPU/request ratio", "p99 added @1000/s, ms"
     );
-    for (i, cfg) in CONFIGS.iter().enumerate().skip(1) {
-        let s = &st[i];
+    for &i in shown.iter().filter(|&&i| i != A) {
+        let (cfg, s) = (&CONFIGS[i], &st[i]);
         println!(
             "{:<3} {:<24} {:>10.2}x {:>17.2}x {:>22}",
             cfg.tag,
@@ -2322,8 +2525,72 @@ fn report(
         );
     }
 
+    if let [new, old] = gateways {
+        println!();
+        println!(
+            "AGAINST THE BASELINE (new/baseline; new {}, baseline {}; same config, same rounds)",
+            new.binary.display(),
+            old.binary.display()
+        );
+        println!(
+            "{:<3} {:<16} {:>15} {:>11} {:>21} {:>11}",
+            "", "configuration", "req/s new/base", "(rounds)", "CPU/request new/base", "(rounds)"
+        );
+        for (n, b) in PAIRS {
+            let (sn, sb) = (&st[n], &st[b]);
+            let per_round = |f: fn(&SatRound) -> f64| {
+                let r: Vec<f64> = sn.sat.iter().zip(&sb.sat).map(|(x, y)| f(x) / f(y)).collect();
+                format!(
+                    "{:.2}-{:.2}",
+                    r.iter().copied().fold(f64::INFINITY, f64::min),
+                    r.iter().copied().fold(0.0, f64::max)
+                )
+            };
+            println!(
+                "{:<3} {:<16} {:>15} {:>11} {:>21} {:>11}",
+                CONFIGS[n].tag,
+                CONFIGS[n].label.trim_start_matches("gateway, "),
+                ratio_text(sn.rate(), sb.rate(), true),
+                per_round(|r| r.0 as f64 / r.1),
+                ratio_text(sn.cpu_per_1000(), sb.cpu_per_1000(), false),
+                per_round(|r| r.2 / r.0.max(1) as f64),
+            );
+        }
+        println!(
+            "{:<20} {:>13} {:>13} {:>14} {:>14}",
+            "", "idle RssAnon", "idle RssFile", "peak (VmHWM)", "exec-to-ready"
+        );
+        let (ready_new, ready_old) = (median(&new.ready_ms), median(&old.ready_ms));
+        for (k, (name, ready)) in [("new", ready_new), ("baseline", ready_old)].into_iter().enumerate() {
+            println!(
+                "{:<20} {:>13} {:>13} {:>14} {:>14}",
+                name,
+                mb(memory.idle[k].anon),
+                mb(memory.idle[k].file),
+                mb(memory.hwm[k]),
+                format!("{ready:.1} ms")
+            );
+        }
+        let kib_ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => ratio_text(a as f64, b as f64, false),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<20} {:>13} {:>13} {:>14} {:>14}",
+            "new/baseline",
+            kib_ratio(memory.idle[0].anon, memory.idle[1].anon),
+            kib_ratio(memory.idle[0].file, memory.idle[1].file),
+            kib_ratio(memory.hwm[0], memory.hwm[1]),
+            ratio_text(ready_new, ready_old, false)
+        );
+        println!(
+            "  (req/s: ratio of the medians of the rounds; CPU: of all rounds' CPU over their requests; (rounds): \
+             the lowest and highest ratio of one round's pair; ! marks a figure more than 10% worse than the baseline's)"
+        );
+    }
+
     println!();
-    println!("TARGETS (issue 11; information only, the exit status does not depend on them)");
+    println!("TARGETS (information only, the exit status does not depend on them)");
     let line = |ok: bool, text: String| println!("  [{}] {text}", if ok { "PASS" } else { "FAIL" });
     let r_c = st[C].rate() / pt_rate;
     line(
@@ -2352,10 +2619,27 @@ fn report(
             (st[B].paced_percentiles().1 - up_p99) / 1000.0
         ),
     );
-    let idle_mb = idle[0].map_or(f64::NAN, |k| k as f64 / 1024.0);
-    line(idle_mb <= 8.0, format!("gateway RSS idle <= 8 MB: {idle_mb:.1} MB"));
-    let peak_mb = peak[0].map_or(f64::NAN, |k| k as f64 / 1024.0);
-    line(peak_mb <= 16.0, format!("gateway RSS peak <= 16 MB: {peak_mb:.1} MB"));
+    // The memory a sidecar's limit is about is its own (RssAnon); RssFile is the
+    // binary's clean code pages, shared and reclaimable, shown beside it.
+    let mb_of = |kib: Option<u64>| kib.map_or(f64::NAN, |k| k as f64 / 1024.0);
+    let idle_mb = mb_of(memory.idle[0].anon);
+    line(
+        idle_mb <= 8.0,
+        format!(
+            "gateway RssAnon idle <= 8 MB: {idle_mb:.1} MB ({})",
+            split_text(&memory.idle[0])
+        ),
+    );
+    let peak_mb = mb_of(memory.peak[0].anon);
+    line(
+        peak_mb <= 16.0,
+        format!(
+            "gateway RssAnon peak (largest sample) <= 16 MB: {peak_mb:.1} MB ({}; VmHWM {:.1} MB)",
+            split_text(&memory.peak[0]),
+            mb_of(memory.hwm[0])
+        ),
+    );
+    let ready = median(&gateways[0].ready_ms);
     line(ready <= 20.0, format!("gateway exec-to-ready <= 20 ms: {ready:.1} ms"));
     let (forged, success) = (st[E1].cpu_per_1000(), st[C].cpu_per_1000());
     line(
@@ -2458,6 +2742,7 @@ fn profile(opts: Options, i: usize) {
         upstream,
         passthrough,
         gateway,
+        baseline: None,
     };
     let mut bench = Bench::new(opts, &dir, ticks, servers, files.audit.clone(), fixed, issuer);
     sanity(&mut bench, &[i]);
