@@ -71,7 +71,9 @@ impl Gateway {
     pub(crate) fn on_sighup(&self) {
         self.reload_policy();
         self.caches.clear();
-        self.audit.reopen();
+        if let Err(e) = self.audit.reopen() {
+            tracing::error!(error = %e, "the audit file could not be reopened; still writing to the old one");
+        }
     }
 }
 

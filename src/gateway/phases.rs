@@ -181,7 +181,7 @@ impl Gateway {
             ..audit
         };
         // Written before the answer leaves: a caller never sees a result the audit lacks.
-        self.audit.write(&record).await;
+        self.audit.write(&record);
         self.metrics.request_done(record.code, elapsed);
         self.metrics.in_flight().dec();
         drop(admitted);
