@@ -47,14 +47,7 @@ async fn rotation_is_picked_up_by_unknown_kid_refetch() {
 #[tokio::test]
 async fn cached_keys_keep_working_while_the_issuer_is_down() {
     let h = Harness::with(Options {
-        config: r#"
-            [[auth.issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["connect-monitor-gateway"]
-            algorithms = ["RS256", "ES256", "EdDSA"]
-            jwks_url = "{JWKS_URL}"
-            jwks_refresh = "1s"
-        "#,
+        config: support::ISSUER_REFRESHED_EVERY_SECOND,
         ..Default::default()
     })
     .await;

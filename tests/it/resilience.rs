@@ -189,14 +189,7 @@ async fn five_hundred_concurrent_requests_are_all_answered_and_audited() {
 #[tokio::test]
 async fn identity_provider_returning_garbage_keeps_the_cached_keys() {
     let h = Harness::with(Options {
-        config: r#"
-            [[auth.issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["connect-monitor-gateway"]
-            algorithms = ["RS256", "ES256", "EdDSA"]
-            jwks_url = "{JWKS_URL}"
-            jwks_refresh = "1s"
-        "#,
+        config: support::ISSUER_REFRESHED_EVERY_SECOND,
         ..Default::default()
     })
     .await;

@@ -72,14 +72,7 @@ async fn a_kept_token_is_refused_once_its_exp_passes() {
 #[tokio::test]
 async fn a_kept_token_is_verified_again_when_its_issuers_keys_change() {
     let h = Harness::with(Options {
-        config: r#"
-            [[auth.issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["connect-monitor-gateway"]
-            algorithms = ["RS256", "ES256", "EdDSA"]
-            jwks_url = "{JWKS_URL}"
-            jwks_refresh = "1s"
-        "#,
+        config: support::ISSUER_REFRESHED_EVERY_SECOND,
         ..Default::default()
     })
     .await;

@@ -226,6 +226,17 @@ pub async fn issuer_outage_keeps_the_cached_keys(h: &Harness) {
     assert_eq!(h.admin("/readyz").await.0, 200, "still ready on cached keys");
 }
 
+/// The harness's issuer, its keys fetched again every second (a test of
+/// rotation or outage must not wait ten minutes).
+pub const ISSUER_REFRESHED_EVERY_SECOND: &str = r#"
+    [[auth.issuers]]
+    issuer = "{ISSUER}"
+    audiences = ["connect-monitor-gateway"]
+    algorithms = ["RS256", "ES256", "EdDSA"]
+    jwks_url = "{JWKS_URL}"
+    jwks_refresh = "1s"
+"#;
+
 pub const POLICY: &str = r#"
 [[grant]]
 name = "supervisors"
