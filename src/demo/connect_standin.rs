@@ -4,14 +4,16 @@
 //! operation, and answers as Connect would (or as a test scripts, per
 //! operation): MonitorContact, and the lookups of Connect-aware authorization
 //! (DescribeContact, DescribeUser, ListSecurityProfilePermissions page by
-//! page, SearchUsers) from records a test adds.
+//! page, SearchUsers) from records a test adds. Like Connect, it can
+//! throttle each operation per account and Region (`enforce_quotas`): one
+//! budget for everyone who calls it, however many gateways that is.
 // The demo uses part of a stand-in; the tests (feature `test-util`) use the rest.
 #![cfg_attr(not(feature = "test-util"), allow(dead_code))]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -150,6 +152,16 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// What Connect answers a call over the account's quota for its
+    /// operation: 429, `ThrottlingException`, "Rate exceeded".
+    pub fn throttled() -> Reply {
+        Reply::Raw {
+            status: 429,
+            headers: vec![("x-amzn-errortype".into(), "ThrottlingException".into())],
+            body: json!({"__type": "ThrottlingException", "message": "Rate exceeded"}).to_string(),
+        }
+    }
+
     /// A Connect error, its type in `X-Amzn-ErrorType`.
     pub fn error(status: u16, error_type: &str) -> Reply {
         Reply::Raw {
@@ -161,6 +173,52 @@ impl Reply {
             body: json!({"Message": "stand-in error"}).to_string(),
         }
     }
+}
+
+/// One operation's quota: a token bucket that starts full, holds at most
+/// `burst` calls and refills at `rate` calls a second.
+#[derive(Debug)]
+struct Quota {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl Quota {
+    fn new(rate: f64, burst: u32) -> Quota {
+        assert!(
+            rate.is_finite() && rate > 0.0,
+            "a quota's rate is a positive number of calls a second"
+        );
+        assert!(burst >= 1, "a quota's burst is at least one call");
+        Quota {
+            rate,
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            refilled_at: Instant::now(),
+        }
+    }
+
+    /// Takes one call from the bucket; `false` when it is empty.
+    fn admit(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled_at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The quotas enforced, and the calls each one refused.
+#[derive(Debug, Default)]
+struct Quotas {
+    by_operation: HashMap<&'static str, Quota>,
+    throttled: HashMap<&'static str, usize>,
 }
 
 struct State {
@@ -181,6 +239,9 @@ struct State {
     permissions_page_size: Mutex<usize>,
     /// Given when the script is empty.
     default_reply: Mutex<Reply>,
+    /// Connect's per-operation quotas of the one account and Region the
+    /// stand-in is; none unless a test enforces them.
+    quotas: Mutex<Quotas>,
 }
 
 /// The running stand-in; stops when dropped.
@@ -223,6 +284,7 @@ impl ConnectStandIn {
             security_profiles: Mutex::new(HashMap::new()),
             permissions_page_size: Mutex::new(DEFAULT_PERMISSIONS_PAGE_SIZE),
             default_reply: Mutex::new(Reply::Success),
+            quotas: Mutex::new(Quotas::default()),
         });
         let s = state.clone();
         let listening = Listening {
@@ -291,10 +353,56 @@ impl ConnectStandIn {
         *self.state.permissions_page_size.lock().expect("page size lock") = n.max(1);
     }
 
-    /// How many requests to one operation arrived, whatever their outcome.
+    /// How many requests to one operation arrived, whatever their outcome:
+    /// those a quota refused count too (see [`throttled`](Self::throttled)).
     pub fn calls(&self, operation: &str) -> usize {
         let received = self.state.received.lock().expect("received lock");
         received.iter().filter(|r| r.operation == operation).count()
+    }
+
+    /// Throttles each named operation as Connect does per account and
+    /// Region: `(operation, calls a second, burst)`, the operation named as
+    /// [`calls`](Self::calls) names it. One bucket per operation for the
+    /// whole stand-in, so every gateway pointed at it shares it; each starts
+    /// full, and quotas set before for other operations stay.
+    ///
+    /// A call that arrives over its quota is answered as
+    /// [`Reply::throttled`] and not performed. A bad signature is refused
+    /// before any quota; a scripted reply (`script`, `script_for`) is given
+    /// regardless of quotas and takes nothing from them; the default reply
+    /// (`set_default`) is subject to them.
+    pub fn enforce_quotas(&self, quotas: &[(&'static str, f64, u32)]) {
+        let mut enforced = self.state.quotas.lock().expect("quotas lock");
+        for &(operation, rate, burst) in quotas {
+            enforced.by_operation.insert(operation, Quota::new(rate, burst));
+        }
+    }
+
+    /// Connect's default quotas: MonitorContact, DescribeUser,
+    /// ListSecurityProfilePermissions, SearchUsers and GetCurrentUserData 2
+    /// calls a second with a burst of 5; DescribeContact 10 a second with a
+    /// burst of 15. (The stand-in routes no GetCurrentUserData yet; its
+    /// quota applies once it does.)
+    pub fn connect_default_quotas(&self) {
+        self.enforce_quotas(&[
+            ("MonitorContact", 2.0, 5),
+            ("DescribeUser", 2.0, 5),
+            ("ListSecurityProfilePermissions", 2.0, 5),
+            ("SearchUsers", 2.0, 5),
+            ("GetCurrentUserData", 2.0, 5),
+            ("DescribeContact", 10.0, 15),
+        ]);
+    }
+
+    /// How many requests to one operation its quota refused.
+    pub fn throttled(&self, operation: &str) -> usize {
+        let quotas = self.state.quotas.lock().expect("quotas lock");
+        quotas.throttled.get(operation).copied().unwrap_or(0)
+    }
+
+    /// How many requests any quota refused.
+    pub fn throttled_total(&self) -> usize {
+        self.state.quotas.lock().expect("quotas lock").throttled.values().sum()
     }
 
     /// The reply once the script runs out.
@@ -373,7 +481,11 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         .get_mut(operation)
         .and_then(VecDeque::pop_front);
     let next = for_operation.or_else(|| state.script.lock().expect("script lock").pop_front());
-    let mut reply = next.unwrap_or_else(|| state.default_reply.lock().expect("default lock").clone());
+    let mut reply = match next {
+        Some(scripted) => scripted,
+        None if !admitted(&state, operation) => Reply::throttled(),
+        None => state.default_reply.lock().expect("default lock").clone(),
+    };
     loop {
         match reply {
             Reply::Delayed(wait, inner) => {
@@ -388,6 +500,20 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
             Reply::Success => return Ok(success(&state, &received)),
         }
     }
+}
+
+/// Whether the operation's quota, if any, has room for one more call now;
+/// a refusal is counted.
+fn admitted(state: &State, operation: &'static str) -> bool {
+    let mut quotas = state.quotas.lock().expect("quotas lock");
+    let Some(quota) = quotas.by_operation.get_mut(operation) else {
+        return true;
+    };
+    if quota.admit(Instant::now()) {
+        return true;
+    }
+    *quotas.throttled.entry(operation).or_default() += 1;
+    false
 }
 
 /// What Connect answers when the operation succeeds.
@@ -768,6 +894,140 @@ mod tests {
             creds,
             SystemTime::now(),
         )
+    }
+
+    /// Calls the stand-in's MonitorContact as the gateway would, signed;
+    /// returns the status, the error type header and the body.
+    async fn monitor_contact(connect: &ConnectStandIn, creds: &Credentials) -> (u16, String, Value) {
+        let route = Route {
+            region: "eu-west-2".into(),
+            endpoint: parse_endpoint(&connect.url()).unwrap(),
+            role_arn: None,
+        };
+        let body = json!({"InstanceId": "inst-1", "ContactId": "contact-1", "UserId": "user-1"});
+        let req = signed_request(
+            &route,
+            &http::Method::POST,
+            "/contact/monitor",
+            Some(Bytes::from(body.to_string())),
+            creds,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let (parts, body) = req.into_parts();
+        let client = crate::http::client::build();
+        let response = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.request(Request::from_parts(parts, Full::new(body))),
+        )
+        .await
+        .expect("the stand-in answered within 20 s")
+        .expect("the stand-in answered");
+        let status = response.status().as_u16();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, error_type, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn quota_standin(creds: &Credentials, rate: f64, burst: u32) -> ConnectStandIn {
+        let connect = ConnectStandIn::start(creds.clone()).await.unwrap();
+        connect.enforce_quotas(&[("MonitorContact", rate, burst)]);
+        connect
+    }
+
+    // A rate this low refills nothing while 20 calls are made, however
+    // loaded the machine: exactly the burst passes.
+    #[tokio::test]
+    async fn a_quota_lets_its_burst_through_at_once_and_refuses_the_rest_unperformed() {
+        let creds = Credentials::new("AKID", "secret", None, None, "t");
+        let connect = Arc::new(quota_standin(&creds, 0.05, 5).await);
+        let calls: Vec<_> = (0..20)
+            .map(|_| {
+                let (connect, creds) = (connect.clone(), creds.clone());
+                tokio::spawn(async move { monitor_contact(&connect, &creds).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        let passed = answers.iter().filter(|(status, ..)| *status == 200).count();
+        assert_eq!(passed, 5, "{answers:?}");
+        for (status, error_type, body) in answers.iter().filter(|(status, ..)| *status != 200) {
+            assert_eq!(*status, 429);
+            assert_eq!(error_type, "ThrottlingException");
+            assert_eq!(
+                body,
+                &json!({"__type": "ThrottlingException", "message": "Rate exceeded"})
+            );
+        }
+        assert_eq!(connect.calls("MonitorContact"), 20, "every call received counts");
+        assert_eq!(connect.throttled("MonitorContact"), 15);
+        assert_eq!(connect.throttled("DescribeUser"), 0);
+        assert_eq!(connect.throttled_total(), 15);
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    // Bounds only from below (a call cannot pass before its token exists)
+    // and a generous deadline: nothing here depends on the machine's pace
+    // (a stall between two calls may let the second pass at once; the bound
+    // still holds).
+    #[tokio::test]
+    async fn a_drained_quota_refills_at_its_rate() {
+        let creds = Credentials::new("AKID", "secret", None, None, "t");
+        let connect = quota_standin(&creds, 0.5, 1).await;
+        let drained_from = Instant::now();
+        assert_eq!(monitor_contact(&connect, &creds).await.0, 200, "the burst");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut refused = 0;
+        loop {
+            match monitor_contact(&connect, &creds).await.0 {
+                200 => break,
+                429 => refused += 1,
+                other => panic!("unexpected status {other}"),
+            }
+            assert!(Instant::now() < deadline, "the quota did not refill within 15 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            drained_from.elapsed() >= Duration::from_millis(1900),
+            "a token came back after {:?}, at 0.5 calls/s it takes 2 s",
+            drained_from.elapsed()
+        );
+        assert_eq!(connect.throttled("MonitorContact"), refused);
+    }
+
+    #[tokio::test]
+    async fn scripted_replies_bypass_quotas_and_take_nothing_from_them() {
+        let creds = Credentials::new("AKID", "secret", None, None, "t");
+        let connect = quota_standin(&creds, 0.05, 1).await;
+        connect.script_for(
+            "MonitorContact",
+            [Reply::Success, Reply::error(500, "InternalServiceException")],
+        );
+        assert_eq!(monitor_contact(&connect, &creds).await.0, 200);
+        assert_eq!(monitor_contact(&connect, &creds).await.0, 500);
+        assert_eq!(
+            monitor_contact(&connect, &creds).await.0,
+            200,
+            "the burst is still whole"
+        );
+        assert_eq!(monitor_contact(&connect, &creds).await.0, 429);
+        assert_eq!((connect.calls("MonitorContact"), connect.throttled_total()), (4, 1));
+    }
+
+    #[tokio::test]
+    async fn without_quotas_nothing_is_throttled() {
+        let creds = Credentials::new("AKID", "secret", None, None, "t");
+        let connect = ConnectStandIn::start(creds.clone()).await.unwrap();
+        for _ in 0..10 {
+            assert_eq!(monitor_contact(&connect, &creds).await.0, 200);
+        }
+        assert_eq!(connect.throttled_total(), 0);
     }
 
     #[test]
