@@ -79,6 +79,10 @@ mod security_token_format;
 /// Algorithms, signatures and where keys come from.
 mod security_token_signatures;
 
+// The fleet: replicas sharing state and Connect's quotas.
+/// The real redis-server the fleet tests share state through.
+mod shared_server_harness;
+
 // Operating it.
 /// The shape of src/: no import cycles, main.rs only wires.
 mod architecture;

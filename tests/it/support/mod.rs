@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod connect_records;
+pub mod redis;
 pub mod security_cases;
 pub mod sts_standin;
 
