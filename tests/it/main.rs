@@ -80,6 +80,8 @@ mod security_token_format;
 mod security_token_signatures;
 
 // The fleet: replicas sharing state and Connect's quotas.
+/// The Connect stand-in throttles per account and Region, as Connect does.
+mod connect_standin_quotas;
 /// The real redis-server the fleet tests share state through.
 mod shared_server_harness;
 

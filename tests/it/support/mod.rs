@@ -346,6 +346,98 @@ pub struct Harness {
     pub client: HttpClient,
     pub dir: tempfile::TempDir,
     pub settings: Settings,
+    /// What the gateway was built with, for [`Harness::replica`].
+    built: Built,
+}
+
+/// What a harness's gateways are built with besides their settings and
+/// audit sink: every replica the same as the first.
+#[derive(Clone)]
+struct Built {
+    credentials: TestCredentials,
+    credentials_margin: Duration,
+    retry: Option<RetrySettings>,
+    egress: Egress,
+    sts_endpoint: Option<String>,
+    panic_hook: Option<PanicHook>,
+}
+
+impl Built {
+    fn dependencies(&self, audit: Arc<AuditSink>) -> Dependencies {
+        Dependencies {
+            credentials: Some(SharedCredentialsProvider::new(self.credentials.clone())),
+            credentials_margin: self.credentials_margin,
+            retry: self.retry.clone(),
+            audit: Some(audit),
+            egress: Some(self.egress.clone()),
+            sts_endpoint: self.sts_endpoint.clone(),
+            panic_hook: self.panic_hook.clone(),
+        }
+    }
+}
+
+/// Another gateway on the harness's settings and stand-ins (one fleet, one
+/// Connect account): its own listeners and audit sink.
+pub struct Replica {
+    pub gateway: RunningGateway,
+    pub audit: Arc<AuditSink>,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.api_addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.admin_addr.expect("admin listener"))
+    }
+
+    /// POSTs a JSON body to this replica's /contact/monitor, as [`Harness::monitor`].
+    pub async fn monitor(&self, client: &HttpClient, token: Option<&str>, body: &str) -> Answer {
+        send(client, json_post(&self.url("/contact/monitor"), token, body)).await
+    }
+
+    /// POSTs a JSON body to this replica's dry run, /contact/monitor/check.
+    pub async fn check(&self, client: &HttpClient, token: Option<&str>, body: &str) -> Answer {
+        send(client, json_post(&self.url("/contact/monitor/check"), token, body)).await
+    }
+
+    pub fn audit_lines(&self) -> Vec<Value> {
+        audit_lines(&self.audit)
+    }
+}
+
+/// A JSON POST with an optional bearer token.
+fn json_post(url: &str, token: Option<&str>, body: &str) -> Request<Full<Bytes>> {
+    let mut req = Request::post(url).header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+}
+
+/// Sends any request and reads the answer (bounded).
+async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Answer {
+    let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
+        .await
+        .expect("answer within 20 s")
+        .expect("gateway answered");
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers: parts.headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+fn audit_lines(audit: &AuditSink) -> Vec<Value> {
+    audit
+        .memory_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
 }
 
 /// A response, read whole.
@@ -462,16 +554,17 @@ impl Harness {
             .await
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let audit = Arc::new(AuditSink::Memory(Default::default()));
-        let deps = Dependencies {
-            credentials: Some(SharedCredentialsProvider::new(o.credentials.clone())),
+        let built = Built {
+            credentials: o.credentials.clone(),
             credentials_margin: o.credentials_margin,
             retry: o.retry.clone(),
-            audit: Some(audit.clone()),
-            egress: Some(o.egress.clone().unwrap_or_default()),
+            egress: o.egress.clone().unwrap_or_default(),
             sts_endpoint: o.sts_endpoint.clone(),
             panic_hook: o.panic_hook.clone(),
         };
-        let gateway = gateway::start(&settings, deps).await.unwrap();
+        let gateway = gateway::start(&settings, built.dependencies(audit.clone()))
+            .await
+            .unwrap();
         Harness {
             keys,
             issuer,
@@ -482,7 +575,18 @@ impl Harness {
             client: http_client(),
             dir,
             settings,
+            built,
         }
+    }
+
+    /// Starts another gateway on the same settings, stand-ins and
+    /// credentials (a replica of a fleet), with its own audit sink.
+    pub async fn replica(&self) -> Replica {
+        let audit = Arc::new(AuditSink::Memory(Default::default()));
+        let gateway = gateway::start(&self.settings, self.built.dependencies(audit.clone()))
+            .await
+            .unwrap();
+        Replica { gateway, audit }
     }
 
     pub fn gateway(&self) -> &RunningGateway {
@@ -526,28 +630,12 @@ impl Harness {
 
     /// Sends any request to the API listener and reads the answer (bounded).
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
-        let response = tokio::time::timeout(Duration::from_secs(20), self.client.request(request))
-            .await
-            .expect("answer within 20 s")
-            .expect("gateway answered");
-        let status = response.status().as_u16();
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            headers: parts.headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        send(&self.client, request).await
     }
 
     /// POSTs a JSON body to /contact/monitor with an optional bearer token.
     pub async fn monitor(&self, token: Option<&str>, body: &str) -> Answer {
-        let mut req = Request::post(self.url("/contact/monitor")).header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        self.send(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
+        self.send(json_post(&self.url("/contact/monitor"), token, body)).await
     }
 
     /// Starts `n` monitor requests with the same token and body at once; the
@@ -574,11 +662,7 @@ impl Harness {
     }
 
     pub fn audit_lines(&self) -> Vec<Value> {
-        self.audit
-            .memory_lines()
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-            .collect()
+        audit_lines(&self.audit)
     }
 
     /// Asserts the gateway answered its `i`th audited request at `deadline`
