@@ -16,6 +16,7 @@ use crate::authz::given_facts::GivenFacts;
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
+use crate::connect::client::Spent;
 use crate::connect::monitor_request::MonitorRequest;
 use crate::gateway::build::{self, Dependencies};
 use crate::http::server::shutdown_signal;
@@ -223,9 +224,12 @@ pub async fn explain(
     };
     if live {
         let client = build::lookup_client(&settings).await;
-        let caches = FactCaches::new(settings.connect.lookups, Arc::new(Metrics::new()));
+        // One question of Connect: no shared server, an in-process cache and budget.
+        let caches = FactCaches::new(settings.connect.lookups, None, Arc::new(Metrics::new()));
         let deadline = Instant::now() + settings.server.request_timeout;
-        return explain_with(&settings, claims, &request, LiveFacts::new(&client, &caches, deadline)).await;
+        let spent = Spent::default();
+        let facts = LiveFacts::new(&client, &caches, deadline, &spent);
+        return explain_with(&settings, claims, &request, facts).await;
     }
     match facts {
         Some(file) => match read_facts(file) {

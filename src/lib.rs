@@ -24,6 +24,7 @@ mod gateway;
 mod http;
 mod ids;
 mod json;
+mod shared;
 mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod test_util;

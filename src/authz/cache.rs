@@ -2,14 +2,18 @@
 //! of fact, bounded and expiring (`[connect.lookups]`), with concurrent misses
 //! for one key sharing one call to Connect. Only answers are kept: failures,
 //! not-found and a contact no agent has accepted yet are asked again next
-//! time. moka's future cache does the bounding, expiry and coalescing.
+//! time. moka's future cache does the bounding, expiry and coalescing in
+//! process; with `[shared]` the fleet's server stands behind it, and a miss
+//! there is fetched by one replica while the others wait for its answer.
 
 use std::future::Future;
-use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::facts::FactError;
 use crate::connect::client::FailureKind;
@@ -18,7 +22,17 @@ use crate::connect::describe_user::ConnectUser;
 use crate::connect::error::ConnectErrorKind;
 use crate::connect::operation::Operation;
 use crate::connect::settings::LookupSettings;
+use crate::shared::{sealed, SharedStore};
 use crate::telemetry::metrics::Metrics;
+
+/// While another replica fetches a fact, how often the server is asked for
+/// it: from the first interval, doubling up to the last.
+const WAIT_POLL: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(50));
+
+/// Where a fact came from, for `cmg_connect_lookups_total`.
+const FROM_CACHE: u8 = 0;
+const FROM_CONNECT: u8 = 1;
+const FROM_SHARED: u8 = 2;
 
 /// Facts are kept per instance: the same id in two instances is two facts.
 type Key = (String, String);
@@ -42,11 +56,32 @@ pub(crate) struct FactCaches {
     pub(crate) users: Cache<Key, ConnectUser>,
     pub(crate) permissions: Cache<Key, Arc<Vec<String>>>,
     pub(crate) usernames: Cache<Key, Option<String>>,
+    /// How long a fact is trusted (also on the shared server).
+    ttl: Duration,
+    shared: Option<Arc<SharedStore>>,
     metrics: Arc<Metrics>,
 }
 
+/// The shared server's name for a kind of fact (a part of its keys).
+fn kind_of(operation: Operation) -> &'static str {
+    match operation {
+        Operation::DescribeContact => "contact",
+        Operation::DescribeUser => "user",
+        Operation::ListSecurityProfilePermissions => "permissions",
+        Operation::SearchUsers => "username",
+        Operation::MonitorContact => "monitor",
+    }
+}
+
+/// What the shared server gave for a missing fact.
+enum FromShared<V> {
+    Found(V),
+    /// Fetch it from Connect; `Some(lock)` when this replica holds the lock.
+    Fetch(Option<String>),
+}
+
 impl FactCaches {
-    pub(crate) fn new(settings: LookupSettings, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(settings: LookupSettings, shared: Option<Arc<SharedStore>>, metrics: Arc<Metrics>) -> Self {
         fn cache<V: Clone + Send + Sync + 'static>(s: LookupSettings) -> Cache<Key, V> {
             Cache::builder().max_capacity(s.max_entries).time_to_live(s.ttl).build()
         }
@@ -55,11 +90,14 @@ impl FactCaches {
             users: cache(settings),
             permissions: cache(settings),
             usernames: cache(settings),
+            ttl: settings.ttl,
+            shared,
             metrics,
         }
     }
 
-    /// Forgets every fact (SIGHUP): the next request asks Connect again.
+    /// Forgets every fact kept in process (SIGHUP): the next request asks
+    /// the shared server, or Connect, again.
     pub(crate) fn clear(&self) {
         self.contacts.invalidate_all();
         self.users.invalidate_all();
@@ -68,32 +106,41 @@ impl FactCaches {
     }
 
     /// The fact for `key`: from the cache, or from `fetch`, shared with every
-    /// concurrent caller for the same key. `worth` says whether a fetched
-    /// answer is kept (one that is not is answered, then forgotten at once).
-    pub(crate) async fn get<K, V, F>(
+    /// concurrent caller for the same key (and, with `[shared]`, with the
+    /// fleet). `worth` says whether a fetched answer is kept (one that is not
+    /// is answered, then forgotten at once).
+    pub(crate) async fn get<V, F>(
         &self,
-        cache: &Cache<K, V>,
-        key: K,
+        cache: &Cache<Key, V>,
+        key: Key,
         operation: Operation,
+        deadline: Instant,
         worth: impl Fn(&V) -> Worth,
         fetch: F,
     ) -> Result<V, FactError>
     where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
         F: Future<Output = Result<V, FactError>>,
     {
-        let fetched = AtomicBool::new(false);
+        let source = AtomicU8::new(FROM_CACHE);
         let result = cache
             .try_get_with(key.clone(), async {
-                fetched.store(true, Ordering::Relaxed);
-                fetch.await
+                match &self.shared {
+                    Some(shared) if shared.in_use() => {
+                        self.through_shared(shared, &key, operation, deadline, &worth, fetch, &source)
+                            .await
+                    }
+                    _ => {
+                        source.store(FROM_CONNECT, Ordering::Relaxed);
+                        fetch.await
+                    }
+                }
             })
             .await;
-        let fetched = fetched.load(Ordering::Relaxed);
-        let outcome = match &result {
-            Ok(_) if !fetched => "cache_hit",
-            Ok(value) => match worth(value) {
+        let outcome = match (&result, source.load(Ordering::Relaxed)) {
+            (Ok(_), FROM_CACHE) => "cache_hit",
+            (Ok(_), FROM_SHARED) => "shared_hit",
+            (Ok(value), _) => match worth(value) {
                 Worth::Keeping => "ok",
                 Worth::ThisTimeOnly => {
                     cache.invalidate(&key).await;
@@ -104,10 +151,107 @@ impl FactCaches {
                     "not_found"
                 }
             },
-            Err(error) => outcome_of(error),
+            (Err(error), _) => outcome_of(error),
         };
         self.metrics.connect_lookup(operation.name(), outcome);
         result.map_err(|error| (*error).clone())
+    }
+
+    /// A fact missing in process: from the shared server, else fetched from
+    /// Connect by one replica of the fleet (the one holding the fact's lock)
+    /// and stored for the others, who wait for it within their deadline.
+    /// Whenever the server fails, the fact is fetched here and not stored.
+    #[allow(clippy::too_many_arguments)]
+    async fn through_shared<V, F>(
+        &self,
+        shared: &SharedStore,
+        key: &Key,
+        operation: Operation,
+        deadline: Instant,
+        worth: &impl Fn(&V) -> Worth,
+        fetch: F,
+        source: &AtomicU8,
+    ) -> Result<V, FactError>
+    where
+        V: Serialize + DeserializeOwned,
+        F: Future<Output = Result<V, FactError>>,
+    {
+        let kind = kind_of(operation);
+        let fact_key = shared.key(&["fact", kind, &key.0, &key.1]);
+        match self.from_shared(shared, &fact_key, kind, key, deadline, worth).await {
+            FromShared::Found(value) => {
+                source.store(FROM_SHARED, Ordering::Relaxed);
+                Ok(value)
+            }
+            FromShared::Fetch(lock) => {
+                source.store(FROM_CONNECT, Ordering::Relaxed);
+                let result = fetch.await;
+                if let Ok(value) = &result {
+                    let stored = sealed::seal(shared.integrity_key(), &fact_key, value);
+                    if let (Worth::Keeping, Some(stored)) = (worth(value), stored) {
+                        let _ = shared.put(&fact_key, &stored, self.ttl).await;
+                    }
+                }
+                if let Some(lock) = lock {
+                    let _ = shared.unlock(&lock).await;
+                }
+                result
+            }
+        }
+    }
+
+    /// Reads the fact from the server, or takes its lock, or waits for the
+    /// replica that holds it.
+    async fn from_shared<V: DeserializeOwned>(
+        &self,
+        shared: &SharedStore,
+        fact_key: &str,
+        kind: &str,
+        key: &Key,
+        deadline: Instant,
+        worth: &impl Fn(&V) -> Worth,
+    ) -> FromShared<V> {
+        // A value that does not verify, parse or fit is a miss (and is
+        // overwritten by the next fetch); so is one not worth keeping.
+        let read = |stored: Option<String>| {
+            stored
+                .and_then(|s| sealed::unseal::<V>(shared.integrity_key(), fact_key, &s))
+                .filter(|v| worth(v) == Worth::Keeping)
+        };
+        let lock_key = shared.key(&["lock", "fact", kind, &key.0, &key.1]);
+        let mut poll = WAIT_POLL.0;
+        loop {
+            match shared.get(fact_key).await {
+                Err(_) => return FromShared::Fetch(None),
+                Ok(stored) => {
+                    if let Some(value) = read(stored) {
+                        return FromShared::Found(value);
+                    }
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match shared.try_lock(&lock_key, remaining).await {
+                Err(_) => return FromShared::Fetch(None),
+                Ok(true) => {
+                    // The holder before us may have stored it just now.
+                    return match shared.get(fact_key).await.map(read) {
+                        Ok(Some(value)) => {
+                            let _ = shared.unlock(&lock_key).await;
+                            FromShared::Found(value)
+                        }
+                        Ok(None) => FromShared::Fetch(Some(lock_key)),
+                        Err(_) => FromShared::Fetch(None),
+                    };
+                }
+                Ok(false) => {}
+            }
+            // Another replica is fetching it: wait, within this request's time.
+            if Instant::now() + poll >= deadline {
+                return FromShared::Fetch(None);
+            }
+            tokio::time::sleep(poll).await;
+            poll = (poll * 2).min(WAIT_POLL.1);
+        }
     }
 }
 
@@ -120,6 +264,7 @@ fn outcome_of(error: &FactError) -> &'static str {
             {
                 "throttled"
             }
+            FailureKind::BudgetExhausted(_) => "budget_exhausted",
             _ => "error",
         },
         FactError::Missing(_) => "error",

@@ -93,11 +93,6 @@ impl<F: FactSource> Recorded<F> {
         }
     }
 
-    /// The source it wraps.
-    pub(crate) fn inner(&self) -> &F {
-        &self.inner
-    }
-
     /// `None` when no contact was looked at; `Some(None)` when it had no agent.
     pub(crate) fn agent_id(&self) -> Option<Option<String>> {
         self.agent.lock().expect("agent lock").clone()

@@ -3,13 +3,12 @@
 //! counting the HTTP calls made for the audit (`facts::Recorded` notes the
 //! agent).
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::cache::{FactCaches, Worth};
 use super::facts::{FactError, FactSource};
-use crate::connect::client::{ConnectClient, Lookup};
+use crate::connect::client::{ConnectClient, Lookup, Spent};
 use crate::connect::describe_contact::{describe_contact, ContactFacts};
 use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::Route;
@@ -22,24 +21,18 @@ pub(crate) struct LiveFacts<'a> {
     client: &'a ConnectClient,
     caches: &'a FactCaches,
     deadline: Instant,
-    /// HTTP calls this request made to Connect for facts: each page and each
-    /// retry; a fact from the cache, or fetched by another request, costs none.
-    calls: AtomicU32,
+    /// What this request spent on Connect: HTTP calls and budget waits.
+    spent: &'a Spent,
 }
 
 impl<'a> LiveFacts<'a> {
-    pub(crate) fn new(client: &'a ConnectClient, caches: &'a FactCaches, deadline: Instant) -> Self {
+    pub(crate) fn new(client: &'a ConnectClient, caches: &'a FactCaches, deadline: Instant, spent: &'a Spent) -> Self {
         LiveFacts {
             client,
             caches,
             deadline,
-            calls: AtomicU32::new(0),
+            spent,
         }
-    }
-
-    /// How many HTTP calls this request's lookups made.
-    pub(crate) fn lookups(&self) -> u32 {
-        self.calls.load(Ordering::Relaxed)
     }
 
     fn at<'r>(&'r self, route: &'r Route, instance_id: &'r str) -> Lookup<'r> {
@@ -48,7 +41,7 @@ impl<'a> LiveFacts<'a> {
             route,
             instance_id,
             deadline: self.deadline,
-            calls: &self.calls,
+            spent: self.spent,
         }
     }
 }
@@ -73,7 +66,14 @@ impl FactSource for LiveFacts<'_> {
         let caches = self.caches;
         let key = key(instance_id, username);
         caches
-            .get(&caches.usernames, key, Operation::SearchUsers, worth, fetch)
+            .get(
+                &caches.usernames,
+                key,
+                Operation::SearchUsers,
+                self.deadline,
+                worth,
+                fetch,
+            )
             .await
     }
 
@@ -86,7 +86,14 @@ impl FactSource for LiveFacts<'_> {
         };
         let key = key(instance_id, contact_id);
         self.caches
-            .get(&self.caches.contacts, key, Operation::DescribeContact, worth, fetch)
+            .get(
+                &self.caches.contacts,
+                key,
+                Operation::DescribeContact,
+                self.deadline,
+                worth,
+                fetch,
+            )
             .await
     }
 
@@ -98,6 +105,7 @@ impl FactSource for LiveFacts<'_> {
                 &self.caches.users,
                 key,
                 Operation::DescribeUser,
+                self.deadline,
                 |_| Worth::Keeping,
                 fetch,
             )
@@ -113,7 +121,14 @@ impl FactSource for LiveFacts<'_> {
         let operation = Operation::ListSecurityProfilePermissions;
         let permissions = self
             .caches
-            .get(&self.caches.permissions, key, operation, |_| Worth::Keeping, fetch)
+            .get(
+                &self.caches.permissions,
+                key,
+                operation,
+                self.deadline,
+                |_| Worth::Keeping,
+                fetch,
+            )
             .await?;
         Ok(permissions.as_ref().clone())
     }

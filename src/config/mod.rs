@@ -13,6 +13,7 @@ use crate::check::{parse_toml, Check, Environment, Problem, Problems};
 use crate::connect::settings::{ConnectSection, ConnectSettings};
 use crate::http::cors::{Cors, CorsSection};
 use crate::http::{ServerSection, ServerSettings};
+use crate::shared::settings::{SharedSection, SharedSettings};
 use crate::telemetry::audit::AuditSection;
 
 /// The configuration file as written: one section per owner.
@@ -31,6 +32,8 @@ struct FileConfig {
     audit: AuditSection,
     #[serde(default)]
     cors: CorsSection,
+    #[serde(default)]
+    shared: Option<SharedSection>,
 }
 
 /// The whole configuration, checked and resolved: paths, durations,
@@ -45,6 +48,8 @@ pub struct Settings {
     /// `-` (stdout) or the audit file's path.
     pub audit_file: String,
     pub(crate) cors: Cors,
+    /// `[shared]`: the server the fleet shares budgets and facts on.
+    pub(crate) shared: Option<SharedSettings>,
     /// The environment as it was at load.
     pub(crate) env: Environment,
 }
@@ -106,6 +111,7 @@ impl Settings {
                 let connect = file.connect.check(&mut c).await;
                 let cors = file.cors.check(&mut c);
                 let audit_file = file.audit.check(&mut c);
+                let shared = file.shared.map(|s| s.check(&mut c));
                 file.policy.check(&mut c).map(|authz| Settings {
                     config_file: path.to_path_buf(),
                     server,
@@ -114,6 +120,7 @@ impl Settings {
                     authz,
                     audit_file,
                     cors,
+                    shared,
                     env: env.clone(),
                 })
             }

@@ -3,7 +3,7 @@
 //! the SDK's standard mode, everything inside the request's deadline.
 
 use std::error::Error;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,11 +11,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, Limited};
 
+use super::budget::Budgets;
 use super::credentials::{CredentialsUnavailable, Signers};
 use super::endpoint::Route;
 use super::error::{ConnectError, ConnectErrorKind};
 use super::operation::Operation;
-use super::rate_limit::RateLimiter;
 use super::retry::{retry_after, RetryKind, RetryQuota, RetrySettings};
 use super::signing::{self, SigningFailed};
 use crate::http::client::HttpClient;
@@ -56,24 +56,52 @@ impl Call {
     }
 }
 
+/// What one request spent on Connect, for its audit line.
+#[derive(Debug, Default)]
+pub(crate) struct Spent {
+    /// HTTP calls made for facts: each page and each retry (a fact from a
+    /// cache, or fetched by another request, costs none).
+    lookups: AtomicU32,
+    /// Time spent waiting for budget tokens, in microseconds.
+    budget_wait_micros: AtomicU64,
+}
+
+impl Spent {
+    pub(crate) fn lookups(&self) -> u32 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn budget_wait(&self) -> Duration {
+        Duration::from_micros(self.budget_wait_micros.load(Ordering::Relaxed))
+    }
+
+    fn waited(&self, wait: Duration) {
+        let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.budget_wait_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn called(&self, operation: Operation) {
+        if operation.looks_up().is_some() {
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// One request's lookups: the client, where they go, in which instance,
-/// until when, and the count of HTTP calls they made (for the audit).
+/// until when, and what they spent (for the audit).
 #[derive(Clone, Copy)]
 pub(crate) struct Lookup<'a> {
     pub(crate) client: &'a ConnectClient,
     pub(crate) route: &'a Route,
     pub(crate) instance_id: &'a str,
     pub(crate) deadline: Instant,
-    /// Every HTTP call made for this request's facts: each page and each retry.
-    pub(crate) calls: &'a AtomicU32,
+    pub(crate) spent: &'a Spent,
 }
 
 impl Lookup<'_> {
-    /// Makes one lookup call (retried as any call), counting its HTTP calls.
+    /// Makes one lookup call (retried as any call), counting what it spent.
     pub(crate) async fn send(&self, call: &Call) -> Result<Reply, ConnectFailure> {
-        self.client
-            .send_counted(self.route, call, self.deadline, Some(self.calls))
-            .await
+        self.client.send(self.route, call, self.deadline, self.spent).await
     }
 }
 
@@ -98,8 +126,9 @@ pub(crate) enum FailureKind {
     BadResponse(Operation),
     #[error("the request deadline ran out")]
     Timeout,
-    #[error("the local MonitorContact rate limit has no slot before the deadline")]
-    LocalRateLimit,
+    /// The operation's budget has no token before the deadline: not called.
+    #[error("the {0} budget has no token before the request's deadline")]
+    BudgetExhausted(Operation),
     #[error(transparent)]
     Credentials(#[from] CredentialsUnavailable),
     #[error(transparent)]
@@ -157,8 +186,8 @@ pub(crate) struct ConnectClient {
     signers: Signers,
     retry: RetrySettings,
     quota: RetryQuota,
-    /// The local limit on MonitorContact calls (`[connect] max_rate`).
-    limiter: Option<RateLimiter>,
+    /// Connect's quotas, as budgets every call draws on.
+    budgets: Budgets,
     metrics: Arc<Metrics>,
 }
 
@@ -167,7 +196,7 @@ impl ConnectClient {
         http: HttpClient,
         signers: Signers,
         retry: RetrySettings,
-        limiter: Option<RateLimiter>,
+        budgets: Budgets,
         metrics: Arc<Metrics>,
     ) -> Self {
         ConnectClient {
@@ -175,7 +204,7 @@ impl ConnectClient {
             signers,
             quota: RetryQuota::new(retry.quota_capacity),
             retry,
-            limiter,
+            budgets,
             metrics,
         }
     }
@@ -235,42 +264,38 @@ impl ConnectClient {
         }
     }
 
-    /// Calls an operation, retrying what is safe to retry until `deadline`.
-    pub(crate) async fn send(&self, route: &Route, call: &Call, deadline: Instant) -> Result<Reply, ConnectFailure> {
-        self.send_counted(route, call, deadline, None).await
-    }
-
-    /// [`send`](Self::send), adding each HTTP call it makes to `calls`.
-    async fn send_counted(
+    /// Calls an operation, retrying what is safe to retry until `deadline`;
+    /// each attempt first takes a token from the operation's budget. What it
+    /// spent is added to `spent`.
+    pub(crate) async fn send(
         &self,
         route: &Route,
         call: &Call,
         deadline: Instant,
-        calls: Option<&AtomicU32>,
+        spent: &Spent,
     ) -> Result<Reply, ConnectFailure> {
         let operation = call.operation;
         let mut attempts = 0;
         let mut last_cost = None;
         let mut previous: Option<ConnectFailure> = None;
         loop {
-            if let (Operation::MonitorContact, Some(limiter)) = (operation, &self.limiter) {
-                if let Err(refused) = limiter.acquire(deadline).await {
-                    // No slot before the deadline: say when to come back, or
+            match self.budgets.take(route, operation, deadline).await {
+                Ok(waited) => spent.waited(waited),
+                Err(exhausted) => {
+                    // No token before the deadline: say when to come back, or
                     // answer with what the last attempt got.
                     return Err(previous.unwrap_or(ConnectFailure {
                         operation,
-                        kind: FailureKind::LocalRateLimit,
+                        kind: FailureKind::BudgetExhausted(operation),
                         upstream_status: None,
                         aws_request_id: None,
                         attempts,
-                        retry_after: Some(refused.retry_after),
+                        retry_after: Some(exhausted.retry_after),
                     }));
                 }
             }
             attempts += 1;
-            if let Some(calls) = calls {
-                calls.fetch_add(1, Ordering::Relaxed);
-            }
+            spent.called(operation);
             let (failure, retry) = match self.attempt(route, call, deadline).await {
                 Attempt::Answered { status, headers, body } => {
                     let aws_request_id = headers

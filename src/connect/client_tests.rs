@@ -5,23 +5,24 @@
 //! every one.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 
-use super::{ConnectClient, FailureKind, Lookup};
+use super::{ConnectClient, FailureKind, Lookup, Spent};
+use crate::connect::budget::Budgets;
 use crate::connect::credentials::{CredentialsCache, Signers};
 use crate::connect::describe_contact::{describe_contact, ContactFacts};
 use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::{parse_endpoint, Route, Router};
 use crate::connect::error::ConnectErrorKind;
 use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
-use crate::connect::operation::Operation;
+use crate::connect::operation::{Operation, Quota};
 use crate::connect::retry::RetrySettings;
 use crate::connect::search_users::user_id_by_username;
+use crate::connect::settings::QuotaSettings;
 use crate::demo::connect_standin::{ConnectStandIn, Reply};
 use crate::http::client;
 use crate::telemetry::metrics::Metrics;
@@ -46,8 +47,8 @@ struct Setup {
     client: ConnectClient,
     route: Route,
     metrics: Arc<Metrics>,
-    /// HTTP calls the lookups made.
-    calls: AtomicU32,
+    /// What the lookups spent.
+    spent: Spent,
 }
 
 impl Setup {
@@ -58,7 +59,7 @@ impl Setup {
             route: &self.route,
             instance_id: "inst-1",
             deadline: deadline(),
-            calls: &self.calls,
+            spent: &self.spent,
         }
     }
 }
@@ -74,7 +75,13 @@ async fn setup() -> Setup {
         throttle_base: Duration::from_millis(10),
         ..RetrySettings::new(3, Duration::from_secs(5))
     };
-    let client = ConnectClient::new(client::build(), Signers::own(credentials), retry, None, metrics.clone());
+    let client = ConnectClient::new(
+        client::build(),
+        Signers::own(credentials),
+        retry,
+        Budgets::new(unlimited(), None, metrics.clone()),
+        metrics.clone(),
+    );
     let endpoint = parse_endpoint(&connect.url()).unwrap();
     let route = Router::new(
         Some(endpoint),
@@ -90,7 +97,34 @@ async fn setup() -> Setup {
         client,
         route,
         metrics,
-        calls: AtomicU32::new(0),
+        spent: Spent::default(),
+    }
+}
+
+/// Budgets no test here reaches.
+fn unlimited() -> QuotaSettings {
+    use Operation::*;
+    let ops = [
+        MonitorContact,
+        DescribeContact,
+        DescribeUser,
+        ListSecurityProfilePermissions,
+        SearchUsers,
+    ];
+    QuotaSettings {
+        share: 1.0,
+        quotas: ops
+            .into_iter()
+            .map(|op| {
+                (
+                    op,
+                    Quota {
+                        rate: 10_000.0,
+                        burst: 10_000,
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

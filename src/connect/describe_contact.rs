@@ -2,6 +2,7 @@
 //! `/contacts/{InstanceId}/{ContactId}`, read for the contact's agent, the
 //! agent's hierarchy groups and the contact's queue.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::client::{Call, ConnectFailure, Lookup};
@@ -15,8 +16,10 @@ const LEVELS: [&str; 5] = ["Level1", "Level2", "Level3", "Level4", "Level5"];
 /// (`arn:aws:connect:{region}:{account}:instance/{instance}/agent-group/{groupId}`).
 const GROUP_MARK: &str = "agent-group/";
 
-/// The facts of a contact that Connect-aware authorization reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The facts of a contact that Connect-aware authorization reads (and the
+/// shape the shared server keeps them in: every member, nothing else).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ContactFacts {
     /// The user id of the agent; `None` until an agent has accepted the contact.
     pub(crate) agent_id: Option<String>,

@@ -2,14 +2,14 @@
 //! `/users/{InstanceId}/{UserId}`, read for the user's hierarchy group and
 //! security profiles. Connect-aware grants (docs/policy.md) build on it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::client::{Call, ConnectFailure, Lookup};
 use super::endpoint::path_label;
 use super::operation::Operation;
 
 /// The facts of a Connect user the gateway reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ConnectUser {
     #[serde(rename = "Id")]
     pub(crate) id: String,

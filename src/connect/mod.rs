@@ -3,6 +3,7 @@
 //! paced (one client for every operation), how Connect's errors read, and one
 //! file per operation with that operation's own facts.
 
+pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod credentials;
 pub(crate) mod describe_contact;
@@ -13,7 +14,6 @@ pub(crate) mod list_security_profile_permissions;
 pub(crate) mod monitor_contact;
 pub(crate) mod monitor_request;
 pub(crate) mod operation;
-pub(crate) mod rate_limit;
 pub(crate) mod retry;
 pub(crate) mod search_users;
 pub(crate) mod settings;

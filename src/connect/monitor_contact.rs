@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::client::{Call, ConnectClient, ConnectFailure};
+use super::client::{Call, ConnectClient, ConnectFailure, Spent};
 use super::endpoint::Route;
 use super::monitor_request::MonitorRequest;
 use super::operation::Operation;
@@ -40,9 +40,10 @@ pub(crate) async fn monitor_contact(
     request: &MonitorRequest,
     client_token: &str,
     deadline: Instant,
+    spent: &Spent,
 ) -> Result<Monitored, ConnectFailure> {
     let call = Call::post(OPERATION, PATH.to_owned(), request.to_connect_body(client_token));
-    let reply = client.send(route, &call, deadline).await?;
+    let reply = client.send(route, &call, deadline, spent).await?;
     #[derive(Deserialize)]
     struct Output {
         #[serde(rename = "ContactId")]

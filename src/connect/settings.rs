@@ -1,6 +1,7 @@
 //! `[connect]`: the section as written, checked and resolved against the
 //! environment (the default region, the endpoint override).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use serde::Deserialize;
 
 use super::endpoint::{parse_endpoint, Endpoint, Router};
+use super::operation::{Operation, Quota};
 use crate::check::{secs, valid_region, Check, Environment, HumanDuration};
 
 /// `[connect]` as written.
@@ -36,6 +38,87 @@ pub(crate) struct ConnectSection {
     instances: Vec<InstanceSection>,
     #[serde(default)]
     lookups: LookupsSection,
+    #[serde(default)]
+    quotas: QuotasSection,
+}
+
+/// `[connect.quotas]`: the part of Connect's account-wide quotas the fleet
+/// may use, and per-operation quotas where Service Quotas raised them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotasSection {
+    #[serde(default = "default_share")]
+    share: f64,
+    #[serde(rename = "MonitorContact", default)]
+    monitor_contact: Option<QuotaEntry>,
+    #[serde(rename = "DescribeContact", default)]
+    describe_contact: Option<QuotaEntry>,
+    #[serde(rename = "DescribeUser", default)]
+    describe_user: Option<QuotaEntry>,
+    #[serde(rename = "ListSecurityProfilePermissions", default)]
+    list_security_profile_permissions: Option<QuotaEntry>,
+    #[serde(rename = "SearchUsers", default)]
+    search_users: Option<QuotaEntry>,
+}
+
+/// One operation's quota as written: `{ rate = 10.0, burst = 15 }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaEntry {
+    rate: f64,
+    burst: u32,
+}
+
+fn default_share() -> f64 {
+    1.0
+}
+
+impl Default for QuotasSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every [connect.quotas] key has a default")
+    }
+}
+
+impl QuotasSection {
+    fn entries(&self) -> [(Operation, Option<QuotaEntry>); 5] {
+        [
+            (Operation::MonitorContact, self.monitor_contact),
+            (Operation::DescribeContact, self.describe_contact),
+            (Operation::DescribeUser, self.describe_user),
+            (
+                Operation::ListSecurityProfilePermissions,
+                self.list_security_profile_permissions,
+            ),
+            (Operation::SearchUsers, self.search_users),
+        ]
+    }
+}
+
+/// The budgets the fleet keeps for Connect's quotas (docs/configuration.md,
+/// `[connect.quotas]`): per operation, per AWS account and region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaSettings {
+    /// The part of each quota the gateways may use.
+    pub share: f64,
+    /// Quotas named in the file (or by `[connect] max_rate` for
+    /// MonitorContact); the others are Connect's defaults.
+    pub(crate) quotas: BTreeMap<Operation, Quota>,
+}
+
+impl QuotaSettings {
+    /// The whole fleet's budget for `operation`: its quota times `share`,
+    /// the burst rounded down but at least 1.
+    pub(crate) fn budget(&self, operation: Operation) -> Quota {
+        let quota = self
+            .quotas
+            .get(&operation)
+            .copied()
+            .unwrap_or_else(|| operation.quota());
+        Quota {
+            rate: quota.rate * self.share,
+            burst: ((f64::from(quota.burst) * self.share).floor() as u32).max(1),
+        }
+    }
 }
 
 /// `[connect.lookups]`: how long facts read from Connect are trusted.
@@ -156,11 +239,10 @@ pub struct ConnectSettings {
     pub use_fips: bool,
     pub attempt_timeout: Duration,
     pub max_attempts: u32,
-    /// Calls per second and burst of the local MonitorContact limiter.
-    pub rate_limit: Option<(f64, u32)>,
     /// When non-empty, the only instances served (an allow-list).
     pub instances: Vec<Instance>,
     pub lookups: LookupSettings,
+    pub quotas: QuotaSettings,
     /// Why the profile `AWS_PROFILE` names cannot be found, when no shared
     /// AWS file exists at all (a warning: credentials may come from elsewhere).
     pub undefined_profile: Option<String>,
@@ -187,6 +269,7 @@ impl ConnectSection {
             (Some(_), None) => c.bad("connect.burst", "only applies with connect.max_rate"),
             _ => {}
         }
+        let quotas = self.quotas(c);
         let default_region = self.default_region(c).await;
         let undefined_profile = SharedFiles::of(c.env).undefined_profile();
         let endpoint_override = self.endpoint_override(c);
@@ -236,9 +319,6 @@ impl ConnectSection {
             use_fips: self.use_fips,
             attempt_timeout: self.attempt_timeout.0,
             max_attempts: self.max_attempts,
-            rate_limit: self
-                .max_rate
-                .map(|rate| (rate, self.burst.unwrap_or_else(|| rate.ceil() as u32))),
             instances: self
                 .instances
                 .into_iter()
@@ -255,7 +335,48 @@ impl ConnectSection {
                 ttl: self.lookups.ttl.0,
                 max_entries: self.lookups.max_entries,
             },
+            quotas,
             undefined_profile,
+        }
+    }
+
+    /// `[connect.quotas]`, checked; `[connect] max_rate`/`burst` stand for
+    /// MonitorContact when the section does not name it.
+    fn quotas(&self, c: &mut Check<'_>) -> QuotaSettings {
+        let section = &self.quotas;
+        if !(section.share.is_finite() && section.share > 0.0 && section.share <= 1.0) {
+            c.bad("connect.quotas.share", "must be more than 0 and at most 1");
+        }
+        let mut quotas = BTreeMap::new();
+        if let Some(rate) = self.max_rate {
+            quotas.insert(
+                Operation::MonitorContact,
+                Quota {
+                    rate,
+                    burst: self.burst.unwrap_or_else(|| rate.ceil() as u32).max(1),
+                },
+            );
+        }
+        for (operation, entry) in section.entries() {
+            let Some(entry) = entry else { continue };
+            let key = |k: &str| format!("connect.quotas.{operation}.{k}");
+            if !(entry.rate.is_finite() && entry.rate > 0.0 && entry.rate <= 1_000_000.0) {
+                c.bad(key("rate"), "must be a rate more than 0 and at most 1000000 per second");
+            }
+            if entry.burst == 0 {
+                c.bad(key("burst"), "must be at least 1");
+            }
+            quotas.insert(
+                operation,
+                Quota {
+                    rate: entry.rate,
+                    burst: entry.burst,
+                },
+            );
+        }
+        QuotaSettings {
+            share: section.share,
+            quotas,
         }
     }
 

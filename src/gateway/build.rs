@@ -19,14 +19,15 @@ use crate::auth::token::Authenticator;
 use crate::authz::cache::FactCaches;
 use crate::authz::Authorizer;
 use crate::config::Settings;
+use crate::connect::budget::Budgets;
 use crate::connect::client::ConnectClient;
 use crate::connect::credentials::{assume_role_provider, CredentialsCache, Signers, DEFAULT_REFRESH_MARGIN};
-use crate::connect::rate_limit::RateLimiter;
 use crate::connect::retry::RetrySettings;
 use crate::http::admin;
 use crate::http::client::{self as http_client, Egress};
 use crate::http::server::{serve, Listening};
 use crate::http::tls::ReloadableTls;
+use crate::shared::SharedStore;
 use crate::telemetry::audit::AuditSink;
 use crate::telemetry::metrics::Metrics;
 
@@ -193,12 +194,13 @@ pub(crate) async fn signers(
 pub(crate) async fn lookup_client(settings: &Settings) -> ConnectClient {
     let egress = Egress::from_env(|k| settings.env.get(k).map(str::to_owned));
     let provider = default_credentials(settings.connect.default_region.clone()).await;
+    let metrics = Arc::new(Metrics::new());
     ConnectClient::new(
         http_client::build_with(&egress),
         signers(settings, provider, DEFAULT_REFRESH_MARGIN, None).await,
         RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout),
-        None,
-        Arc::new(Metrics::new()),
+        Budgets::new(settings.connect.quotas.clone(), None, metrics.clone()),
+        metrics,
     )
 }
 
@@ -269,16 +271,23 @@ pub async fn start_on(
     }
     let authorizer = Authorizer::new(&settings.authz, &settings.connect);
     tracing::info!(endpoint = %authorizer.router().describe(), "routing calls to Connect");
-    let limiter = settings
-        .connect
-        .rate_limit
-        .map(|(rate, burst)| RateLimiter::new(rate, burst));
+    let shared = match &settings.shared {
+        Some(s) => Some(Arc::new(
+            SharedStore::new(s, metrics.clone()).map_err(|e| StartError::Config(e.to_string()))?,
+        )),
+        None => None,
+    };
+    if let Some(s) = &settings.shared {
+        tracing::info!(server = %s.server(), "budgets and facts shared with the fleet");
+    }
+    let budgets = Budgets::new(settings.connect.quotas.clone(), shared.clone(), metrics.clone());
 
     let gateway = Arc::new(Gateway {
         authenticator: Authenticator::new(issuers.clone(), settings.auth.leeway),
         authorizer,
-        connect: ConnectClient::new(client, signers, retry, limiter, metrics.clone()),
-        caches: FactCaches::new(settings.connect.lookups, metrics.clone()),
+        connect: ConnectClient::new(client, signers, retry, budgets, metrics.clone()),
+        caches: FactCaches::new(settings.connect.lookups, shared.clone(), metrics.clone()),
+        shared: shared.clone(),
         audit,
         metrics,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
@@ -309,10 +318,21 @@ pub async fn start_on(
             let _ = task.await;
         }
     };
-    let _ = tokio::time::timeout(STARTUP_WAIT, async { tokio::join!(all_keys, first_credentials) }).await;
+    let first_probe = async {
+        if let Some(shared) = &shared {
+            shared.probe().await;
+        }
+    };
+    let _ = tokio::time::timeout(STARTUP_WAIT, async {
+        tokio::join!(all_keys, first_credentials, first_probe)
+    })
+    .await;
     let mut background: Vec<JoinHandle<()>> = issuers.iter().map(|i| tokio::spawn(i.clone().refresh_loop())).collect();
     background.extend(credentials.iter().map(|c| tokio::spawn(c.clone().refresh_loop())));
     background.push(tokio::spawn(watch_policy_file(gateway.clone())));
+    if let Some(shared) = shared {
+        background.push(tokio::spawn(shared.probe_loop()));
+    }
     #[cfg(unix)]
     background.push(tokio::spawn(reload_on_sighup(gateway.clone(), tls.clone())));
 

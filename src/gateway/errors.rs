@@ -211,10 +211,21 @@ impl GatewayError {
         }
     }
 
+    /// Whether Connect was not called for want of a budget token.
+    pub(crate) fn is_budget_exhausted(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Upstream(f) | GatewayError::Lookup(f) if matches!(f.kind, FailureKind::BudgetExhausted(_))
+        )
+    }
+
     /// What the audit line gives as `reason` for a refusal: the policy's
     /// reason, `internal` for a fault of the gateway itself, else the
     /// envelope code in lower case.
     pub(crate) fn audit_reason(&self) -> String {
+        if self.is_budget_exhausted() {
+            return "budget_exhausted".to_owned();
+        }
         match self {
             GatewayError::Forbidden(reason) => reason.as_str().to_owned(),
             GatewayError::Internal(_) => "internal".to_owned(),
@@ -241,7 +252,12 @@ impl GatewayError {
             _ => {}
         }
         if let Some(after) = answer.retry_after {
-            headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs_f64().ceil() as u64));
+            // Whole seconds, rounded up, and never 0: "retry at once" would
+            // send the caller straight back into the same refusal.
+            headers.insert(
+                RETRY_AFTER,
+                HeaderValue::from((after.as_secs_f64().ceil() as u64).max(1)),
+            );
         }
         if let GatewayError::Upstream(failure) | GatewayError::Lookup(failure) = self {
             if let Some(id) = failure
@@ -300,10 +316,7 @@ fn upstream_answer(failure: &ConnectFailure) -> Answer {
             UPSTREAM,
             format!("Connect answered with something that is not a {operation} response"),
         ),
-        FailureKind::LocalRateLimit => Answer::new(
-            RATE_LIMITED,
-            "The gateway's MonitorContact rate limit is reached; retry after the time given",
-        ),
+        FailureKind::BudgetExhausted(_) => budget_exhausted(failure.operation),
         FailureKind::Timeout => Answer::new(UPSTREAM_TIMEOUT, "Connect did not answer within the request timeout"),
         FailureKind::Credentials(_) | FailureKind::Signing(_) => unreachable!("the gateway's side"),
     };
@@ -340,7 +353,8 @@ fn lookup_answer(failure: &ConnectFailure) -> Answer {
             UPSTREAM_TIMEOUT,
             format!("connect:{operation} did not answer within the request timeout"),
         ),
-        FailureKind::Unreachable(_) | FailureKind::BadResponse(_) | FailureKind::LocalRateLimit => {
+        FailureKind::BudgetExhausted(_) => budget_exhausted(operation),
+        FailureKind::Unreachable(_) | FailureKind::BadResponse(_) => {
             Answer::new(UPSTREAM, format!("connect:{operation} could not be read from Connect"))
         }
         FailureKind::Credentials(_) | FailureKind::Signing(_) => unreachable!("the gateway's side"),
@@ -349,6 +363,15 @@ fn lookup_answer(failure: &ConnectFailure) -> Answer {
         answer.retry_after = failure.retry_after;
     }
     answer
+}
+
+/// No token of the operation's budget before the deadline: Connect was not
+/// called (its quota is the whole fleet's; docs/configuration.md, `[connect.quotas]`).
+fn budget_exhausted(operation: Operation) -> Answer {
+    Answer::new(
+        RATE_LIMITED,
+        format!("The gateways' budget for connect:{operation} has no call to spare before the request's deadline; retry after the time given"),
+    )
 }
 
 /// An operation's quota, for a throttled caller's operator: Connect's
@@ -450,7 +473,7 @@ mod tests {
                 FailureKind::Unreachable(std::sync::Arc::from(io())),
                 FailureKind::BadResponse(Operation::DescribeUser),
                 FailureKind::Timeout,
-                FailureKind::LocalRateLimit,
+                FailureKind::BudgetExhausted(Operation::MonitorContact),
             ]
         };
         let mut errors = vec![

@@ -21,6 +21,7 @@ use crate::authz::Authorizer;
 use crate::connect::client::ConnectClient;
 use crate::http::admin::Health;
 use crate::http::cors::Cors;
+use crate::shared::SharedStore;
 use crate::telemetry::audit::AuditSink;
 use crate::telemetry::metrics::Metrics;
 
@@ -31,6 +32,8 @@ pub(crate) struct Gateway {
     pub(crate) connect: ConnectClient,
     /// Facts looked up in Connect, shared by every request.
     pub(crate) caches: FactCaches,
+    /// The fleet's shared server (`[shared]`), for `/readyz`.
+    pub(crate) shared: Option<Arc<SharedStore>>,
     pub(crate) audit: Arc<AuditSink>,
     pub(crate) metrics: Arc<Metrics>,
     /// Admission: one permit per request being handled.
@@ -108,6 +111,11 @@ impl Health for Gateway {
                 format!("role:{arn}"),
                 Value::from(if ok { "ok" } else { "not assumed" }),
             );
+        }
+        // Degraded still serves (on this replica's own cache and budgets).
+        if let Some(shared) = &self.shared {
+            let state = if shared.in_use() { "ok" } else { "degraded" };
+            checks.insert("shared".into(), Value::from(state));
         }
         (ready, Value::Object(checks))
     }

@@ -23,7 +23,7 @@ use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::Permit;
-use crate::connect::client::AWS_REQUEST_ID;
+use crate::connect::client::{Spent, AWS_REQUEST_ID};
 use crate::connect::monitor_contact::{self, Monitored};
 use crate::connect::monitor_request::MonitorRequest;
 use crate::http::{json_response, Body, REQUEST_ID};
@@ -52,8 +52,8 @@ struct Exchange {
     client_token: Option<String>,
     /// The contact's agent, when a grant looked at the contact.
     agent_id: Option<String>,
-    /// Lookups this request made to Connect (cache hits do not count).
-    lookups: u32,
+    /// What this request spent on Connect: lookups and budget waits.
+    spent: Spent,
 }
 
 /// A caller-supplied request id is kept when it is short and plain; anything
@@ -224,9 +224,8 @@ impl Gateway {
         }
 
         // Decide: the one authorization seam, asking Connect what a grant needs.
-        let facts = Recorded::new(LiveFacts::new(&self.connect, &self.caches, deadline));
+        let facts = Recorded::new(LiveFacts::new(&self.connect, &self.caches, deadline, &exchange.spent));
         let decided = self.authorizer.decide(identity, request, &facts).await;
-        exchange.lookups = facts.inner().lookups();
         exchange.agent_id = facts.agent_id().flatten();
         let permit = exchange.permit.insert(decided?);
         if exchange.dry_run {
@@ -243,6 +242,7 @@ impl Gateway {
             request,
             client_token,
             deadline,
+            &exchange.spent,
         ))
         .await?;
         Ok(Done::Monitored(monitored))
@@ -295,7 +295,8 @@ impl Gateway {
             capabilities: request.map(|r| r.capabilities.iter().map(|c| c.as_str()).collect()),
             client_token: exchange.client_token.clone(),
             agent_id: exchange.agent_id.clone(),
-            lookups: exchange.lookups,
+            lookups: exchange.spent.lookups(),
+            budget_wait_ms: millis(exchange.spent.budget_wait()),
             dry_run: exchange.dry_run,
             ..AuditRecord::default()
         }
@@ -323,10 +324,11 @@ impl Gateway {
     fn audit_failure(&self, exchange: &Exchange, error: &GatewayError) -> AuditRecord {
         let answer = error.answer();
         let facts = self.audit_facts(exchange);
-        // A deny names why; an allow that failed later keeps its grant.
+        // A deny names why; an allow that failed later keeps its grant,
+        // unless the call was never made for want of budget.
         let reason = match facts.decision {
-            Verdict::Allow => facts.reason.clone(),
-            Verdict::Deny => Some(error.audit_reason()),
+            Verdict::Allow if !error.is_budget_exhausted() => facts.reason.clone(),
+            _ => Some(error.audit_reason()),
         };
         let upstream = match error {
             GatewayError::Upstream(f) => Some(f),

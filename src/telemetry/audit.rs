@@ -83,6 +83,8 @@ pub(crate) struct AuditRecord {
     pub(crate) agent_id: Option<String>,
     /// Lookups this request made to Connect (cache hits do not count).
     pub(crate) lookups: u32,
+    /// Time this request waited for Connect budget tokens.
+    pub(crate) budget_wait_ms: f64,
     /// True for `/contact/monitor/check`, which never calls MonitorContact.
     pub(crate) dry_run: bool,
     pub(crate) status: u16,

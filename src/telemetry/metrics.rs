@@ -31,6 +31,16 @@ pub struct Metrics {
     load_shed: Counter,
     jwks_keys: Family<IssuerLabels, Gauge>,
     connect_lookups: Family<Fixed<2>, Counter>,
+    budget_wait: Family<Fixed<1>, Histogram, fn() -> Histogram>,
+    budget_exhausted: Family<Fixed<1>, Counter>,
+    shared_errors: Counter,
+    shared_degraded: Gauge,
+}
+
+fn budget_wait_histogram() -> Histogram {
+    // 1 ms to ~16 s: a token within the burst costs nothing; beyond it a call
+    // waits up to the request's deadline.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 impl Default for Metrics {
@@ -55,6 +65,31 @@ impl Metrics {
         let load_shed = Counter::default();
         let jwks_keys = Family::default();
         let connect_lookups = Family::default();
+        let budget_wait: Family<Fixed<1>, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(budget_wait_histogram);
+        let budget_exhausted = Family::default();
+        let shared_errors = Counter::default();
+        let shared_degraded = Gauge::default();
+        registry.register(
+            "cmg_connect_budget_wait_seconds",
+            "Time calls to Connect waited for a token of their operation's budget",
+            budget_wait.clone(),
+        );
+        registry.register(
+            "cmg_connect_budget_exhausted",
+            "Calls to Connect not made: no token of the operation's budget within the request's deadline",
+            budget_exhausted.clone(),
+        );
+        registry.register(
+            "cmg_shared_errors",
+            "Commands to the shared server that failed or timed out",
+            shared_errors.clone(),
+        );
+        registry.register(
+            "cmg_shared_degraded",
+            "1 while this replica cannot use the shared server and runs on its own cache and fallback budgets",
+            shared_degraded.clone(),
+        );
         registry.register(
             "cmg_requests",
             "API requests answered, by envelope code",
@@ -120,7 +155,33 @@ impl Metrics {
             load_shed,
             jwks_keys,
             connect_lookups,
+            budget_wait,
+            budget_exhausted,
+            shared_errors,
+            shared_degraded,
         }
+    }
+
+    /// A call to Connect got its budget's token after `waited`.
+    pub fn budget_waited(&self, operation: &'static str, waited: Duration) {
+        self.budget_wait
+            .get_or_create(&[("operation", operation)])
+            .observe(waited.as_secs_f64());
+    }
+
+    /// A call to Connect was not made: no token before the deadline.
+    pub fn budget_exhausted(&self, operation: &'static str) {
+        self.budget_exhausted.get_or_create(&[("operation", operation)]).inc();
+    }
+
+    /// A command to the shared server failed or timed out.
+    pub fn shared_error(&self) {
+        self.shared_errors.inc();
+    }
+
+    /// Whether this replica has fallen back from the shared server.
+    pub fn shared_degraded(&self, degraded: bool) {
+        self.shared_degraded.set(i64::from(degraded));
     }
 
     pub fn request_done(&self, code: &'static str, elapsed: Duration) {
@@ -157,7 +218,8 @@ impl Metrics {
             .set(keys as i64);
     }
 
-    /// One fact wanted: `cache_hit`, `ok`, `not_found`, `throttled` or `error`.
+    /// One fact wanted: `cache_hit` (in process), `shared_hit` (on the shared
+    /// server), `ok`, `not_found`, `throttled`, `budget_exhausted` or `error`.
     pub fn connect_lookup(&self, operation: &'static str, outcome: &'static str) {
         self.connect_lookups
             .get_or_create(&[("operation", operation), ("outcome", outcome)])

@@ -275,6 +275,15 @@ jwks_refresh = "10m"
 [connect]
 region = "eu-west-2"
 endpoint = "{CONNECT_URL}"
+# Budgets far above any test's pace: tests of the budgets set their own.
+max_rate = 10000.0
+burst = 10000
+
+[connect.quotas]
+DescribeContact = { rate = 10000.0, burst = 10000 }
+DescribeUser = { rate = 10000.0, burst = 10000 }
+ListSecurityProfilePermissions = { rate = 10000.0, burst = 10000 }
+SearchUsers = { rate = 10000.0, burst = 10000 }
 
 [policy]
 file = "policy.toml"
