@@ -72,9 +72,26 @@ pub(crate) fn secs(n: u64) -> HumanDuration {
 /// The environment variables the gateway reads, captured once when the
 /// configuration is loaded, so nothing changes under a running gateway and
 /// tests pass their own instead of mutating the process's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     vars: BTreeMap<String, String>,
+}
+
+/// Variables whose values are secrets: never printed.
+const SECRET_VARIABLES: &[&str] = &["CMG_SHARED_PASSWORD", "CMG_SHARED_KEY"];
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.vars.iter().map(|(k, v)| {
+            let value = if SECRET_VARIABLES.contains(&k.as_str()) {
+                "<set>"
+            } else {
+                v.as_str()
+            };
+            (k, value)
+        });
+        f.debug_map().entries(shown).finish()
+    }
 }
 
 /// Every variable the gateway itself looks at (the AWS SDK's credential chain
@@ -98,6 +115,9 @@ const VARIABLES: &[&str] = &[
     "all_proxy",
     "NO_PROXY",
     "no_proxy",
+    // The shared server's password and the key its facts are sealed with.
+    "CMG_SHARED_PASSWORD",
+    "CMG_SHARED_KEY",
 ];
 
 impl Environment {

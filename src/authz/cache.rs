@@ -178,7 +178,7 @@ impl FactCaches {
     {
         let kind = kind_of(operation);
         let fact_key = shared.key(&["fact", kind, &key.0, &key.1]);
-        match self.from_shared(shared, &fact_key, kind, key, deadline, worth).await {
+        match self.read_or_lock(shared, &fact_key, kind, key, deadline, worth).await {
             FromShared::Found(value) => {
                 source.store(FROM_SHARED, Ordering::Relaxed);
                 Ok(value)
@@ -202,7 +202,7 @@ impl FactCaches {
 
     /// Reads the fact from the server, or takes its lock, or waits for the
     /// replica that holds it.
-    async fn from_shared<V: DeserializeOwned>(
+    async fn read_or_lock<V: DeserializeOwned>(
         &self,
         shared: &SharedStore,
         fact_key: &str,

@@ -347,3 +347,107 @@ external_id = "x"
         assert!(text.contains(key), "{key} missing from:\n{text}");
     }
 }
+
+/// The problems of a config made of the base and `extra` (with `env`), by key.
+fn problems_with(extra: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let cfg = write(dir.path(), "g.toml", &format!("{}{extra}", base_config()));
+    let env = Environment::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+    match load_with(&cfg, env) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.0.into_iter().map(|p| (p.key, p.why)).collect(),
+    }
+}
+
+#[test]
+fn shared_and_quotas_are_checked_by_key() {
+    let extra = r#"
+[connect.quotas]
+share = 1.5
+DescribeContact = { rate = 0.0, burst = 0 }
+
+[shared]
+url = "memcached://cache:11211"
+ca_file = "ca.pem"
+command_timeout = "0s"
+fallback_replicas = 0
+"#;
+    let problems = problems_with(extra, &[("CMG_SHARED_KEY", "too short")]);
+    let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+    for key in [
+        "connect.quotas.share",
+        "connect.quotas.DescribeContact.rate",
+        "connect.quotas.DescribeContact.burst",
+        "shared.url",
+        "shared.ca_file",
+        "shared.command_timeout",
+        "shared.fallback_replicas",
+        "CMG_SHARED_KEY",
+    ] {
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+    }
+    // The key's value is a secret: its problem never shows it.
+    assert!(
+        problems.iter().all(|(_, why)| !why.contains("too short")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn an_unknown_operation_in_connect_quotas_is_named() {
+    let problems = problems_with("\n[connect.quotas]\nDescribeQueue = { rate = 1.0, burst = 1 }\n", &[]);
+    assert!(
+        problems.iter().any(|(k, _)| k.contains("DescribeQueue")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_password_in_the_shared_url_never_reaches_a_problem() {
+    let problems = problems_with("\n[shared]\nurl = \"redis://:hunter2@[bad\"\n", &[]);
+    assert!(!problems.is_empty());
+    assert!(problems.iter().all(|(_, why)| !why.contains("hunter2")), "{problems:?}");
+}
+
+#[test]
+fn budgets_default_to_connects_quotas_times_share_and_max_rate_is_monitor_contacts_entry() {
+    use crate::connect::operation::{Operation, Quota};
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let text = base_config().replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\nmax_rate = 4.0\nburst = 8",
+    ) + "\n[connect.quotas]\nshare = 0.5\nSearchUsers = { rate = 6.0, burst = 3 }\n";
+    let settings = load(&write(dir.path(), "g.toml", &text)).unwrap();
+    let q = &settings.connect.quotas;
+    assert_eq!(q.budget(Operation::DescribeContact), Quota { rate: 5.0, burst: 7 });
+    assert_eq!(q.budget(Operation::DescribeUser), Quota { rate: 1.0, burst: 2 });
+    assert_eq!(q.budget(Operation::MonitorContact), Quota { rate: 2.0, burst: 4 });
+    // Rounded down, but never below one call.
+    assert_eq!(q.budget(Operation::SearchUsers), Quota { rate: 3.0, burst: 1 });
+}
+
+#[test]
+fn the_shared_password_and_key_come_from_the_environment_and_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let text = base_config() + "\n[shared]\nurl = \"redis://cache:6379/0\"\n";
+    let env = Environment::from_lookup(|k| match k {
+        "CMG_SHARED_PASSWORD" => Some("pw-hunter2".into()),
+        "CMG_SHARED_KEY" => Some("k".repeat(40)),
+        _ => None,
+    });
+    let settings = load_with(&write(dir.path(), "g.toml", &text), env).unwrap();
+    let shared = settings.shared.as_ref().expect("[shared]");
+    assert_eq!(shared.password.as_deref(), Some("pw-hunter2"));
+    assert!(shared.integrity_key.is_some());
+    let printed = format!("{settings:?}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains(&"k".repeat(40)),
+        "{printed}"
+    );
+}

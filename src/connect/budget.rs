@@ -15,6 +15,11 @@ use super::settings::QuotaSettings;
 use crate::shared::{SharedStore, Token};
 use crate::telemetry::metrics::Metrics;
 
+/// The least time a token must leave for its call: a token later than the
+/// deadline less this is refused at once, since a call made with less time
+/// would mostly run out of it (a 504 instead of a 429 that says when to come back).
+const LEAST_CALL_TIME: Duration = Duration::from_millis(250);
+
 /// No token comes before the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Exhausted {
@@ -140,14 +145,16 @@ impl Budgets {
     }
 
     /// Takes a token for one call of `operation` on `route`, waiting for it
-    /// when it comes before `deadline`: how long it waited.
+    /// when it comes early enough before `deadline` to make the call: how
+    /// long it waited.
     pub(crate) async fn take(
         &self,
         route: &Route,
         operation: Operation,
         deadline: Instant,
     ) -> Result<Duration, Exhausted> {
-        let reserved = self.reserve(route, operation, deadline).await;
+        let last_useful = deadline.checked_sub(LEAST_CALL_TIME).unwrap_or(deadline);
+        let reserved = self.reserve(route, operation, last_useful).await;
         match reserved {
             Ok(wait) => {
                 if !wait.is_zero() {

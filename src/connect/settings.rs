@@ -257,10 +257,10 @@ impl ConnectSection {
             c.bad("connect.attempt_timeout", "must be longer than 0s");
         }
         if let Some(rate) = self.max_rate {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
                 c.bad(
                     "connect.max_rate",
-                    format!("{rate} is not a rate between 0 and 10000 per second"),
+                    format!("{rate} is not a rate between 0 and 1000000 per second"),
                 );
             }
         }

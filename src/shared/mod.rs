@@ -46,6 +46,20 @@ redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next
 return {1, wait}
 ";
 
+/// Takes a lock for ARGV[1] (this replica) for ARGV[2] ms unless another
+/// holds it. A "lock" with no expiry was never one of ours (every lock is
+/// set with one): it is garbage, and taken over, so no stray key can keep
+/// the fleet waiting. Returns 1 when taken.
+const LOCK: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
 /// Deletes a lock only if this replica still holds it.
 const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -76,6 +90,7 @@ pub(crate) struct SharedStore {
     fallback_replicas: u32,
     integrity_key: Option<aws_lc_rs::hmac::Key>,
     gcra: Script,
+    lock: Script,
     unlock: Script,
     degraded: AtomicBool,
     /// Counts the switches to fallback: each one starts the fallback budgets empty.
@@ -134,6 +149,7 @@ impl SharedStore {
                 .as_ref()
                 .map(|k| aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k.as_bytes())),
             gcra: Script::new(GCRA),
+            lock: Script::new(LOCK),
             unlock: Script::new(UNLOCK),
             degraded: AtomicBool::new(false),
             fallbacks: AtomicU64::new(0),
@@ -270,11 +286,10 @@ impl SharedStore {
     pub(crate) async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, Unavailable> {
         let mut connection = self.connection();
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let options = redis::SetOptions::default()
-            .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::PX(millis));
-        let set: Option<String> = self.run(connection.set_options(key, &self.replica, options)).await?;
-        Ok(set.is_some())
+        let mut invocation = self.lock.key(key);
+        invocation.arg(&self.replica).arg(millis);
+        let taken: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        Ok(taken == 1)
     }
 
     /// Gives the lock `key` back, if this replica still holds it.

@@ -71,22 +71,25 @@ fn strings(value: &Value, what: &str) -> BTreeMap<String, String> {
 
 // --- the artifacts ------------------------------------------------------------
 
-/// One of the two Kubernetes topologies, a kustomization each.
+/// One of the Kubernetes topologies, a kustomization each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Topology {
     /// Next to the dashboard backend in its pod: loopback, plain HTTP, no CORS.
     Sidecar,
     /// Shared, behind a Service: TLS on all interfaces, CORS for the browsers.
     Edge,
+    /// Sidecars as one fleet: one Connect budget and one cache on a Redis.
+    Fleet,
 }
 
-const TOPOLOGIES: [Topology; 2] = [Topology::Sidecar, Topology::Edge];
+const TOPOLOGIES: [Topology; 3] = [Topology::Sidecar, Topology::Edge, Topology::Fleet];
 
 impl Topology {
     fn dir(self) -> &'static str {
         match self {
             Topology::Sidecar => "deploy/kubernetes/sidecar",
             Topology::Edge => "deploy/kubernetes/edge",
+            Topology::Fleet => "deploy/kubernetes/fleet",
         }
     }
 
@@ -760,6 +763,10 @@ fn served_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
     metrics.jwks_refresh("https://idp.example.com", "success");
     metrics.policy_reload("success");
     metrics.connect_lookup("DescribeContact", "ok");
+    metrics.budget_waited("MonitorContact", Duration::from_millis(1));
+    metrics.budget_exhausted("MonitorContact");
+    metrics.shared_error();
+    metrics.shared_degraded(true);
     let (mut names, mut labels) = (BTreeSet::new(), BTreeSet::new());
     for line in metrics.render().lines().filter(|l| !l.starts_with('#')) {
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());

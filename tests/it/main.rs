@@ -82,6 +82,8 @@ mod security_token_signatures;
 // The fleet: replicas sharing state and Connect's quotas.
 /// The Connect stand-in throttles per account and Region, as Connect does.
 mod connect_standin_quotas;
+/// Fleets: one Connect budget and one cache for every replica, on a real redis-server.
+mod fleet;
 /// The real redis-server the fleet tests share state through.
 mod shared_server_harness;
 

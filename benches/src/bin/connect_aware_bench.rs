@@ -123,7 +123,8 @@ impl Gateway {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
              [[auth.issuers]]\nissuer = \"{}\"\naudiences = [\"bench\"]\nalgorithms = [\"EdDSA\"]\njwks_url = \"{}\"\n\n\
-             [connect]\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\n[connect.lookups]\nttl = \"1h\"\n\n\
+             [connect]\nmax_rate = 1000000.0\nburst = 1000000\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\n[connect.lookups]\nttl = \"1h\"\n\n\
+             [connect.quotas]\nDescribeContact = {{ rate = 1000000.0, burst = 1000000 }}\nDescribeUser = {{ rate = 1000000.0, burst = 1000000 }}\nListSecurityProfilePermissions = {{ rate = 1000000.0, burst = 1000000 }}\n\n\
              [policy]\nfile = \"policy.toml\"\nuser_id_claim = \"connect_user_id\"\n\n[audit]\nfile = \"{}\"\n",
             issuer.issuer(),
             issuer.jwks_url(),

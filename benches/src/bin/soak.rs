@@ -87,7 +87,7 @@ async fn main() {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nmax_in_flight = 1024\n\
              [[auth.issuers]]\nissuer = \"{}\"\naudiences = [\"cmg\"]\nalgorithms = [\"EdDSA\"]\njwks_url = \"{}\"\njwks_refresh = \"30s\"\n\
-             [connect]\nregion = \"us-east-1\"\nendpoint = \"{}\"\n[policy]\nfile = \"policy.toml\"\n[audit]\nfile = \"{}\"\n",
+             [connect]\nmax_rate = 1000000.0\nburst = 1000000\nregion = \"us-east-1\"\nendpoint = \"{}\"\n[policy]\nfile = \"policy.toml\"\n[audit]\nfile = \"{}\"\n",
             issuer.issuer(),
             issuer.jwks_url(),
             connect.url(),

@@ -305,6 +305,9 @@ pub struct Options<'a> {
     pub policy: String,
     /// The identity provider answers 503 from the start.
     pub issuer_down_at_start: bool,
+    /// Environment variables the gateway's configuration is loaded with
+    /// (none of the machine's ever reach a test).
+    pub env: &'a [(&'a str, &'a str)],
     /// The discovery document the issuer serves from the start, made from the
     /// running stand-in; `None` serves the truthful one.
     pub discovery_document: Option<fn(&IssuerStandIn) -> Value>,
@@ -327,6 +330,7 @@ impl Default for Options<'_> {
             config: "",
             policy: POLICY.to_string(),
             issuer_down_at_start: false,
+            env: &[],
             discovery_document: None,
             connect_tls: false,
             credentials: TestCredentials::default(),
@@ -559,7 +563,9 @@ impl Harness {
         o: Options<'_>,
     ) -> Harness {
         // No environment: the machine's AWS_* and proxy variables never reach a test.
-        let settings = Settings::load_with(config, Environment::default())
+        let env = o.env;
+        let environment = Environment::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+        let settings = Settings::load_with(config, environment)
             .await
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let audit = Arc::new(AuditSink::Memory(Default::default()));

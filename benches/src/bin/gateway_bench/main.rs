@@ -1248,6 +1248,14 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| fatal(format!("no free loopback port: {e}")))
 }
 
+/// `[connect.quotas]` and MonitorContact's entry far above any benchmark's pace.
+const UNLIMITED_BUDGETS: &str = "[connect.quotas]\n\
+     MonitorContact = { rate = 1000000.0, burst = 1000000 }\n\
+     DescribeContact = { rate = 1000000.0, burst = 1000000 }\n\
+     DescribeUser = { rate = 1000000.0, burst = 1000000 }\n\
+     ListSecurityProfilePermissions = { rate = 1000000.0, burst = 1000000 }\n\
+     SearchUsers = { rate = 1000000.0, burst = 1000000 }\n\n";
+
 fn nginx_config(dir: &Path, port: u16) -> String {
     let group = |g: &str| format!("arn:aws:connect:us-east-1:123456789012:instance/{INSTANCE}/agent-group/{g}");
     let monitor = json!({"ContactArn": format!("arn:aws:connect:us-east-1:123456789012:instance/{INSTANCE}/contact/contact-1"),
@@ -1362,6 +1370,9 @@ fn start_passthrough(binary: &Path, upstream: SocketAddr) -> (Proc, SocketAddr) 
 struct GatewayFiles {
     config: PathBuf,
     ready_config: PathBuf,
+    /// The same, for a `--baseline` binary built before `[connect.quotas]`.
+    baseline_config: PathBuf,
+    baseline_ready_config: PathBuf,
     audit: PathBuf,
 }
 
@@ -1373,14 +1384,17 @@ fn write_gateway_files(dir: &Path, upstream: SocketAddr) -> GatewayFiles {
     });
     fs::write(dir.join("jwks.json"), jwks).unwrap_or_else(|e| fatal(e));
     fs::write(dir.join("policy.toml"), POLICY).unwrap_or_else(|e| fatal(e));
-    let config = |audit: &Path| {
+    // The gateway's budgets far above the benchmark's pace (it measures the
+    // gateway, not Connect's quotas); an older baseline build knows no budgets.
+    let config = |audit: &Path, budgets: bool| {
+        let quotas = if budgets { UNLIMITED_BUDGETS } else { "" };
         format!(
             "# Written by benches/src/bin/gateway_bench/main.rs\n\
              [server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
              [[auth.issuers]]\nissuer = \"{ISSUER}\"\naudiences = [\"{AUDIENCE}\"]\nalgorithms = [\"RS256\"]\n\
              jwks_file = {:?}\n\n\
              [connect]\nregion = \"us-east-1\"\nendpoint = \"http://{upstream}\"\n\n\
-             [connect.lookups]\nttl = \"1h\"\n\n\
+             [connect.lookups]\nttl = \"1h\"\n\n{quotas}\
              [policy]\nfile = {:?}\nuser_id_claim = \"connect_user_id\"\n\n\
              [audit]\nfile = {:?}\n",
             dir.join("jwks.json").display().to_string(),
@@ -1392,10 +1406,18 @@ fn write_gateway_files(dir: &Path, upstream: SocketAddr) -> GatewayFiles {
     let files = GatewayFiles {
         config: dir.join("gateway.toml"),
         ready_config: dir.join("gateway-ready.toml"),
+        baseline_config: dir.join("baseline.toml"),
+        baseline_ready_config: dir.join("baseline-ready.toml"),
         audit: audit.clone(),
     };
-    fs::write(&files.config, config(&audit)).unwrap_or_else(|e| fatal(e));
-    fs::write(&files.ready_config, config(&dir.join("audit-ready.log"))).unwrap_or_else(|e| fatal(e));
+    fs::write(&files.config, config(&audit, true)).unwrap_or_else(|e| fatal(e));
+    fs::write(&files.ready_config, config(&dir.join("audit-ready.log"), true)).unwrap_or_else(|e| fatal(e));
+    fs::write(&files.baseline_config, config(&audit, false)).unwrap_or_else(|e| fatal(e));
+    fs::write(
+        &files.baseline_ready_config,
+        config(&dir.join("audit-ready.log"), false),
+    )
+    .unwrap_or_else(|e| fatal(e));
     files
 }
 
@@ -2082,8 +2104,12 @@ fn main() {
     for k in 0..bench.opts.ready_starts {
         for (b, binary) in binaries.iter().enumerate() {
             let log = bench.dir.join(format!("ready-{b}-{k}.log"));
-            let g = start_gateway(binary, &files.ready_config, &log, &[], Duration::from_secs(20))
-                .unwrap_or_else(|e| fatal(e));
+            let config = if b == 0 {
+                &files.ready_config
+            } else {
+                &files.baseline_ready_config
+            };
+            let g = start_gateway(binary, config, &log, &[], Duration::from_secs(20)).unwrap_or_else(|e| fatal(e));
             ready_ms[b].push(g.ready_after.as_secs_f64() * 1000.0);
             drop(g);
         }
@@ -2091,16 +2117,10 @@ fn main() {
 
     let gateways: Vec<Gateway> = binaries
         .iter()
-        .zip(["gateway.log", "baseline.log"])
-        .map(|(binary, log)| {
-            start_gateway(
-                binary,
-                &files.config,
-                &bench.dir.join(log),
-                &[],
-                Duration::from_secs(20),
-            )
-            .unwrap_or_else(|e| fatal(e))
+        .zip([("gateway.log", &files.config), ("baseline.log", &files.baseline_config)])
+        .map(|(binary, (log, config))| {
+            start_gateway(binary, config, &bench.dir.join(log), &[], Duration::from_secs(20))
+                .unwrap_or_else(|e| fatal(e))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
