@@ -51,7 +51,9 @@
 //! `--quick` `--baseline PATH` `--profile CONFIG` `--profile-seconds S`
 //! `--profiler perf|callgrind` `--binary PATH` `--passthrough PATH`
 //! `--nginx PATH` `--wrk PATH` `--pid-file PATH` (every child's pid, for the
-//! script's trap) `--keep` (the work dir stays).
+//! script's trap) `--keep` (the work dir stays) `--shared URL` (the gateway
+//! under test, not the baseline, keeps its budgets and facts on that Redis:
+//! `[shared] url`).
 //! Exit status: 0 whatever the figures; 1 when a request got an unexpected
 //! status (named in the output); 2 when the benchmark could not run.
 
@@ -303,6 +305,8 @@ struct Options {
     binary: PathBuf,
     /// `--baseline PATH`: another gateway binary, measured as (c0), (d0), (f0).
     baseline: Option<PathBuf>,
+    /// `--shared URL`: the gateway under test uses this Redis (`[shared]`).
+    shared: Option<String>,
     passthrough: PathBuf,
     nginx: String,
     wrk: String,
@@ -316,7 +320,7 @@ fn usage() -> ! {
          \x20                    [--connections N] [--threads N] [--baseline PATH]\n\
          \x20                    [--profile CONFIG] [--profile-seconds S] [--profiler perf|callgrind]\n\
          \x20                    [--binary PATH] [--passthrough PATH] [--nginx PATH] [--wrk PATH]\n\
-         \x20                    [--pid-file PATH] [--keep]\n\
+         \x20                    [--pid-file PATH] [--keep] [--shared redis://HOST:PORT/DB]\n\
          CONFIG: {}",
         CONFIGS[..WITHOUT_BASELINE]
             .iter()
@@ -346,6 +350,7 @@ fn parse_options() -> Options {
         profile_out: PathBuf::from("target/bench-profile"),
         binary: PathBuf::from("target/dist/connect-monitor-gateway"),
         baseline: None,
+        shared: None,
         passthrough: PathBuf::from("target/dist/bench_passthrough"),
         nginx: "nginx".into(),
         wrk: "wrk".into(),
@@ -397,6 +402,7 @@ fn parse_options() -> Options {
             "--profile-out" => o.profile_out = PathBuf::from(value()),
             "--binary" => o.binary = PathBuf::from(value()),
             "--baseline" => o.baseline = Some(PathBuf::from(value())),
+            "--shared" => o.shared = Some(value()),
             "--passthrough" => o.passthrough = PathBuf::from(value()),
             "--nginx" => o.nginx = value(),
             "--wrk" => o.wrk = value(),
@@ -1376,7 +1382,7 @@ struct GatewayFiles {
     audit: PathBuf,
 }
 
-fn write_gateway_files(dir: &Path, upstream: SocketAddr) -> GatewayFiles {
+fn write_gateway_files(dir: &Path, upstream: SocketAddr, shared: Option<&str>) -> GatewayFiles {
     let jwks = fs::read_to_string("tests/fixtures/rsa.jwks.json").unwrap_or_else(|e| {
         fatal(format!(
             "tests/fixtures/rsa.jwks.json: {e} (run from the repository root)"
@@ -1387,7 +1393,11 @@ fn write_gateway_files(dir: &Path, upstream: SocketAddr) -> GatewayFiles {
     // The gateway's budgets far above the benchmark's pace (it measures the
     // gateway, not Connect's quotas); an older baseline build knows no budgets.
     let config = |audit: &Path, budgets: bool| {
-        let quotas = if budgets { UNLIMITED_BUDGETS } else { "" };
+        let quotas = match (budgets, shared) {
+            (false, _) => String::new(),
+            (true, None) => UNLIMITED_BUDGETS.to_string(),
+            (true, Some(url)) => format!("{UNLIMITED_BUDGETS}[shared]\nurl = {url:?}\n\n"),
+        };
         format!(
             "# Written by benches/src/bin/gateway_bench/main.rs\n\
              [server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
@@ -2086,7 +2096,7 @@ fn main() {
     println!("  load average at start: {}", loadavg());
     let upstream = start_nginx(&opts.nginx, &dir);
     let passthrough = start_passthrough(&opts.passthrough, upstream.1);
-    let files = write_gateway_files(&dir, upstream.1);
+    let files = write_gateway_files(&dir, upstream.1, opts.shared.as_deref());
     let servers = Servers {
         upstream,
         passthrough: Some(passthrough),
@@ -2737,7 +2747,7 @@ fn profile(opts: Options, i: usize) {
     }
     let upstream = start_nginx(&opts.nginx, &dir);
     let passthrough = (cfg.server == Server::PassThrough).then(|| start_passthrough(&opts.passthrough, upstream.1));
-    let files = write_gateway_files(&dir, upstream.1);
+    let files = write_gateway_files(&dir, upstream.1, opts.shared.as_deref());
     let callgrind_out = opts.profile_out.join(format!("callgrind-{}.out", cfg.key));
     let wrapper: Vec<String> = if use_callgrind {
         vec![
