@@ -438,3 +438,58 @@ async fn the_server_killed_during_traffic_fails_no_request_and_is_used_again_whe
     }
     assert_eq!(h.connect.calls("DescribeContact"), before + 1);
 }
+
+/// One check each of an in-scope and an out-of-scope contact, then a fact
+/// another replica must find on the server.
+async fn assert_the_server_is_used(h: &Harness, redis: &RedisServer) {
+    let replicas = fleet(h, 2).await;
+    for r in &replicas {
+        assert_eq!(shared_check(h, r).await, "ok");
+        assert_the_right_decisions(h, r).await;
+    }
+    assert_eq!(h.connect.calls("DescribeContact"), 2, "the second replica found both");
+    assert!(redis.get("cmg:fact:contact:inst-1:contact-in").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_url_speaks_tls_to_a_server_signed_by_the_ca_file() {
+    let redis = RedisServer::start_with_tls();
+    let config = format!(
+        "[shared]\nurl = \"{}\"\nca_file = \"{{FIXTURES}}/tls/ca.pem\"\n",
+        redis.tls_url()
+    );
+    let h = hierarchy_harness(&config, &[]).await;
+    assert_the_server_is_used(&h, &redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_comes_from_cmg_shared_password_when_the_url_has_none() {
+    let redis = RedisServer::start_with_password("a-password-for-the-fleet");
+    let config = format!("[shared]\nurl = \"redis://127.0.0.1:{}/0\"\n", redis.port());
+    let h = hierarchy_harness(&config, &[("CMG_SHARED_PASSWORD", "a-password-for-the-fleet")]).await;
+    assert_the_server_is_used(&h, &redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_costs_a_request_at_most_the_command_timeout() {
+    let redis = RedisServer::start();
+    let config = format!(
+        "[server]\nrequest_timeout = \"2s\"\n[shared]\nurl = \"{}\"\ncommand_timeout = \"100ms\"\n",
+        redis.url()
+    );
+    let h = hierarchy_harness(&config, &[]).await;
+    let r = h.replica().await;
+    redis.pause();
+
+    let token = h.supervisor_token();
+    let answer = r.check(&h.client, Some(&token), &body("contact-in")).await;
+    let state = shared_check(&h, &r).await;
+    let errors = metric(&h, &r, "cmg_shared_errors_total").await;
+    redis.resume();
+
+    // A command waiting on the server for the request's 2 s would leave its
+    // lookups no time (504): one timed out, and the replica went on without it.
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(state, "degraded");
+    assert!(errors >= 1.0);
+}

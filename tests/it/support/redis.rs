@@ -135,6 +135,8 @@ fn encode(args: &[&str]) -> Vec<u8> {
 /// A running `redis-server`; killed when dropped.
 pub struct RedisServer {
     port: u16,
+    /// A second port serving TLS (tests/fixtures/tls: `server.pem`, signed by `ca.pem`).
+    tls_port: Option<u16>,
     password: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -143,24 +145,32 @@ pub struct RedisServer {
 impl RedisServer {
     /// A server on a free loopback port, answering PING.
     pub fn start() -> RedisServer {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
+    }
+
+    /// Like [`start`](Self::start), also serving TLS on a port of its own
+    /// ([`tls_url`](Self::tls_url)) with the test certificate for `localhost`.
+    pub fn start_with_tls() -> RedisServer {
+        Self::start_inner(None, true)
     }
 
     /// Like [`start`](Self::start), requiring `AUTH password` (`requirepass`);
     /// [`command`](Self::command) authenticates itself.
     pub fn start_with_password(password: &str) -> RedisServer {
-        Self::start_inner(Some(password.to_owned()))
+        Self::start_inner(Some(password.to_owned()), false)
     }
 
-    fn start_inner(password: Option<String>) -> RedisServer {
+    fn start_inner(password: Option<String>, tls: bool) -> RedisServer {
         let mut server = RedisServer {
             port: 0,
+            tls_port: None,
             password,
             dir: tempfile::tempdir().expect("temp folder for redis-server"),
             child: None,
         };
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port();
+            server.tls_port = tls.then(free_port);
             if server.launch_and_wait() {
                 return server;
             }
@@ -178,6 +188,11 @@ impl RedisServer {
             Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/0", self.port),
             None => format!("redis://127.0.0.1:{}/0", self.port),
         }
+    }
+
+    /// `rediss://localhost:TLS_PORT/0`, for a server started with TLS.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://localhost:{}/0", self.tls_port.expect("started with TLS"))
     }
 
     pub fn port(&self) -> u16 {
@@ -320,6 +335,15 @@ impl RedisServer {
             .arg(self.dir.path());
         if let Some(pw) = &self.password {
             command.args(["--requirepass", pw]);
+        }
+        if let Some(tls_port) = self.tls_port {
+            let fixture = |name: &str| format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"));
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .args(["--tls-cert-file", &fixture("server.pem")])
+                .args(["--tls-key-file", &fixture("server.key")])
+                .args(["--tls-ca-cert-file", &fixture("ca.pem")])
+                .args(["--tls-auth-clients", "no"]);
         }
         let child = command
             .stdin(Stdio::null())
