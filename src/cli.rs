@@ -146,6 +146,9 @@ pub fn check(config: Option<PathBuf>) -> ExitCode {
             if let Some(warning) = &s.connect.undefined_profile {
                 eprintln!("warning: {warning}");
             }
+            for warning in s.shared.iter().flat_map(|shared| shared.warnings()) {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok ({} issuer(s), {} grant(s))",
                 s.config_file.display(),

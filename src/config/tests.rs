@@ -451,3 +451,25 @@ fn the_shared_password_and_key_come_from_the_environment_and_are_never_printed()
         "{printed}"
     );
 }
+
+#[test]
+fn shared_without_an_integrity_key_or_with_one_fallback_replica_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "policy.toml", POLICY);
+    write(dir.path(), "jwks.json", JWKS);
+    let text = base_config() + "\n[shared]\nurl = \"redis://cache:6379/0\"\n";
+    let settings = load(&write(dir.path(), "g.toml", &text)).unwrap();
+    let warnings = settings.shared.as_ref().unwrap().warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("CMG_SHARED_KEY") && w.contains("forge")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().any(|w| w.contains("fallback_replicas")), "{warnings:?}");
+
+    let text = text + "fallback_replicas = 4\n";
+    let env = Environment::from_lookup(|k| (k == "CMG_SHARED_KEY").then(|| "k".repeat(32)));
+    let settings = load_with(&write(dir.path(), "g.toml", &text), env).unwrap();
+    assert!(settings.shared.as_ref().unwrap().warnings().is_empty());
+}

@@ -279,6 +279,9 @@ pub async fn start_on(
     };
     if let Some(s) = &settings.shared {
         tracing::info!(server = %s.server(), "budgets and facts shared with the fleet");
+        for warning in s.warnings() {
+            tracing::warn!("{warning}");
+        }
     }
     let budgets = Budgets::new(settings.connect.quotas.clone(), shared.clone(), metrics.clone());
 

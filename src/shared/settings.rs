@@ -75,6 +75,22 @@ impl fmt::Debug for SharedSettings {
 }
 
 impl SharedSettings {
+    /// What an operator should know of this setup (`check` prints it, `serve` logs it).
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.integrity_key.is_none() {
+            warnings.push(format!(
+                "[shared] without {KEY_VAR}: whoever can write to the server can forge the facts grants decide on (docs/security.md)"
+            ));
+        }
+        if self.fallback_replicas == 1 {
+            warnings.push(
+                "shared.fallback_replicas is 1: while the server is away every replica takes whole budgets; set it to the number of replicas".to_owned(),
+            );
+        }
+        warnings
+    }
+
     /// The server as a log line may name it: scheme, host and port, no credentials.
     pub(crate) fn server(&self) -> String {
         let (scheme, rest) = self.url.split_once("://").unwrap_or(("redis", &self.url));
