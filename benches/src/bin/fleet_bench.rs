@@ -443,6 +443,23 @@ fn start_redis(binary: &str, dir: &Path) -> Redis {
     fatal("redis-server did not start (ports taken?)")
 }
 
+/// The commands the server ran most, with their counts, from `INFO
+/// commandstats` (`cmdstat_get:calls=12,usec=…`).
+fn redis_top_commands(port: u16, n: usize) -> Vec<(String, u64)> {
+    let info = redis_command(port, "INFO commandstats").unwrap_or_default();
+    let mut commands: Vec<(String, u64)> = info
+        .lines()
+        .filter_map(|l| {
+            let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect();
+    commands.sort_by_key(|c| std::cmp::Reverse(c.1));
+    commands.truncate(n);
+    commands
+}
+
 /// A field of `INFO <section>`, e.g. `total_commands_processed`.
 fn redis_info(port: u16, section: &str, field: &str) -> Option<u64> {
     let info = redis_command(port, &format!("INFO {section}")).ok()?;
@@ -572,8 +589,38 @@ fn is_decision(status: u64) -> bool {
     status == 200 || status == 403
 }
 
-/// Answers by status ("none" for no answer within CHECK_TIMEOUT).
-type Tally = Arc<Mutex<BTreeMap<String, u64>>>;
+/// The decision share is also given by window of this many seconds of the
+/// run (by when a check was sent): cold caches show in the first ones.
+const WINDOW_SECONDS: u64 = 10;
+
+#[derive(Clone, Default)]
+struct Answers {
+    /// By status ("none" for no answer within CHECK_TIMEOUT).
+    by_status: BTreeMap<String, u64>,
+    /// By window: (decisions, answers).
+    by_window: BTreeMap<u64, (u64, u64)>,
+}
+
+type Tally = Arc<Mutex<Answers>>;
+
+fn record(tally: &Tally, window: u64, status: Option<u16>) {
+    let mut answers = tally.lock().expect("tally lock");
+    let key = status.map_or("none".to_owned(), |s| s.to_string());
+    *answers.by_status.entry(key).or_default() += 1;
+    let (decisions, all) = answers.by_window.entry(window).or_default();
+    *decisions += u64::from(status.is_some_and(|s| is_decision(s.into())));
+    *all += 1;
+}
+
+/// How dashboards poll: every `period`, until `stop`; each check on a random
+/// replica unless `sticky`.
+#[derive(Clone, Copy)]
+struct Pace {
+    period: Duration,
+    sticky: bool,
+    started: Instant,
+    stop: Instant,
+}
 
 struct Dashboard {
     index: usize,
@@ -609,16 +656,17 @@ async fn run_dashboard(
     contacts: Arc<Contacts>,
     client: HttpClient,
     mut rng: Rng,
-    (period, sticky, stop): (Duration, bool, Instant),
+    pace: Pace,
     tally: Tally,
 ) {
     let user = supervisor_id(dashboard.index);
-    let mut next = Instant::now() + period.mul_f64(rng.unit());
-    while next < stop {
+    let mut next = Instant::now() + pace.period.mul_f64(rng.unit());
+    while next < pace.stop {
         tokio::time::sleep_until(next.into()).await;
+        let window = pace.started.elapsed().as_secs() / WINDOW_SECONDS;
         let mut checks = tokio::task::JoinSet::new();
         for contact in contacts.of_team(dashboard.team) {
-            let replica = if sticky {
+            let replica = if pace.sticky {
                 dashboard.index % apis.len()
             } else {
                 rng.below(apis.len())
@@ -632,13 +680,12 @@ async fn run_dashboard(
             );
             checks.spawn(async move {
                 let status = check(&client, &apis[replica], &token, &contact, &user).await;
-                let key = status.map_or("none".to_owned(), |s| s.to_string());
-                *tally.lock().expect("tally lock").entry(key).or_default() += 1;
+                record(&tally, window, status);
             });
         }
         while checks.join_next().await.is_some() {}
         while next <= Instant::now() {
-            next += period;
+            next += pace.period;
         }
     }
 }
@@ -664,7 +711,7 @@ fn mint_tokens(key: &SigningKey, issuer: &IssuerStandIn, opts: &Options) -> Vec<
 struct RunResult {
     label: &'static str,
     seconds: f64,
-    answers: BTreeMap<String, u64>,
+    answers: Answers,
     /// Per operation: calls Connect got, and how many of them it throttled.
     calls: Vec<(&'static str, usize, usize)>,
     throttled_total: usize,
@@ -674,15 +721,17 @@ struct RunResult {
     replica_cpu: f64,
     redis_commands: Option<u64>,
     redis_keys: Option<u64>,
+    redis_top: Vec<(String, u64)>,
 }
 
 impl RunResult {
     fn answered(&self) -> u64 {
-        self.answers.values().sum()
+        self.answers.by_status.values().sum()
     }
 
     fn decisions(&self) -> u64 {
         self.answers
+            .by_status
             .iter()
             .filter(|(status, _)| status.parse().is_ok_and(is_decision))
             .map(|(_, n)| n)
@@ -721,17 +770,22 @@ async fn start_connect() -> Arc<ConnectStandIn> {
     Arc::new(connect)
 }
 
-/// Drives the dashboards until `stop`; returns the answers by status.
+/// Drives the dashboards until `stop`; returns their answers.
 async fn drive(
     bench: &Bench,
     apis: Arc<Vec<String>>,
     contacts: &Arc<Contacts>,
     rng: &mut Rng,
-    stop: Instant,
-) -> BTreeMap<String, u64> {
+    (started, stop): (Instant, Instant),
+) -> Answers {
     let opts = &bench.opts;
     let tally: Tally = Arc::default();
-    let period = Duration::from_secs_f64(opts.period);
+    let pace = Pace {
+        period: Duration::from_secs_f64(opts.period),
+        sticky: opts.sticky,
+        started,
+        stop,
+    };
     let mut dashboards = tokio::task::JoinSet::new();
     for (index, token) in bench.tokens.iter().enumerate() {
         let dashboard = Dashboard {
@@ -745,7 +799,7 @@ async fn drive(
             contacts.clone(),
             bench.client.clone(),
             Rng(rng.next_u64()),
-            (period, opts.sticky, stop),
+            pace,
             tally.clone(),
         ));
     }
@@ -800,7 +854,7 @@ async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> Run
         Rng(rng.next_u64()),
         stop,
     ));
-    let answers = drive(bench, apis, &contacts, &mut rng, stop).await;
+    let answers = drive(bench, apis, &contacts, &mut rng, (started, stop)).await;
     let contacts_created = churning.await.unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
 
@@ -830,18 +884,29 @@ async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> Run
         redis_keys: redis
             .as_ref()
             .and_then(|r| redis_command(r.port, "DBSIZE").ok()?.parse().ok()),
+        redis_top: redis.as_ref().map_or(Vec::new(), |r| redis_top_commands(r.port, 5)),
     }
 }
 
 // ---------------------------------------------------------------------------
 // The report
 
+/// `0-10 s`: the part of the run a window covers.
+fn window_name(window: u64) -> String {
+    format!("{}-{} s", window * WINDOW_SECONDS, (window + 1) * WINDOW_SECONDS)
+}
+
 fn percent(share: f64) -> String {
     format!("{:.2}%", share * 100.0)
 }
 
 fn answers_text(r: &RunResult) -> String {
-    let parts: Vec<String> = r.answers.iter().map(|(status, n)| format!("{status}: {n}")).collect();
+    let parts: Vec<String> = r
+        .answers
+        .by_status
+        .iter()
+        .map(|(status, n)| format!("{status}: {n}"))
+        .collect();
     if parts.is_empty() {
         "none".to_owned()
     } else {
@@ -858,6 +923,13 @@ fn print_run(r: &RunResult) {
         r.answered(),
         percent(r.decision_share())
     );
+    let windows: Vec<String> = r
+        .answers
+        .by_window
+        .iter()
+        .map(|(w, &(decisions, all))| format!("{} {decisions}/{all}", window_name(*w)))
+        .collect();
+    println!("  decisions by when sent: {}", windows.join(", "));
     println!(
         "  Connect calls        {:<32} {:>8} {:>8} {:>10}",
         "operation", "calls", "calls/s", "throttled"
@@ -895,9 +967,11 @@ fn print_run(r: &RunResult) {
         r.bad_signatures.len()
     );
     if let (Some(commands), Some(keys)) = (r.redis_commands, r.redis_keys) {
+        let top: Vec<String> = r.redis_top.iter().map(|(c, n)| format!("{c} {n}")).collect();
         println!(
-            "  Redis: {commands} commands ({:.0}/s), {keys} keys at the end",
-            commands as f64 / r.seconds
+            "  Redis: {commands} commands ({:.0}/s; most: {}), {keys} keys at the end",
+            commands as f64 / r.seconds,
+            top.join(", ")
         );
     }
     println!();
@@ -907,9 +981,10 @@ fn print_side_by_side(a: &RunResult, b: &RunResult) {
     let row = |name: &str, x: String, y: String| println!("{name:<38} {x:>18} {y:>18}");
     row("", a.label.to_owned(), b.label.to_owned());
     row("checks answered", a.answered().to_string(), b.answered().to_string());
-    let statuses: std::collections::BTreeSet<&String> = a.answers.keys().chain(b.answers.keys()).collect();
+    let statuses: std::collections::BTreeSet<&String> =
+        a.answers.by_status.keys().chain(b.answers.by_status.keys()).collect();
     for status in statuses {
-        let n = |r: &RunResult| r.answers.get(status).copied().unwrap_or(0).to_string();
+        let n = |r: &RunResult| r.answers.by_status.get(status).copied().unwrap_or(0).to_string();
         row(&format!("  answered {status}"), n(a), n(b));
     }
     row(
@@ -917,6 +992,19 @@ fn print_side_by_side(a: &RunResult, b: &RunResult) {
         percent(a.decision_share()),
         percent(b.decision_share()),
     );
+    let windows: std::collections::BTreeSet<&u64> =
+        a.answers.by_window.keys().chain(b.answers.by_window.keys()).collect();
+    for window in windows {
+        let share = |r: &RunResult| {
+            let (decisions, all) = r.answers.by_window.get(window).copied().unwrap_or((0, 0));
+            percent(decisions as f64 / all.max(1) as f64)
+        };
+        row(
+            &format!("  of checks sent at {}", window_name(*window)),
+            share(a),
+            share(b),
+        );
+    }
     for (i, (op, _, _)) in a.calls.iter().enumerate() {
         let rate = |r: &RunResult| format!("{:.2}", r.calls[i].1 as f64 / r.seconds);
         row(&format!("Connect {op}/s"), rate(a), rate(b));
