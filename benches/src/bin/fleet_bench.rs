@@ -1024,6 +1024,9 @@ fn print_side_by_side(a: &RunResult, b: &RunResult) {
         format!("{:.2}", a.replica_cpu),
         format!("{:.2}", b.replica_cpu),
     );
+    // The runs answer different numbers of checks: CPU per answer compares them.
+    let per_1000 = |r: &RunResult| format!("{:.3}", r.replica_cpu * 1000.0 / r.answered().max(1) as f64);
+    row("replicas' CPU s per 1,000 answers", per_1000(a), per_1000(b));
 }
 
 /// On SIGINT or SIGTERM: the children stopped, the work dir removed, exit 130.
