@@ -22,7 +22,7 @@ use crate::connect::describe_user::ConnectUser;
 use crate::connect::error::ConnectErrorKind;
 use crate::connect::operation::Operation;
 use crate::connect::settings::LookupSettings;
-use crate::shared::{sealed, SharedStore};
+use crate::shared::{sealed, Claim, SharedStore};
 use crate::telemetry::metrics::Metrics;
 
 /// While another replica fetches a fact, how often the server is asked for
@@ -220,30 +220,21 @@ impl FactCaches {
         };
         let lock_key = shared.key(&["lock", "fact", kind, &key.0, &key.1]);
         let mut poll = WAIT_POLL.0;
+        let mut read_first = true;
         loop {
-            match shared.get(fact_key).await {
-                Err(_) => return FromShared::Fetch(None),
-                Ok(stored) => {
-                    if let Some(value) = read(stored) {
-                        return FromShared::Found(value);
-                    }
-                }
-            }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match shared.try_lock(&lock_key, remaining).await {
+            match shared.read_or_lock(fact_key, &lock_key, remaining, read_first).await {
                 Err(_) => return FromShared::Fetch(None),
-                Ok(true) => {
-                    // The holder before us may have stored it just now.
-                    return match shared.get(fact_key).await.map(read) {
-                        Ok(Some(value)) => {
-                            let _ = shared.unlock(&lock_key).await;
-                            FromShared::Found(value)
-                        }
-                        Ok(None) => FromShared::Fetch(Some(lock_key)),
-                        Err(_) => FromShared::Fetch(None),
-                    };
-                }
-                Ok(false) => {}
+                Ok(Claim::Stored(stored)) => match read(Some(stored)) {
+                    Some(value) => return FromShared::Found(value),
+                    // Garbage where the fact goes: take the lock and fetch it.
+                    None => {
+                        read_first = false;
+                        continue;
+                    }
+                },
+                Ok(Claim::Locked) => return FromShared::Fetch(Some(lock_key)),
+                Ok(Claim::Held) => read_first = true,
             }
             // Another replica is fetching it: wait, within this request's time.
             if Instant::now() + poll >= deadline {

@@ -46,18 +46,24 @@ redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next
 return {1, wait}
 ";
 
-/// Takes a lock for ARGV[1] (this replica) for ARGV[2] ms unless another
-/// holds it. A "lock" with no expiry was never one of ours (every lock is
-/// set with one): it is garbage, and taken over, so no stray key can keep
-/// the fleet waiting. Returns 1 when taken.
-const LOCK: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('PTTL', KEYS[1]) == -1 then
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+/// A fact, or its lock, in one atomic step. With ARGV[3] = "1" the fact is
+/// read first and returned when there is one ({1, value}); else the lock is
+/// taken for ARGV[1] (this replica) for ARGV[2] ms unless another holds it
+/// ({2}: taken; {0}: held by another). Read and lock in one step: no replica
+/// takes the lock just after another stored the fact. A "lock" with no expiry
+/// was never one of ours (every lock is set with one): it is garbage, and
+/// taken over, so no stray key keeps the fleet waiting.
+const READ_OR_LOCK: &str = r"
+if ARGV[3] == '1' then
+  local fact = redis.pcall('GET', KEYS[1])
+  if type(fact) == 'string' then return {1, fact} end
 end
-return 0
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+if redis.call('PTTL', KEYS[2]) == -1 then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {2}
+end
+return {0}
 ";
 
 /// Deletes a lock only if this replica still holds it.
@@ -70,6 +76,17 @@ return 0
 /// the caller goes on without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Unavailable;
+
+/// What the server had for a missing fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// A stored value (still to be unsealed and checked).
+    Stored(String),
+    /// This replica took the fact's lock: it fetches the fact.
+    Locked,
+    /// Another replica holds the lock: it is fetching the fact.
+    Held,
+}
 
 /// What a budget step on the server decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +107,7 @@ pub(crate) struct SharedStore {
     fallback_replicas: u32,
     integrity_key: Option<aws_lc_rs::hmac::Key>,
     gcra: Script,
-    lock: Script,
+    read_or_lock: Script,
     unlock: Script,
     degraded: AtomicBool,
     /// Counts the switches to fallback: each one starts the fallback budgets empty.
@@ -149,7 +166,7 @@ impl SharedStore {
                 .as_ref()
                 .map(|k| aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k.as_bytes())),
             gcra: Script::new(GCRA),
-            lock: Script::new(LOCK),
+            read_or_lock: Script::new(READ_OR_LOCK),
             unlock: Script::new(UNLOCK),
             degraded: AtomicBool::new(false),
             fallbacks: AtomicU64::new(0),
@@ -261,20 +278,6 @@ impl SharedStore {
         })
     }
 
-    /// The value at `key`; a key holding something other than a string is
-    /// no value.
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<String>, Unavailable> {
-        let mut connection = self.connection();
-        // Fetched as raw bytes: a value that is not UTF-8 is garbage, not a failure.
-        let command = async {
-            match connection.get::<_, Option<Vec<u8>>>(key).await {
-                Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
-                other => other,
-            }
-        };
-        Ok(self.run(command).await?.and_then(|bytes| String::from_utf8(bytes).ok()))
-    }
-
     /// Stores `value` at `key` for `ttl`, replacing whatever was there.
     pub(crate) async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), Unavailable> {
         let mut connection = self.connection();
@@ -282,14 +285,32 @@ impl SharedStore {
         self.run(connection.pset_ex::<_, _, ()>(key, value, millis)).await
     }
 
-    /// Takes the lock `key` for `ttl` unless another replica holds it.
-    pub(crate) async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, Unavailable> {
+    /// The value at `fact_key` (unless `read` is false), else the lock
+    /// `lock_key` for `ttl` unless another replica holds it.
+    pub(crate) async fn read_or_lock(
+        &self,
+        fact_key: &str,
+        lock_key: &str,
+        ttl: Duration,
+        read: bool,
+    ) -> Result<Claim, Unavailable> {
         let mut connection = self.connection();
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut invocation = self.lock.key(key);
-        invocation.arg(&self.replica).arg(millis);
-        let taken: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
-        Ok(taken == 1)
+        let mut invocation = self.read_or_lock.key(fact_key);
+        invocation
+            .key(lock_key)
+            .arg(&self.replica)
+            .arg(millis)
+            .arg(if read { "1" } else { "0" });
+        let reply: Vec<redis::Value> = self.run(invocation.invoke_async(&mut connection)).await?;
+        Ok(match reply.as_slice() {
+            [redis::Value::Int(1), redis::Value::BulkString(bytes)] => {
+                // Not UTF-8 is garbage: the caller's check refuses it.
+                Claim::Stored(String::from_utf8_lossy(bytes).into_owned())
+            }
+            [redis::Value::Int(2)] => Claim::Locked,
+            _ => Claim::Held,
+        })
     }
 
     /// Gives the lock `key` back, if this replica still holds it.

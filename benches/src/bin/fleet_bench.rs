@@ -30,7 +30,9 @@
 //!
 //! Options: `--seconds S` (per run, default 40), `--replicas N` (4),
 //! `--dashboards N` (30), `--teams N` (6), `--agents N` (per team, 10),
-//! `--period S` (2), `--ttl DURATION` (the lookup cache's, "5m"), `--seed N`
+//! `--period S` (2), `--ttl DURATION` (the lookup cache's, "5m"), `--share X`
+//! (`[connect.quotas] share`, 0.9: a margin for the milliseconds by which
+//! calls sent on the budget's schedule arrive closer together), `--seed N`
 //! (default from the clock, printed), `--sticky`, `--binary PATH`
 //! (`target/dist/connect-monitor-gateway`), `--redis-server PATH`
 //! (`/usr/bin/redis-server`), `--pid-file PATH` (every child's pid, one a
@@ -87,6 +89,7 @@ struct Options {
     agents: usize,
     period: f64,
     ttl: String,
+    share: f64,
     seed: u64,
     sticky: bool,
     binary: String,
@@ -118,6 +121,7 @@ impl Options {
             agents: option(&args, "--agents", 10),
             period: option(&args, "--period", 2.0),
             ttl: option(&args, "--ttl", "5m".to_owned()),
+            share: option(&args, "--share", 0.9),
             seed: option(&args, "--seed", clock_seed),
             sticky: args.iter().any(|a| a == "--sticky"),
             binary: option(&args, "--binary", "target/dist/connect-monitor-gateway".to_owned()),
@@ -489,13 +493,19 @@ agents = \"my_hierarchy\"
 
 /// A replica's config: the same for every replica of a run but for its
 /// audit file; `[shared]` only when a Redis port is given.
-fn gateway_config(issuer: &IssuerStandIn, connect_url: &str, ttl: &str, audit: &Path, redis: Option<u16>) -> String {
+fn gateway_config(
+    issuer: &IssuerStandIn,
+    connect_url: &str,
+    (ttl, share): (&str, f64),
+    audit: &Path,
+    redis: Option<u16>,
+) -> String {
     let mut config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
          [[auth.issuers]]\nissuer = \"{}\"\naudiences = [\"bench\"]\nalgorithms = [\"EdDSA\"]\njwks_url = \"{}\"\n\n\
          [connect]\nregion = \"us-east-1\"\nendpoint = \"{connect_url}\"\n\n\
          [connect.lookups]\nttl = \"{ttl}\"\n\n\
-         [connect.quotas]\nshare = 1.0\n\n\
+         [connect.quotas]\nshare = {share}\n\n\
          [policy]\nfile = \"policy.toml\"\nuser_id_claim = \"connect_user_id\"\n\n\
          [audit]\nfile = \"{}\"\n",
         issuer.issuer(),
@@ -830,7 +840,7 @@ async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> Run
             let config = gateway_config(
                 &bench.issuer,
                 &connect.url(),
-                &opts.ttl,
+                (&opts.ttl, opts.share),
                 &audit,
                 redis.as_ref().map(|r| r.port),
             );
@@ -1090,6 +1100,7 @@ async fn main() {
         o.seed
     );
     println!("Connect stand-in: default quotas, account-wide (DescribeContact 10/s burst 15, the others 2/s burst 5)");
+    println!("the gateways' budgets: [connect.quotas] share = {} of those", o.share);
     println!();
 
     // The same seed for both runs: the same contacts, the same traffic.
