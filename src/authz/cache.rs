@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
+use moka::Expiry;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -52,10 +53,10 @@ pub(crate) enum Worth {
 
 /// Every cache of looked-up facts.
 pub(crate) struct FactCaches {
-    pub(crate) contacts: Cache<Key, ContactFacts>,
-    pub(crate) users: Cache<Key, ConnectUser>,
-    pub(crate) permissions: Cache<Key, Arc<Vec<String>>>,
-    pub(crate) usernames: Cache<Key, Option<String>>,
+    pub(crate) contacts: Cache<Key, Kept<ContactFacts>>,
+    pub(crate) users: Cache<Key, Kept<ConnectUser>>,
+    pub(crate) permissions: Cache<Key, Kept<Arc<Vec<String>>>>,
+    pub(crate) usernames: Cache<Key, Kept<Option<String>>>,
     /// How long a fact is trusted (also on the shared server).
     ttl: Duration,
     shared: Option<Arc<SharedStore>>,
@@ -73,17 +74,40 @@ fn kind_of(operation: Operation) -> &'static str {
     }
 }
 
+/// A fact as the in-process cache keeps it: with what is left of its life
+/// when it came from the shared server (it expires there and here at the
+/// same time); one fetched from Connect lives the whole `ttl`.
+#[derive(Clone)]
+pub(crate) struct Kept<V> {
+    value: V,
+    life: Option<Duration>,
+}
+
+/// Expires each entry at the end of its life, within `ttl` at most.
+struct RemainingLife;
+
+impl<V> Expiry<Key, Kept<V>> for RemainingLife {
+    fn expire_after_create(&self, _: &Key, kept: &Kept<V>, _: std::time::Instant) -> Option<Duration> {
+        kept.life
+    }
+}
+
 /// What the shared server gave for a missing fact.
 enum FromShared<V> {
-    Found(V),
+    /// The fact, and what is left of its life there (`None`: no expiry).
+    Found(V, Option<Duration>),
     /// Fetch it from Connect; `Some(lock)` when this replica holds the lock.
     Fetch(Option<String>),
 }
 
 impl FactCaches {
     pub(crate) fn new(settings: LookupSettings, shared: Option<Arc<SharedStore>>, metrics: Arc<Metrics>) -> Self {
-        fn cache<V: Clone + Send + Sync + 'static>(s: LookupSettings) -> Cache<Key, V> {
-            Cache::builder().max_capacity(s.max_entries).time_to_live(s.ttl).build()
+        fn cache<V: Clone + Send + Sync + 'static>(s: LookupSettings) -> Cache<Key, Kept<V>> {
+            Cache::builder()
+                .max_capacity(s.max_entries)
+                .time_to_live(s.ttl)
+                .expire_after(RemainingLife)
+                .build()
         }
         FactCaches {
             contacts: cache(settings),
@@ -111,7 +135,7 @@ impl FactCaches {
     /// is answered, then forgotten at once).
     pub(crate) async fn get<V, F>(
         &self,
-        cache: &Cache<Key, V>,
+        cache: &Cache<Key, Kept<V>>,
         key: Key,
         operation: Operation,
         deadline: Instant,
@@ -132,11 +156,12 @@ impl FactCaches {
                     }
                     _ => {
                         source.store(FROM_CONNECT, Ordering::Relaxed);
-                        fetch.await
+                        fetch.await.map(|value| Kept { value, life: None })
                     }
                 }
             })
-            .await;
+            .await
+            .map(|kept| kept.value);
         let outcome = match (&result, source.load(Ordering::Relaxed)) {
             (Ok(_), FROM_CACHE) => "cache_hit",
             (Ok(_), FROM_SHARED) => "shared_hit",
@@ -171,7 +196,7 @@ impl FactCaches {
         worth: &impl Fn(&V) -> Worth,
         fetch: F,
         source: &AtomicU8,
-    ) -> Result<V, FactError>
+    ) -> Result<Kept<V>, FactError>
     where
         V: Serialize + DeserializeOwned,
         F: Future<Output = Result<V, FactError>>,
@@ -179,9 +204,9 @@ impl FactCaches {
         let kind = kind_of(operation);
         let fact_key = shared.key(&["fact", kind, &key.0, &key.1]);
         match self.read_or_lock(shared, &fact_key, kind, key, deadline, worth).await {
-            FromShared::Found(value) => {
+            FromShared::Found(value, life) => {
                 source.store(FROM_SHARED, Ordering::Relaxed);
-                Ok(value)
+                Ok(Kept { value, life })
             }
             FromShared::Fetch(lock) => {
                 source.store(FROM_CONNECT, Ordering::Relaxed);
@@ -195,7 +220,7 @@ impl FactCaches {
                 if let Some(lock) = lock {
                     let _ = shared.unlock(&lock).await;
                 }
-                result
+                result.map(|value| Kept { value, life: None })
             }
         }
     }
@@ -225,8 +250,8 @@ impl FactCaches {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match shared.read_or_lock(fact_key, &lock_key, remaining, read_first).await {
                 Err(_) => return FromShared::Fetch(None),
-                Ok(Claim::Stored(stored)) => match read(Some(stored)) {
-                    Some(value) => return FromShared::Found(value),
+                Ok(Claim::Stored(stored, life)) => match read(Some(stored)) {
+                    Some(value) => return FromShared::Found(value, life),
                     // Garbage where the fact goes: take the lock and fetch it.
                     None => {
                         read_first = false;

@@ -47,7 +47,8 @@ return {1, wait}
 ";
 
 /// A fact, or its lock, in one atomic step. With ARGV[3] = "1" the fact is
-/// read first and returned when there is one ({1, value}); else the lock is
+/// read first and returned when there is one ({1, value, ms left to live});
+/// else the lock is
 /// taken for ARGV[1] (this replica) for ARGV[2] ms unless another holds it
 /// ({2}: taken; {0}: held by another). Read and lock in one step: no replica
 /// takes the lock just after another stored the fact. A "lock" with no expiry
@@ -56,7 +57,7 @@ return {1, wait}
 const READ_OR_LOCK: &str = r"
 if ARGV[3] == '1' then
   local fact = redis.pcall('GET', KEYS[1])
-  if type(fact) == 'string' then return {1, fact} end
+  if type(fact) == 'string' then return {1, fact, redis.call('PTTL', KEYS[1])} end
 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
 if redis.call('PTTL', KEYS[2]) == -1 then
@@ -80,8 +81,9 @@ pub(crate) struct Unavailable;
 /// What the server had for a missing fact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Claim {
-    /// A stored value (still to be unsealed and checked).
-    Stored(String),
+    /// A stored value (still to be unsealed and checked), and how long it
+    /// has left to live there.
+    Stored(String, Option<Duration>),
     /// This replica took the fact's lock: it fetches the fact.
     Locked,
     /// Another replica holds the lock: it is fetching the fact.
@@ -304,9 +306,12 @@ impl SharedStore {
             .arg(if read { "1" } else { "0" });
         let reply: Vec<redis::Value> = self.run(invocation.invoke_async(&mut connection)).await?;
         Ok(match reply.as_slice() {
-            [redis::Value::Int(1), redis::Value::BulkString(bytes)] => {
-                // Not UTF-8 is garbage: the caller's check refuses it.
-                Claim::Stored(String::from_utf8_lossy(bytes).into_owned())
+            [redis::Value::Int(1), redis::Value::BulkString(bytes), redis::Value::Int(ttl_ms)] => {
+                // Not UTF-8 is garbage: the caller's check refuses it. A value
+                // with no expiry (-1) was not stored by a replica: it lives no
+                // longer than a fresh fact here (the cache's ttl bounds it).
+                let life = u64::try_from(*ttl_ms).ok().map(Duration::from_millis);
+                Claim::Stored(String::from_utf8_lossy(bytes).into_owned(), life)
             }
             [redis::Value::Int(2)] => Claim::Locked,
             _ => Claim::Held,

@@ -493,3 +493,47 @@ async fn a_hung_server_costs_a_request_at_most_the_command_timeout() {
     assert_eq!(state, "degraded");
     assert!(errors >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fact_found_on_the_server_expires_in_process_when_it_expires_there() {
+    let redis = RedisServer::start();
+    let config = format!(
+        "[connect.lookups]\nttl = \"10m\"\n[shared]\nurl = \"{}\"\n",
+        redis.url()
+    );
+    let h = hierarchy_harness(&config, &[]).await;
+    let replicas = fleet(&h, 2).await;
+    let token = h.supervisor_token();
+    let key = "cmg:fact:contact:inst-1:contact-in";
+    assert_eq!(
+        replicas[0]
+            .check(&h.client, Some(&token), &body("contact-in"))
+            .await
+            .status,
+        200
+    );
+    // Its life on the server, cut short (as if fetched 10 minutes ago).
+    redis.command(&["PEXPIRE", key, "300"]);
+    assert_eq!(
+        replicas[1]
+            .check(&h.client, Some(&token), &body("contact-in"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.connect.calls("DescribeContact"), 1, "a shared hit");
+
+    // Gone there: the replica that found it there asks Connect again soon,
+    // not after its own ttl of 10 minutes.
+    let mut calls = 1;
+    for _ in 0..250 {
+        let a = replicas[1].check(&h.client, Some(&token), &body("contact-in")).await;
+        assert_eq!(a.status, 200);
+        calls = h.connect.calls("DescribeContact");
+        if calls == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls, 2, "the fact expired in process with the server's copy");
+}
