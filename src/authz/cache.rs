@@ -102,18 +102,22 @@ enum FromShared<V> {
 
 impl FactCaches {
     pub(crate) fn new(settings: LookupSettings, shared: Option<Arc<SharedStore>>, metrics: Arc<Metrics>) -> Self {
-        fn cache<V: Clone + Send + Sync + 'static>(s: LookupSettings) -> Cache<Key, Kept<V>> {
-            Cache::builder()
-                .max_capacity(s.max_entries)
-                .time_to_live(s.ttl)
-                .expire_after(RemainingLife)
-                .build()
+        // Only facts from a shared server have lives of their own: without
+        // one, the per-entry expiry (bookkeeping on every read) is left out.
+        fn cache<V: Clone + Send + Sync + 'static>(s: LookupSettings, per_entry: bool) -> Cache<Key, Kept<V>> {
+            let builder = Cache::builder().max_capacity(s.max_entries).time_to_live(s.ttl);
+            if per_entry {
+                builder.expire_after(RemainingLife).build()
+            } else {
+                builder.build()
+            }
         }
+        let per_entry = shared.is_some();
         FactCaches {
-            contacts: cache(settings),
-            users: cache(settings),
-            permissions: cache(settings),
-            usernames: cache(settings),
+            contacts: cache(settings, per_entry),
+            users: cache(settings, per_entry),
+            permissions: cache(settings, per_entry),
+            usernames: cache(settings, per_entry),
             ttl: settings.ttl,
             shared,
             metrics,
