@@ -242,10 +242,8 @@ impl FactCaches {
     ) -> FromShared<V> {
         // A value that does not verify, parse or fit is a miss (and is
         // overwritten by the next fetch); so is one not worth keeping.
-        let read = |stored: Option<String>| {
-            stored
-                .and_then(|s| sealed::unseal::<V>(shared.integrity_key(), fact_key, &s))
-                .filter(|v| worth(v) == Worth::Keeping)
+        let read = |stored: &str| {
+            sealed::unseal::<V>(shared.integrity_key(), fact_key, stored).filter(|v| worth(v) == Worth::Keeping)
         };
         let lock_key = shared.key(&["lock", "fact", kind, &key.0, &key.1]);
         let mut poll = WAIT_POLL.0;
@@ -254,7 +252,7 @@ impl FactCaches {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match shared.read_or_lock(fact_key, &lock_key, remaining, read_first).await {
                 Err(_) => return FromShared::Fetch(None),
-                Ok(Claim::Stored(stored, life)) => match read(Some(stored)) {
+                Ok(Claim::Stored(stored, life)) => match read(&stored) {
                     Some(value) => return FromShared::Found(value, life),
                     // Garbage where the fact goes: take the lock and fetch it.
                     None => {

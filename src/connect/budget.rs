@@ -34,13 +34,20 @@ struct Gcra {
     next: Instant,
 }
 
+/// A GCRA's spacing of `rate` calls per second, up to `burst` at once: the
+/// interval between tokens and how far ahead of it a burst may run.
+fn spacing(rate: f64, burst: u32) -> (Duration, Duration) {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    (interval, interval * burst.saturating_sub(1))
+}
+
 impl Gcra {
     /// `rate` calls per second on average, up to `burst` at once.
     fn new(rate: f64, burst: u32, now: Instant) -> Gcra {
-        let interval = Duration::from_secs_f64(1.0 / rate);
+        let (interval, burst_tolerance) = spacing(rate, burst);
         Gcra {
             interval,
-            burst_tolerance: interval * burst.saturating_sub(1),
+            burst_tolerance,
             next: now,
         }
     }
@@ -78,17 +85,21 @@ struct BudgetKey {
 impl BudgetKey {
     fn of(route: &Route, operation: Operation) -> BudgetKey {
         BudgetKey {
-            account: route.role_arn.as_deref().and_then(account_of).map(str::to_owned),
+            account: account(route).map(str::to_owned),
             region: route.region.clone(),
             operation,
         }
     }
 
     fn matches(&self, route: &Route, operation: Operation) -> bool {
-        self.operation == operation
-            && self.region == route.region
-            && self.account.as_deref() == route.role_arn.as_deref().and_then(account_of)
+        self.operation == operation && self.region == route.region && self.account.as_deref() == account(route)
     }
+}
+
+/// The account a route's calls count against: its role's, else `None`
+/// (the gateway's own).
+fn account(route: &Route) -> Option<&str> {
+    route.role_arn.as_deref().and_then(account_of)
 }
 
 /// The account of an IAM role ARN (`arn:aws:iam::<account>:role/…`).
@@ -179,15 +190,9 @@ impl Budgets {
             });
         };
         if shared.in_use() {
-            let interval = Duration::from_secs_f64(1.0 / budget.rate);
-            let tolerance = interval * budget.burst.saturating_sub(1);
-            let key = BudgetKey::of(route, operation);
-            let key = shared.key(&[
-                "budget",
-                key.account.as_deref().unwrap_or("-"),
-                &key.region,
-                operation.name(),
-            ]);
+            let (interval, tolerance) = spacing(budget.rate, budget.burst);
+            let account = account(route).unwrap_or("-");
+            let key = shared.key(&["budget", account, &route.region, operation.name()]);
             // Strictly before the deadline, as in process.
             let longest = deadline
                 .saturating_duration_since(Instant::now())

@@ -148,6 +148,20 @@ async fn burst_of_monitors(h: &Harness, replicas: &[Arc<Replica>], contact: fn(u
     futures_util::future::join_all(calls).await
 }
 
+/// `n` replicas, with or without a shared server, against a stand-in that
+/// throttles at Connect's default quotas.
+async fn fleet_at_connects_quotas(redis: Option<&RedisServer>, n: usize) -> (Harness, Vec<Arc<Replica>>) {
+    let config = fleet_config(redis);
+    let h = Harness::with(Options {
+        config: &config,
+        ..Options::default()
+    })
+    .await;
+    h.connect.connect_default_quotas();
+    let replicas = fleet(&h, n).await;
+    (h, replicas)
+}
+
 fn all_audits(replicas: &[Arc<Replica>]) -> Vec<Value> {
     replicas.iter().flat_map(|r| r.audit_lines()).collect()
 }
@@ -155,14 +169,7 @@ fn all_audits(replicas: &[Arc<Replica>]) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_replicas_sharing_one_server_stay_within_connects_quota_under_a_burst() {
     let redis = RedisServer::start();
-    let config = fleet_config(Some(&redis));
-    let h = Harness::with(Options {
-        config: &config,
-        ..Options::default()
-    })
-    .await;
-    h.connect.connect_default_quotas();
-    let replicas = fleet(&h, 4).await;
+    let (h, replicas) = fleet_at_connects_quotas(Some(&redis), 4).await;
 
     let answers = burst_of_monitors(&h, &replicas, |i| format!("contact-{i}")).await;
 
@@ -181,14 +188,7 @@ async fn four_replicas_sharing_one_server_stay_within_connects_quota_under_a_bur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_without_a_shared_server_stays_within_connects_quota_under_a_burst() {
-    let config = fleet_config(None);
-    let h = Harness::with(Options {
-        config: &config,
-        ..Options::default()
-    })
-    .await;
-    h.connect.connect_default_quotas();
-    let replicas = fleet(&h, 1).await;
+    let (h, replicas) = fleet_at_connects_quotas(None, 1).await;
 
     let answers = burst_of_monitors(&h, &replicas, |i| format!("contact-{i}")).await;
 
