@@ -167,15 +167,15 @@ mod tests {
 
     #[test]
     fn the_body_names_one_filter_and_only_live_states() {
-        let body: Value = serde_json::from_str(&body(&LiveFilter::Agents(vec!["a-1".into()]), None)).unwrap();
+        let agents: Value = serde_json::from_str(&body(&LiveFilter::Agents(vec!["a-1".into()]), None)).unwrap();
         assert_eq!(
-            body,
+            agents,
             json!({"Filters": {"Agents": ["a-1"], "ContactFilter": {"ContactStates": ["CONNECTED", "CONNECTED_ONHOLD"]}},
                    "MaxResults": 100})
         );
-        let body: Value = serde_json::from_str(&body(&LiveFilter::Queues(vec!["q".into()]), Some("t/+="))).unwrap();
-        assert_eq!(body["Filters"]["Queues"], json!(["q"]));
-        assert_eq!(body["NextToken"], "t/+=");
+        let queued: Value = serde_json::from_str(&body(&LiveFilter::Queues(vec!["q".into()]), Some("t/+="))).unwrap();
+        assert_eq!(queued["Filters"]["Queues"], json!(["q"]));
+        assert_eq!(queued["NextToken"], "t/+=");
     }
 
     #[test]
