@@ -505,7 +505,7 @@ async fn a_facts_file_that_is_not_one_exits_2_naming_the_file_and_the_member() {
     let cases = [
         (
             Some(r#"{"contacts": {"Id": "contact-1"}}"#),
-            "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames",
+            "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames, live",
         ),
         (Some(r#"{"users": ["user-1"]}"#), "users: must be an object"),
         (
