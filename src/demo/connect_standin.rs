@@ -35,6 +35,13 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The most permissions Connect puts in one page.
 const DEFAULT_PERMISSIONS_PAGE_SIZE: usize = 500;
 
+/// How many levels Connect's agent hierarchy has at most.
+const MAX_HIERARCHY_LEVELS: usize = 5;
+
+/// The most results a page of SearchUsers holds, and how many it holds
+/// unless `MaxResults` asks for fewer.
+const MAX_RESULTS: usize = 100;
+
 /// The Connect operations the stand-in knows by their routes (docs/connect.md).
 const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/contact/monitor", "MonitorContact"),
@@ -221,6 +228,17 @@ impl Quota {
     }
 }
 
+/// Where the next page of a search starts: what a `NextToken` the
+/// stand-in gave stands for.
+#[derive(Debug)]
+struct PageToken {
+    operation: &'static str,
+    /// The search it continues (its parsed criteria, `{:?}`): a token is
+    /// good for that search only, as Connect's are.
+    search: String,
+    offset: usize,
+}
+
 /// The quotas enforced, and the calls each one refused.
 #[derive(Debug, Default)]
 struct Quotas {
@@ -242,6 +260,10 @@ struct State {
     contacts: Mutex<HashMap<String, Value>>,
     /// ListSecurityProfilePermissions' records, by security profile id.
     security_profiles: Mutex<HashMap<String, Vec<String>>>,
+    /// The agent hierarchy: each group's parent, by group id.
+    hierarchy_groups: Mutex<HashMap<String, Option<String>>>,
+    /// The `NextToken`s given for pages of users, by token.
+    page_tokens: Mutex<HashMap<String, PageToken>>,
     /// How many permissions a page holds at most.
     permissions_page_size: Mutex<usize>,
     /// Given when the script is empty.
@@ -289,6 +311,8 @@ impl ConnectStandIn {
             users: Mutex::new(HashMap::new()),
             contacts: Mutex::new(HashMap::new()),
             security_profiles: Mutex::new(HashMap::new()),
+            hierarchy_groups: Mutex::new(HashMap::new()),
+            page_tokens: Mutex::new(HashMap::new()),
             permissions_page_size: Mutex::new(DEFAULT_PERMISSIONS_PAGE_SIZE),
             default_reply: Mutex::new(Reply::Success),
             quotas: Mutex::new(Quotas::default()),
@@ -331,7 +355,8 @@ impl ConnectStandIn {
     }
 
     /// Adds a user DescribeUser answers with (its `Id` member is the key),
-    /// and SearchUsers finds by its `Username` member.
+    /// and SearchUsers finds by its `Username` member, by its
+    /// `HierarchyGroupId` member, or with everyone.
     pub fn add_user(&self, user: Value) {
         let id = user["Id"].as_str().unwrap_or_default().to_owned();
         self.state.users.lock().expect("users lock").insert(id, user);
@@ -352,6 +377,35 @@ impl ConnectStandIn {
             .lock()
             .expect("profiles lock")
             .insert(id.to_owned(), permissions);
+    }
+
+    /// Adds a group to the agent hierarchy, under `parent` (a group added
+    /// before) or at the top. A group's path is its ancestors, then itself:
+    /// five levels at most, as in Connect. A user record is in a group by
+    /// its `HierarchyGroupId` member.
+    ///
+    /// Panics on a parent not added yet, on a sixth level, and on a group
+    /// added again under another parent (Connect moves no group).
+    pub fn add_hierarchy_group(&self, id: &str, parent: Option<&str>) {
+        let mut groups = self.state.hierarchy_groups.lock().expect("groups lock");
+        if let Some(parent) = parent {
+            assert!(
+                groups.contains_key(parent),
+                "hierarchy group {parent:?} must be added before its child {id:?}"
+            );
+            assert!(
+                hierarchy_path(&groups, parent).len() < MAX_HIERARCHY_LEVELS,
+                "hierarchy group {id:?} would be a level below the fifth"
+            );
+        }
+        let parent = parent.map(str::to_owned);
+        if let Some(before) = groups.get(id) {
+            assert_eq!(
+                before, &parent,
+                "hierarchy group {id:?} added again under another parent"
+            );
+        }
+        groups.insert(id.to_owned(), parent);
     }
 
     /// How many permissions a page holds at most (500, as Connect, unless
@@ -552,6 +606,22 @@ fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
     }
 }
 
+/// A group's path, top first: its ancestors, then itself. A group never
+/// added is a top-level group of its own.
+fn hierarchy_path(groups: &HashMap<String, Option<String>>, group: &str) -> Vec<String> {
+    let mut path = vec![group.to_owned()];
+    // `add_hierarchy_group` keeps the hierarchy acyclic and five deep; the
+    // bound keeps this loop finite regardless.
+    while path.len() < MAX_HIERARCHY_LEVELS {
+        match groups.get(path.last().expect("a path is never empty")) {
+            Some(Some(parent)) => path.push(parent.clone()),
+            _ => break,
+        }
+    }
+    path.reverse();
+    path
+}
+
 /// The id a lookup's path names after the instance id; `None` unless the
 /// path is exactly `/{InstanceId}/{Id}` (an unencoded `/` in an id is not).
 fn resource_id(received: &Received) -> Option<&str> {
@@ -619,19 +689,23 @@ fn permissions_page(state: &State, received: &Received) -> Response<Full<Bytes>>
     raw(200, &[], &page.to_string())
 }
 
-/// SearchUsers over the added users: only an `EXACT` search on `Username`,
-/// the one the gateway makes; anything else is refused, not half-answered.
+/// SearchUsers over the added users: an `EXACT` search on `Username` (one
+/// page, as many users as `MaxResults` allows), a search by hierarchy group,
+/// or none at all (both paged); anything else is refused, not half-answered.
 fn search_users(state: &State, received: &Received) -> Response<Full<Bytes>> {
     let body = received.json();
     let condition = &body["SearchCriteria"]["StringCondition"];
     if body["InstanceId"].as_str().is_none_or(str::is_empty) {
         return error_answer(400, "InvalidParameterException", "InstanceId is required");
     }
+    if body.get("SearchCriteria").is_none() || body["SearchCriteria"].get("HierarchyGroupCondition").is_some() {
+        return search_users_paged(state, &body);
+    }
     if condition["FieldName"] != "Username" || condition["ComparisonType"] != "EXACT" {
         return error_answer(
             400,
             "InvalidRequestException",
-            "the stand-in models only an EXACT search on Username",
+            "the stand-in models only an EXACT search on Username, a HierarchyGroupCondition, or no SearchCriteria",
         );
     }
     let Some(username) = condition["Value"].as_str() else {
@@ -659,6 +733,140 @@ fn search_users(state: &State, received: &Received) -> Response<Full<Bytes>> {
         &[],
         &json!({"Users": users, "ApproximateTotalCount": total}).to_string(),
     )
+}
+
+/// A SearchUsers the stand-in pages through.
+#[derive(Debug)]
+enum UserSearch {
+    /// No `SearchCriteria`: every user.
+    Everyone,
+    /// A `HierarchyGroupCondition`: the users of `group`, and with
+    /// `with_child_groups` those of the groups below it too.
+    InGroup { group: String, with_child_groups: bool },
+}
+
+/// The search a SearchUsers body without a `StringCondition` asks for.
+fn user_search(body: &Value) -> Result<UserSearch, String> {
+    if body.get("SearchFilter").is_some() {
+        return Err("the stand-in models no SearchFilter".into());
+    }
+    let Some(criteria) = body.get("SearchCriteria") else {
+        return Ok(UserSearch::Everyone);
+    };
+    let condition = match criteria.as_object() {
+        Some(members) if members.len() == 1 => &criteria["HierarchyGroupCondition"],
+        _ => return Err("SearchCriteria must hold a HierarchyGroupCondition and nothing else".into()),
+    };
+    let known = |member: &String| matches!(member.as_str(), "Value" | "HierarchyGroupMatchType");
+    match condition.as_object().map(|c| c.keys().find(|m| !known(m))) {
+        None => return Err("HierarchyGroupCondition must be an object".into()),
+        Some(Some(member)) => return Err(format!("unknown member {member:?} of HierarchyGroupCondition")),
+        Some(None) => {}
+    }
+    let Some(group) = condition["Value"].as_str().filter(|g| !g.is_empty()) else {
+        return Err("HierarchyGroupCondition.Value must be a hierarchy group id".into());
+    };
+    let with_child_groups = match condition["HierarchyGroupMatchType"].as_str() {
+        Some("EXACT") => false,
+        Some("WITH_CHILD_GROUPS") => true,
+        _ => return Err("HierarchyGroupCondition.HierarchyGroupMatchType must be EXACT or WITH_CHILD_GROUPS".into()),
+    };
+    Ok(UserSearch::InGroup {
+        group: group.to_owned(),
+        with_child_groups,
+    })
+}
+
+/// SearchUsers by hierarchy group or of everyone: a page of users sorted
+/// by id, and the token of the next page.
+fn search_users_paged(state: &State, body: &Value) -> Response<Full<Bytes>> {
+    let search = match user_search(body) {
+        Ok(search) => search,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let groups = state.hierarchy_groups.lock().expect("groups lock").clone();
+    let found = |user: &Value| match (&search, user["HierarchyGroupId"].as_str()) {
+        (UserSearch::Everyone, _) => true,
+        (UserSearch::InGroup { .. }, None) => false,
+        (
+            UserSearch::InGroup {
+                group,
+                with_child_groups,
+            },
+            Some(in_group),
+        ) => in_group == group || (*with_child_groups && hierarchy_path(&groups, in_group).contains(group)),
+    };
+    let users: Vec<Value> = {
+        let records = state.users.lock().expect("users lock");
+        records.values().filter(|u| found(u)).cloned().collect()
+    };
+    let (users, next, total) = match page(state, "SearchUsers", &format!("{search:?}"), body, users) {
+        Ok(page) => page,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let users: Vec<Value> = users.iter().map(user_summary).collect();
+    let mut answer = json!({"Users": users, "ApproximateTotalCount": total});
+    if let Some(next) = next {
+        answer["NextToken"] = json!(next);
+    }
+    raw(200, &[], &answer.to_string())
+}
+
+/// A user as SearchUsers lists it.
+fn user_summary(user: &Value) -> Value {
+    let mut summary = json!({
+        "Id": user["Id"],
+        "SecurityProfileIds": user.get("SecurityProfileIds").cloned().unwrap_or_else(|| json!([])),
+    });
+    for member in ["Username", "HierarchyGroupId"] {
+        if let Some(value) = user.get(member) {
+            summary[member] = value.clone();
+        }
+    }
+    summary
+}
+
+/// The page of `users` a request asks for by its `MaxResults` (1..100,
+/// 100 unless given) and `NextToken`, the users sorted by id; with the
+/// token of the page after it, if any, and how many users there are in all.
+/// `Err` says what is wrong with the request.
+fn page(
+    state: &State,
+    operation: &'static str,
+    search: &str,
+    body: &Value,
+    mut users: Vec<Value>,
+) -> Result<(Vec<Value>, Option<String>, usize), String> {
+    let max_results = match body.get("MaxResults").map(Value::as_u64) {
+        None => MAX_RESULTS,
+        Some(Some(n)) if (1..=MAX_RESULTS as u64).contains(&n) => n as usize,
+        Some(_) => return Err(format!("MaxResults must be 1..{MAX_RESULTS}")),
+    };
+    // By id, so a test sees the same pages every time.
+    users.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
+    let total = users.len();
+    let mut tokens = state.page_tokens.lock().expect("page tokens lock");
+    let start = match body.get("NextToken") {
+        None => 0,
+        Some(token) => match token.as_str().and_then(|t| tokens.get(t)) {
+            Some(given) if given.operation == operation && given.search == search => given.offset.min(total),
+            _ => return Err("NextToken is not one this stand-in gave for this search".into()),
+        },
+    };
+    let end = total.min(start + max_results);
+    // Opaque, and with characters a client must not mangle, as Connect's.
+    let next = (end < total).then(|| {
+        let token = format!("{operation}/{}+{end}=", tokens.len());
+        let given = PageToken {
+            operation,
+            search: search.to_owned(),
+            offset: end,
+        };
+        tokens.insert(token.clone(), given);
+        token
+    });
+    users.truncate(end);
+    Ok((users.split_off(start), next, total))
 }
 
 fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes>> {
@@ -906,21 +1114,27 @@ mod tests {
     /// Calls the stand-in's MonitorContact as the gateway would, signed;
     /// returns the status, the error type header and the body.
     async fn monitor_contact(connect: &ConnectStandIn, creds: &Credentials) -> (u16, String, Value) {
+        let body = json!({"InstanceId": "inst-1", "ContactId": "contact-1", "UserId": "user-1"});
+        call(connect, creds, http::Method::POST, "/contact/monitor", Some(body)).await
+    }
+
+    /// Sends a request to the stand-in as the gateway would, signed: a POST
+    /// with its JSON body, a GET without; returns the status, the error type
+    /// header and the body.
+    async fn call(
+        connect: &ConnectStandIn,
+        creds: &Credentials,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
         let route = Route {
             region: "eu-west-2".into(),
             endpoint: parse_endpoint(&connect.url()).unwrap(),
             role_arn: None,
         };
-        let body = json!({"InstanceId": "inst-1", "ContactId": "contact-1", "UserId": "user-1"});
-        let req = signed_request(
-            &route,
-            &http::Method::POST,
-            "/contact/monitor",
-            Some(Bytes::from(body.to_string())),
-            creds,
-            SystemTime::now(),
-        )
-        .unwrap();
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let req = signed_request(&route, &method, path, body, creds, SystemTime::now()).unwrap();
         let (parts, body) = req.into_parts();
         let client = crate::http::client::build();
         let response = tokio::time::timeout(
@@ -1129,5 +1343,193 @@ mod tests {
             let path = format!("/p/i/s?nextToken={raw_token}");
             assert!(query_params(&path).is_err(), "{path}");
         }
+    }
+
+    fn test_credentials() -> Credentials {
+        Credentials::new("AKID", "secret", None, None, "t")
+    }
+
+    async fn standin() -> ConnectStandIn {
+        ConnectStandIn::start(test_credentials()).await.unwrap()
+    }
+
+    async fn search_users(connect: &ConnectStandIn, body: Value) -> (u16, String, Value) {
+        call(
+            connect,
+            &test_credentials(),
+            http::Method::POST,
+            "/search-users",
+            Some(body),
+        )
+        .await
+    }
+
+    /// The `Id` members of the objects in an answer's list `list`.
+    fn ids<'a>(answer: &'a Value, list: &str) -> Vec<&'a str> {
+        let items = answer[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {list} in {answer}"));
+        items.iter().map(|item| item["Id"].as_str().unwrap()).collect()
+    }
+
+    /// A site with two teams, the first with a sub-team; a user in each
+    /// group, and one in none.
+    fn hierarchy(connect: &ConnectStandIn) {
+        connect.add_hierarchy_group("g-site", None);
+        connect.add_hierarchy_group("g-team-a", Some("g-site"));
+        connect.add_hierarchy_group("g-team-a1", Some("g-team-a"));
+        connect.add_hierarchy_group("g-team-b", Some("g-site"));
+        for (user, group) in [
+            ("u-site", Some("g-site")),
+            ("u-a", Some("g-team-a")),
+            ("u-a1", Some("g-team-a1")),
+            ("u-b", Some("g-team-b")),
+            ("u-none", None),
+        ] {
+            let mut record =
+                json!({"Id": user, "Username": format!("{user}@example.com"), "SecurityProfileIds": ["sp-1"]});
+            if let Some(group) = group {
+                record["HierarchyGroupId"] = json!(group);
+            }
+            connect.add_user(record);
+        }
+    }
+
+    fn in_group(group: &str, match_type: &str) -> Value {
+        json!({"InstanceId": "inst-1", "SearchCriteria": {"HierarchyGroupCondition": {
+            "Value": group, "HierarchyGroupMatchType": match_type}}})
+    }
+
+    #[tokio::test]
+    async fn a_hierarchy_search_with_child_groups_finds_the_subtree_and_not_the_sibling() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let (status, _, answer) = search_users(&connect, in_group("g-team-a", "WITH_CHILD_GROUPS")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(ids(&answer, "Users"), ["u-a", "u-a1"]);
+        assert_eq!(answer["ApproximateTotalCount"], 2);
+        assert_eq!(answer.get("NextToken"), None);
+        assert_eq!(
+            answer["Users"][0],
+            json!({"Id": "u-a", "Username": "u-a@example.com", "HierarchyGroupId": "g-team-a",
+                   "SecurityProfileIds": ["sp-1"]})
+        );
+        let (_, _, whole_site) = search_users(&connect, in_group("g-site", "WITH_CHILD_GROUPS")).await;
+        assert_eq!(ids(&whole_site, "Users"), ["u-a", "u-a1", "u-b", "u-site"]);
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_exact_hierarchy_search_finds_only_the_groups_members() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let (status, _, answer) = search_users(&connect, in_group("g-team-a", "EXACT")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(ids(&answer, "Users"), ["u-a"]);
+        let (_, _, nobody) = search_users(&connect, in_group("g-unknown", "EXACT")).await;
+        assert_eq!(nobody, json!({"Users": [], "ApproximateTotalCount": 0}));
+    }
+
+    #[tokio::test]
+    async fn no_criteria_lists_every_user_page_by_page() {
+        let connect = standin().await;
+        for i in 0..250 {
+            connect.add_user(json!({"Id": format!("u-{i:03}"), "Username": format!("user{i}")}));
+        }
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        let mut body = json!({"InstanceId": "inst-1"});
+        loop {
+            let (status, _, answer) = search_users(&connect, body.clone()).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["ApproximateTotalCount"], 250);
+            sizes.push(answer["Users"].as_array().unwrap().len());
+            seen.extend(ids(&answer, "Users").into_iter().map(str::to_owned));
+            let Some(token) = answer.get("NextToken") else { break };
+            let token = token.as_str().unwrap();
+            assert!(
+                token.contains('/') && token.contains('+') && token.contains('='),
+                "{token}"
+            );
+            body["NextToken"] = json!(token);
+        }
+        assert_eq!(sizes, [100, 100, 50]);
+        let every: Vec<String> = (0..250).map(|i| format!("u-{i:03}")).collect();
+        assert_eq!(seen, every, "each user once, by id");
+        assert_eq!(
+            search_users(&connect, json!({"InstanceId": "inst-1", "MaxResults": 7}))
+                .await
+                .2["Users"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
+        assert_eq!(connect.calls("SearchUsers"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_next_token_is_good_only_for_the_search_that_gave_it() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let (_, _, first) = search_users(&connect, json!({"InstanceId": "inst-1", "MaxResults": 2})).await;
+        let token = first["NextToken"].as_str().unwrap().to_owned();
+        let mut elsewhere = in_group("g-site", "WITH_CHILD_GROUPS");
+        elsewhere["NextToken"] = json!(token);
+        let made_up = json!({"InstanceId": "inst-1", "NextToken": "SearchUsers/9+2="});
+        for body in [elsewhere, made_up] {
+            let (status, error_type, answer) = search_users(&connect, body).await;
+            assert_eq!((status, error_type.as_str()), (400, "InvalidParameterException"));
+            assert!(answer["Message"].as_str().unwrap().contains("NextToken"), "{answer}");
+        }
+        let (status, _, second) = search_users(
+            &connect,
+            json!({"InstanceId": "inst-1", "MaxResults": 2, "NextToken": token}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(ids(&second, "Users"), ["u-b", "u-none"]);
+    }
+
+    #[tokio::test]
+    async fn a_search_the_stand_in_does_not_model_is_refused() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let group = |condition: Value| json!({"InstanceId": "inst-1", "SearchCriteria": {"HierarchyGroupCondition": condition}});
+        for body in [
+            json!({"InstanceId": "inst-1", "SearchCriteria": {}}),
+            json!({"InstanceId": "inst-1", "SearchCriteria": {
+                "HierarchyGroupCondition": {"Value": "g-site", "HierarchyGroupMatchType": "EXACT"},
+                "StringCondition": {"FieldName": "Username", "Value": "u-a@example.com", "ComparisonType": "EXACT"}}}),
+            group(json!({"Value": "g-site", "HierarchyGroupMatchType": "WITH_PARENT_GROUPS"})),
+            group(json!({"Value": "g-site"})),
+            group(json!({"HierarchyGroupMatchType": "EXACT"})),
+            group(json!({"Value": "g-site", "HierarchyGroupMatchType": "EXACT", "Depth": 1})),
+            json!({"InstanceId": "inst-1", "MaxResults": 0}),
+            json!({"InstanceId": "inst-1", "MaxResults": 101}),
+            json!({"InstanceId": "inst-1", "SearchFilter": {"TagFilter": {}}}),
+            json!({"SearchCriteria": {"HierarchyGroupCondition": {"Value": "g-site", "HierarchyGroupMatchType": "EXACT"}}}),
+            json!({"InstanceId": "inst-1", "SearchCriteria": {"StringCondition": {
+                "FieldName": "Username", "Value": "u-a", "ComparisonType": "CONTAINS"}}}),
+        ] {
+            let (status, error_type, answer) = search_users(&connect, body.clone()).await;
+            assert_eq!(status, 400, "{body} → {answer}");
+            assert!(error_type.ends_with("Exception"), "{error_type}");
+            assert!(answer["Message"].is_string(), "{answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_exact_username_search_answers_one_unpaged_page_as_before() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let body = json!({"InstanceId": "inst-1", "MaxResults": 2, "SearchCriteria": {"StringCondition": {
+            "FieldName": "Username", "Value": "u-a@example.com", "ComparisonType": "EXACT"}}});
+        let (status, _, answer) = search_users(&connect, body).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer,
+            json!({"Users": [{"Id": "u-a", "Username": "u-a@example.com"}], "ApproximateTotalCount": 1})
+        );
     }
 }
