@@ -35,6 +35,12 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The most permissions Connect puts in one page.
 const DEFAULT_PERMISSIONS_PAGE_SIZE: usize = 500;
 
+/// The Region in the ARNs the stand-in makes, unless a test sets another.
+const DEFAULT_REGION: &str = "eu-west-2";
+
+/// The account in the ARNs the stand-in makes.
+const ACCOUNT: &str = "123456789012";
+
 /// How many levels Connect's agent hierarchy has at most.
 const MAX_HIERARCHY_LEVELS: usize = 5;
 
@@ -239,6 +245,14 @@ struct PageToken {
     offset: usize,
 }
 
+/// A contact an agent has.
+#[derive(Debug, Clone)]
+struct AgentContact {
+    agent: String,
+    /// As GetCurrentUserData lists it: one entry of its `Contacts`.
+    contact: Value,
+}
+
 /// The quotas enforced, and the calls each one refused.
 #[derive(Debug, Default)]
 struct Quotas {
@@ -262,6 +276,11 @@ struct State {
     security_profiles: Mutex<HashMap<String, Vec<String>>>,
     /// The agent hierarchy: each group's parent, by group id.
     hierarchy_groups: Mutex<HashMap<String, Option<String>>>,
+    /// Agents' contacts, in the order added; DescribeContact answers them
+    /// too.
+    agent_contacts: Mutex<Vec<AgentContact>>,
+    /// The Region the ARNs the stand-in makes name.
+    region: Mutex<String>,
     /// The `NextToken`s given for pages of users, by token.
     page_tokens: Mutex<HashMap<String, PageToken>>,
     /// How many permissions a page holds at most.
@@ -312,6 +331,8 @@ impl ConnectStandIn {
             contacts: Mutex::new(HashMap::new()),
             security_profiles: Mutex::new(HashMap::new()),
             hierarchy_groups: Mutex::new(HashMap::new()),
+            agent_contacts: Mutex::new(Vec::new()),
+            region: Mutex::new(DEFAULT_REGION.to_owned()),
             page_tokens: Mutex::new(HashMap::new()),
             permissions_page_size: Mutex::new(DEFAULT_PERMISSIONS_PAGE_SIZE),
             default_reply: Mutex::new(Reply::Success),
@@ -363,7 +384,8 @@ impl ConnectStandIn {
     }
 
     /// Adds a contact DescribeContact answers with: DescribeContact's
-    /// `Contact` object, its `Id` member the key.
+    /// `Contact` object, its `Id` member the key. It is answered as added,
+    /// even when an agent's contact has the same id.
     pub fn add_contact(&self, contact: Value) {
         let id = contact["Id"].as_str().unwrap_or_default().to_owned();
         self.state.contacts.lock().expect("contacts lock").insert(id, contact);
@@ -406,6 +428,48 @@ impl ConnectStandIn {
             );
         }
         groups.insert(id.to_owned(), parent);
+    }
+
+    /// Gives an agent (a user id) a contact: one entry of GetCurrentUserData's
+    /// `Contacts` (`ContactId`, `Channel`, `InitiationMethod`,
+    /// `AgentContactState`, `StateStartTimestamp`, and optionally
+    /// `ConnectedToAgentTimestamp` and `Queue`). DescribeContact answers it
+    /// with its agent and the agent's hierarchy groups as they are when it
+    /// answers (from the agent's user record and the hierarchy). A contact
+    /// id given again replaces the contact before, and comes last.
+    ///
+    /// Panics on a contact without a `ContactId`.
+    pub fn add_agent_contact(&self, agent_id: &str, contact: Value) {
+        let id = contact["ContactId"]
+            .as_str()
+            .expect("an agent's contact has a ContactId")
+            .to_owned();
+        let mut contacts = self.state.agent_contacts.lock().expect("agent contacts lock");
+        contacts.retain(|c| c.contact["ContactId"] != id.as_str());
+        contacts.push(AgentContact {
+            agent: agent_id.to_owned(),
+            contact,
+        });
+    }
+
+    /// Sets an agent's contact's `AgentContactState`; its timestamps stay
+    /// as they were added.
+    ///
+    /// Panics on a contact not added with
+    /// [`add_agent_contact`](Self::add_agent_contact).
+    pub fn set_agent_contact_state(&self, contact_id: &str, state: &str) {
+        let mut contacts = self.state.agent_contacts.lock().expect("agent contacts lock");
+        let added = contacts
+            .iter_mut()
+            .find(|c| c.contact["ContactId"] == contact_id)
+            .unwrap_or_else(|| panic!("no agent has the contact {contact_id:?}"));
+        added.contact["AgentContactState"] = json!(state);
+    }
+
+    /// The Region the ARNs the stand-in makes name (`eu-west-2` unless set):
+    /// those of hierarchy groups.
+    pub fn set_region(&self, region: &str) {
+        *self.state.region.lock().expect("region lock") = region.to_owned();
     }
 
     /// How many permissions a page holds at most (500, as Connect, unless
@@ -582,8 +646,10 @@ fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
     match received.operation {
         "MonitorContact" => monitor_success(received),
         "DescribeContact" => {
-            let contact =
-                resource_id(received).and_then(|id| state.contacts.lock().expect("contacts lock").get(id).cloned());
+            let contact = resource_id(received).and_then(|id| {
+                let added = state.contacts.lock().expect("contacts lock").get(id).cloned();
+                added.or_else(|| agent_contact_record(state, &received.labels[0], id))
+            });
             match contact {
                 Some(contact) => raw(200, &[], &json!({"Contact": contact}).to_string()),
                 None => error_answer(404, "ResourceNotFoundException", "no such contact"),
@@ -620,6 +686,52 @@ fn hierarchy_path(groups: &HashMap<String, Option<String>>, group: &str) -> Vec<
     }
     path.reverse();
     path
+}
+
+/// The ARN of an instance's resource of this `kind` (`agent-group`, …).
+fn arn(state: &State, instance: &str, kind: &str, id: &str) -> String {
+    let region = state.region.lock().expect("region lock").clone();
+    format!("arn:aws:connect:{region}:{ACCOUNT}:instance/{instance}/{kind}/{id}")
+}
+
+/// The path of the group a user is in (empty when in none, or unknown).
+fn user_hierarchy_path(state: &State, user: &str) -> Vec<String> {
+    let group = {
+        let users = state.users.lock().expect("users lock");
+        users
+            .get(user)
+            .and_then(|u| u["HierarchyGroupId"].as_str().map(str::to_owned))
+    };
+    let groups = state.hierarchy_groups.lock().expect("groups lock");
+    group.map(|g| hierarchy_path(&groups, &g)).unwrap_or_default()
+}
+
+/// DescribeContact's `Contact` for an agent's contact, with the agent's
+/// groups as they are now.
+fn agent_contact_record(state: &State, instance: &str, id: &str) -> Option<Value> {
+    let AgentContact { agent, contact } = {
+        let contacts = state.agent_contacts.lock().expect("agent contacts lock");
+        contacts.iter().find(|c| c.contact["ContactId"] == id)?.clone()
+    };
+    let mut record = json!({ "Id": id });
+    for member in ["Channel", "InitiationMethod"] {
+        if let Some(value) = contact.get(member) {
+            record[member] = value.clone();
+        }
+    }
+    if let Some(queue) = contact["Queue"].get("Id") {
+        record["QueueInfo"] = json!({ "Id": queue });
+    }
+    let levels: serde_json::Map<String, Value> = user_hierarchy_path(state, &agent)
+        .iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let arn = arn(state, instance, "agent-group", group);
+            (format!("Level{}", i + 1), json!({ "Arn": arn }))
+        })
+        .collect();
+    record["AgentInfo"] = json!({"Id": agent, "HierarchyGroups": levels});
+    Some(record)
 }
 
 /// The id a lookup's path names after the instance id; `None` unless the
@@ -1531,5 +1643,130 @@ mod tests {
             answer,
             json!({"Users": [{"Id": "u-a", "Username": "u-a@example.com"}], "ApproximateTotalCount": 1})
         );
+    }
+
+    async fn describe_contact(connect: &ConnectStandIn, id: &str) -> (u16, String, Value) {
+        let path = format!("/contacts/inst-1/{id}");
+        call(connect, &test_credentials(), http::Method::GET, &path, None).await
+    }
+
+    fn voice_contact(id: &str, state: &str) -> Value {
+        json!({"ContactId": id, "Channel": "VOICE", "InitiationMethod": "INBOUND",
+               "AgentContactState": state, "StateStartTimestamp": 1_767_225_600,
+               "ConnectedToAgentTimestamp": 1_767_225_600,
+               "Queue": {"Id": "q-1", "Arn": "arn:aws:connect:eu-west-2:123456789012:instance/inst-1/queue/q-1"}})
+    }
+
+    fn group_arn(region: &str, group: &str) -> String {
+        format!("arn:aws:connect:{region}:123456789012:instance/inst-1/agent-group/{group}")
+    }
+
+    #[tokio::test]
+    async fn describe_contact_of_an_agents_contact_carries_its_agent_and_groups() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-a1", voice_contact("c-1", "CONNECTED"));
+        let (status, _, answer) = describe_contact(&connect, "c-1").await;
+        assert_eq!(status, 200, "{answer}");
+        let arn = |group| group_arn("eu-west-2", group);
+        assert_eq!(
+            answer,
+            json!({"Contact": {"Id": "c-1", "Channel": "VOICE", "InitiationMethod": "INBOUND",
+                "QueueInfo": {"Id": "q-1"},
+                "AgentInfo": {"Id": "u-a1", "HierarchyGroups": {
+                    "Level1": {"Arn": arn("g-site")},
+                    "Level2": {"Arn": arn("g-team-a")},
+                    "Level3": {"Arn": arn("g-team-a1")}}}}})
+        );
+        connect.set_agent_contact_state("c-1", "ENDED");
+        assert_eq!(
+            describe_contact(&connect, "c-1").await.2,
+            answer,
+            "an ended contact has its agent still"
+        );
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn describe_contact_names_the_agents_groups_as_they_are_when_it_answers() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.set_region("us-east-1");
+        connect.add_agent_contact("u-a", voice_contact("c-1", "CONNECTED"));
+        connect.add_user(json!({"Id": "u-a", "HierarchyGroupId": "g-team-b"}));
+        let groups = &describe_contact(&connect, "c-1").await.2["Contact"]["AgentInfo"]["HierarchyGroups"];
+        assert_eq!(
+            groups,
+            &json!({"Level1": {"Arn": group_arn("us-east-1", "g-site")},
+                    "Level2": {"Arn": group_arn("us-east-1", "g-team-b")}})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_in_no_group_has_no_hierarchy_levels() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-none", voice_contact("c-1", "CONNECTED"));
+        let chat = json!({"ContactId": "c-2", "Channel": "CHAT", "InitiationMethod": "INBOUND",
+                          "AgentContactState": "INCOMING", "StateStartTimestamp": 1_767_225_600});
+        connect.add_agent_contact("u-not-a-user", chat);
+        let (_, _, in_no_group) = describe_contact(&connect, "c-1").await;
+        assert_eq!(
+            in_no_group["Contact"]["AgentInfo"],
+            json!({"Id": "u-none", "HierarchyGroups": {}})
+        );
+        let (status, _, unknown_agent) = describe_contact(&connect, "c-2").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            unknown_agent,
+            json!({"Contact": {"Id": "c-2", "Channel": "CHAT", "InitiationMethod": "INBOUND",
+                               "AgentInfo": {"Id": "u-not-a-user", "HierarchyGroups": {}}}}),
+            "no queue, no QueueInfo"
+        );
+        assert_eq!(describe_contact(&connect, "c-3").await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn an_added_contact_record_wins_over_an_agents_contact() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-a", voice_contact("c-1", "CONNECTED"));
+        let record = json!({"Id": "c-1", "Channel": "VOICE", "QueueInfo": {"Id": "q-9"}});
+        connect.add_contact(record.clone());
+        assert_eq!(describe_contact(&connect, "c-1").await.2, json!({ "Contact": record }));
+    }
+
+    #[tokio::test]
+    async fn a_five_level_hierarchy_gives_five_levels() {
+        let connect = standin().await;
+        let levels = ["g-1", "g-2", "g-3", "g-4", "g-5"];
+        for (i, group) in levels.iter().enumerate() {
+            connect.add_hierarchy_group(group, i.checked_sub(1).map(|above| levels[above]));
+        }
+        connect.add_user(json!({"Id": "u-deep", "HierarchyGroupId": "g-5"}));
+        connect.add_agent_contact("u-deep", voice_contact("c-1", "CONNECTED"));
+        let groups = &describe_contact(&connect, "c-1").await.2["Contact"]["AgentInfo"]["HierarchyGroups"];
+        let expected: serde_json::Map<String, Value> = levels
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("Level{}", i + 1), json!({"Arn": group_arn("eu-west-2", g)})))
+            .collect();
+        assert_eq!(groups, &Value::Object(expected));
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "below the fifth")]
+    async fn a_hierarchy_has_five_levels_at_most() {
+        let connect = standin().await;
+        let levels = ["g-1", "g-2", "g-3", "g-4", "g-5", "g-6"];
+        for (i, group) in levels.iter().enumerate() {
+            connect.add_hierarchy_group(group, i.checked_sub(1).map(|above| levels[above]));
+        }
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "must be added before")]
+    async fn a_hierarchy_group_comes_after_its_parent() {
+        standin().await.add_hierarchy_group("g-team", Some("g-site"));
     }
 }
