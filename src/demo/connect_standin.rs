@@ -4,9 +4,12 @@
 //! operation, and answers as Connect would (or as a test scripts, per
 //! operation): MonitorContact, and the lookups of Connect-aware authorization
 //! (DescribeContact, DescribeUser, ListSecurityProfilePermissions page by
-//! page, SearchUsers) from records a test adds. Like Connect, it can
-//! throttle each operation per account and Region (`enforce_quotas`): one
-//! budget for everyone who calls it, however many gateways that is.
+//! page, SearchUsers by username, by hierarchy group or of everyone, and
+//! GetCurrentUserData, the contacts agents have now) from records a test
+//! adds: users, contacts, security profiles, an agent hierarchy, routing
+//! profiles and agents' contacts. Like Connect, it can throttle each
+//! operation per account and Region (`enforce_quotas`): one budget for
+//! everyone who calls it, however many gateways that is.
 // The demo uses part of a stand-in; the tests (feature `test-util`) use the rest.
 #![cfg_attr(not(feature = "test-util"), allow(dead_code))]
 
@@ -44,9 +47,25 @@ const ACCOUNT: &str = "123456789012";
 /// How many levels Connect's agent hierarchy has at most.
 const MAX_HIERARCHY_LEVELS: usize = 5;
 
-/// The most results a page of SearchUsers holds, and how many it holds
-/// unless `MaxResults` asks for fewer.
+/// The most results a page of SearchUsers or GetCurrentUserData holds, and
+/// how many it holds unless `MaxResults` asks for fewer.
 const MAX_RESULTS: usize = 100;
+
+/// The members of GetCurrentUserData's `HierarchyPath`, top first.
+const LEVEL_NAMES: [&str; MAX_HIERARCHY_LEVELS] = ["LevelOne", "LevelTwo", "LevelThree", "LevelFour", "LevelFive"];
+
+/// The states GetCurrentUserData's `ContactFilter` may name.
+const CONTACT_STATES: &[&str] = &[
+    "INCOMING",
+    "PENDING",
+    "CONNECTING",
+    "CONNECTED",
+    "CONNECTED_ONHOLD",
+    "MISSED",
+    "ERROR",
+    "ENDED",
+    "REJECTED",
+];
 
 /// The Connect operations the stand-in knows by their routes (docs/connect.md).
 const ROUTES: &[(&str, &str, &str)] = &[
@@ -60,6 +79,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "ListSecurityProfilePermissions",
     ),
     ("GET", "/user-hierarchy-groups/", "DescribeUserHierarchyGroup"),
+    ("POST", "/metrics/userdata/", "GetCurrentUserData"),
 ];
 
 /// The operation a request is for, and its path labels, percent-decoded.
@@ -251,6 +271,9 @@ struct AgentContact {
     agent: String,
     /// As GetCurrentUserData lists it: one entry of its `Contacts`.
     contact: Value,
+    /// Whether GetCurrentUserData lists it still (DescribeContact answers
+    /// it either way).
+    listed: bool,
 }
 
 /// The quotas enforced, and the calls each one refused.
@@ -276,12 +299,15 @@ struct State {
     security_profiles: Mutex<HashMap<String, Vec<String>>>,
     /// The agent hierarchy: each group's parent, by group id.
     hierarchy_groups: Mutex<HashMap<String, Option<String>>>,
-    /// Agents' contacts, in the order added; DescribeContact answers them
-    /// too.
+    /// Each routing profile's queues, by routing profile id.
+    routing_profiles: Mutex<HashMap<String, Vec<String>>>,
+    /// Agents' contacts, in the order added: GetCurrentUserData lists them,
+    /// DescribeContact answers them.
     agent_contacts: Mutex<Vec<AgentContact>>,
     /// The Region the ARNs the stand-in makes name.
     region: Mutex<String>,
-    /// The `NextToken`s given for pages of users, by token.
+    /// The `NextToken`s given for pages of users (SearchUsers,
+    /// GetCurrentUserData), by token.
     page_tokens: Mutex<HashMap<String, PageToken>>,
     /// How many permissions a page holds at most.
     permissions_page_size: Mutex<usize>,
@@ -331,6 +357,7 @@ impl ConnectStandIn {
             contacts: Mutex::new(HashMap::new()),
             security_profiles: Mutex::new(HashMap::new()),
             hierarchy_groups: Mutex::new(HashMap::new()),
+            routing_profiles: Mutex::new(HashMap::new()),
             agent_contacts: Mutex::new(Vec::new()),
             region: Mutex::new(DEFAULT_REGION.to_owned()),
             page_tokens: Mutex::new(HashMap::new()),
@@ -376,8 +403,9 @@ impl ConnectStandIn {
     }
 
     /// Adds a user DescribeUser answers with (its `Id` member is the key),
-    /// and SearchUsers finds by its `Username` member, by its
-    /// `HierarchyGroupId` member, or with everyone.
+    /// SearchUsers finds by its `Username` member, by its `HierarchyGroupId`
+    /// member, or with everyone, and GetCurrentUserData finds by its id, its
+    /// `HierarchyGroupId` and its `RoutingProfileId`.
     pub fn add_user(&self, user: Value) {
         let id = user["Id"].as_str().unwrap_or_default().to_owned();
         self.state.users.lock().expect("users lock").insert(id, user);
@@ -430,13 +458,26 @@ impl ConnectStandIn {
         groups.insert(id.to_owned(), parent);
     }
 
+    /// Adds a routing profile with these queues. A user record has one by
+    /// its `RoutingProfileId` member.
+    pub fn add_routing_profile(&self, id: &str, queues: &[&str]) {
+        let queues = queues.iter().map(|q| q.to_string()).collect();
+        self.state
+            .routing_profiles
+            .lock()
+            .expect("routing profiles lock")
+            .insert(id.to_owned(), queues);
+    }
+
     /// Gives an agent (a user id) a contact: one entry of GetCurrentUserData's
     /// `Contacts` (`ContactId`, `Channel`, `InitiationMethod`,
     /// `AgentContactState`, `StateStartTimestamp`, and optionally
-    /// `ConnectedToAgentTimestamp` and `Queue`). DescribeContact answers it
-    /// with its agent and the agent's hierarchy groups as they are when it
-    /// answers (from the agent's user record and the hierarchy). A contact
-    /// id given again replaces the contact before, and comes last.
+    /// `ConnectedToAgentTimestamp` and `Queue`), which GetCurrentUserData
+    /// lists as given, after the agent's contacts added before.
+    /// DescribeContact answers it with its agent and the agent's hierarchy
+    /// groups as they are when it answers (from the agent's user record and
+    /// the hierarchy). A contact id given again replaces the contact before,
+    /// and comes last.
     ///
     /// Panics on a contact without a `ContactId`.
     pub fn add_agent_contact(&self, agent_id: &str, contact: Value) {
@@ -449,7 +490,23 @@ impl ConnectStandIn {
         contacts.push(AgentContact {
             agent: agent_id.to_owned(),
             contact,
+            listed: true,
         });
+    }
+
+    /// Takes an agent's contact out of GetCurrentUserData's answers, as
+    /// when the agent is done with it; DescribeContact answers it still, as
+    /// Connect answers an ended contact.
+    ///
+    /// Panics on a contact not added with
+    /// [`add_agent_contact`](Self::add_agent_contact).
+    pub fn remove_agent_contact(&self, contact_id: &str) {
+        let mut contacts = self.state.agent_contacts.lock().expect("agent contacts lock");
+        let added = contacts
+            .iter_mut()
+            .find(|c| c.contact["ContactId"] == contact_id)
+            .unwrap_or_else(|| panic!("no agent has the contact {contact_id:?}"));
+        added.listed = false;
     }
 
     /// Sets an agent's contact's `AgentContactState`; its timestamps stay
@@ -467,7 +524,7 @@ impl ConnectStandIn {
     }
 
     /// The Region the ARNs the stand-in makes name (`eu-west-2` unless set):
-    /// those of hierarchy groups.
+    /// those of users, hierarchy groups and routing profiles.
     pub fn set_region(&self, region: &str) {
         *self.state.region.lock().expect("region lock") = region.to_owned();
     }
@@ -506,8 +563,7 @@ impl ConnectStandIn {
     /// Connect's default quotas: MonitorContact, DescribeUser,
     /// ListSecurityProfilePermissions, SearchUsers and GetCurrentUserData 2
     /// calls a second with a burst of 5; DescribeContact 10 a second with a
-    /// burst of 15. (The stand-in routes no GetCurrentUserData yet; its
-    /// quota applies once it does.)
+    /// burst of 15.
     pub fn connect_default_quotas(&self) {
         self.enforce_quotas(&[
             ("MonitorContact", 2.0, 5),
@@ -664,6 +720,7 @@ fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
         }
         "ListSecurityProfilePermissions" => permissions_page(state, received),
         "SearchUsers" => search_users(state, received),
+        "GetCurrentUserData" => current_user_data(state, received),
         _ => raw(
             400,
             &[("x-amzn-errortype", "InvalidRequestException")],
@@ -694,25 +751,22 @@ fn arn(state: &State, instance: &str, kind: &str, id: &str) -> String {
     format!("arn:aws:connect:{region}:{ACCOUNT}:instance/{instance}/{kind}/{id}")
 }
 
-/// The path of the group a user is in (empty when in none, or unknown).
-fn user_hierarchy_path(state: &State, user: &str) -> Vec<String> {
-    let group = {
-        let users = state.users.lock().expect("users lock");
-        users
-            .get(user)
-            .and_then(|u| u["HierarchyGroupId"].as_str().map(str::to_owned))
+/// The path of the group a user record is in (empty when in none).
+fn user_hierarchy_path(state: &State, user: &Value) -> Vec<String> {
+    let Some(group) = user["HierarchyGroupId"].as_str() else {
+        return Vec::new();
     };
-    let groups = state.hierarchy_groups.lock().expect("groups lock");
-    group.map(|g| hierarchy_path(&groups, &g)).unwrap_or_default()
+    hierarchy_path(&state.hierarchy_groups.lock().expect("groups lock"), group)
 }
 
 /// DescribeContact's `Contact` for an agent's contact, with the agent's
 /// groups as they are now.
 fn agent_contact_record(state: &State, instance: &str, id: &str) -> Option<Value> {
-    let AgentContact { agent, contact } = {
+    let AgentContact { agent, contact, .. } = {
         let contacts = state.agent_contacts.lock().expect("agent contacts lock");
         contacts.iter().find(|c| c.contact["ContactId"] == id)?.clone()
     };
+    let user = state.users.lock().expect("users lock").get(&agent).cloned();
     let mut record = json!({ "Id": id });
     for member in ["Channel", "InitiationMethod"] {
         if let Some(value) = contact.get(member) {
@@ -722,7 +776,7 @@ fn agent_contact_record(state: &State, instance: &str, id: &str) -> Option<Value
     if let Some(queue) = contact["Queue"].get("Id") {
         record["QueueInfo"] = json!({ "Id": queue });
     }
-    let levels: serde_json::Map<String, Value> = user_hierarchy_path(state, &agent)
+    let levels: serde_json::Map<String, Value> = user_hierarchy_path(state, &user.unwrap_or(Value::Null))
         .iter()
         .enumerate()
         .map(|(i, group)| {
@@ -979,6 +1033,200 @@ fn page(
     });
     users.truncate(end);
     Ok((users.split_off(start), next, total))
+}
+
+/// The one filter of users a GetCurrentUserData request has.
+#[derive(Debug)]
+enum UserDataFilter {
+    /// These users.
+    Agents(Vec<String>),
+    /// The users whose routing profile has one of these queues.
+    Queues(Vec<String>),
+    /// The users with one of these routing profiles.
+    RoutingProfiles(Vec<String>),
+    /// The users of this hierarchy group itself, not those of the groups
+    /// below it: whether Connect counts those too is not something a client
+    /// may rely on, and with the narrower reading here whatever relies on
+    /// the wider one fails against the stand-in.
+    UserHierarchyGroup(String),
+}
+
+/// A GetCurrentUserData request's `Filters`.
+#[derive(Debug)]
+struct UserDataQuery {
+    users: UserDataFilter,
+    /// The states of the contacts listed, when `ContactFilter` names any.
+    contact_states: Option<Vec<String>>,
+}
+
+/// What a GetCurrentUserData body asks for; `Err` says what is wrong with it.
+fn user_data_query(body: &Value) -> Result<UserDataQuery, String> {
+    let Some(members) = body.as_object() else {
+        return Err("the body must be a JSON object".into());
+    };
+    let known = |member: &String| matches!(member.as_str(), "Filters" | "MaxResults" | "NextToken");
+    if let Some(member) = members.keys().find(|m| !known(m)) {
+        return Err(format!("unknown member {member:?}"));
+    }
+    let Some(filters) = body.get("Filters").and_then(Value::as_object) else {
+        return Err("Filters is required, an object".into());
+    };
+    let mut users = None;
+    let mut contact_states = None;
+    for (name, value) in filters {
+        let filter = match name.as_str() {
+            "Agents" => UserDataFilter::Agents(id_list(name, value, 100)?),
+            "Queues" => UserDataFilter::Queues(id_list(name, value, 100)?),
+            "RoutingProfiles" => UserDataFilter::RoutingProfiles(id_list(name, value, 100)?),
+            "UserHierarchyGroups" => {
+                let mut group = id_list(name, value, 1)?;
+                UserDataFilter::UserHierarchyGroup(group.remove(0))
+            }
+            "ContactFilter" => {
+                contact_states = contact_filter(value)?;
+                continue;
+            }
+            other => return Err(format!("unknown member {other:?} of Filters")),
+        };
+        if users.replace(filter).is_some() {
+            return Err("Filters may hold only one of Agents, Queues, RoutingProfiles and UserHierarchyGroups".into());
+        }
+    }
+    let Some(users) = users else {
+        return Err("Filters must hold one of Agents, Queues, RoutingProfiles and UserHierarchyGroups".into());
+    };
+    Ok(UserDataQuery { users, contact_states })
+}
+
+/// A filter's list of ids: 1 to `max` non-empty strings.
+fn id_list(name: &str, value: &Value, max: usize) -> Result<Vec<String>, String> {
+    let ids: Option<Vec<String>> = value.as_array().and_then(|ids| {
+        ids.iter()
+            .map(|id| id.as_str().filter(|id| !id.is_empty()).map(str::to_owned))
+            .collect()
+    });
+    match ids {
+        Some(ids) if (1..=max).contains(&ids.len()) => Ok(ids),
+        _ if max == 1 => Err(format!("Filters.{name} must be a list of one id")),
+        _ => Err(format!("Filters.{name} must be a list of 1..{max} ids")),
+    }
+}
+
+/// The states a `ContactFilter` keeps: `None` when it names none.
+fn contact_filter(value: &Value) -> Result<Option<Vec<String>>, String> {
+    let Some(members) = value.as_object() else {
+        return Err("Filters.ContactFilter must be an object".into());
+    };
+    if let Some(member) = members.keys().find(|m| *m != "ContactStates") {
+        return Err(format!("unknown member {member:?} of Filters.ContactFilter"));
+    }
+    let Some(states) = members.get("ContactStates") else {
+        return Ok(None);
+    };
+    let Some(states) = states
+        .as_array()
+        .filter(|s| (1..=CONTACT_STATES.len()).contains(&s.len()))
+    else {
+        return Err("Filters.ContactFilter.ContactStates must be a list of 1..9 contact states".into());
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for state in states {
+        let Some(state) = state.as_str().filter(|s| CONTACT_STATES.contains(s)) else {
+            return Err(format!("{state} is not a contact state (one of {CONTACT_STATES:?})"));
+        };
+        if kept.iter().any(|k| k == state) {
+            return Err(format!("the contact state {state} is named twice"));
+        }
+        kept.push(state.to_owned());
+    }
+    Ok(Some(kept))
+}
+
+/// GetCurrentUserData over the added users: those its filter finds, sorted
+/// by id, a page at a time; each with its contacts, as many as the contact
+/// filter keeps.
+fn current_user_data(state: &State, received: &Received) -> Response<Full<Bytes>> {
+    let instance = match received.labels.as_slice() {
+        [instance] if !instance.is_empty() => instance.as_str(),
+        _ => {
+            return error_answer(
+                400,
+                "InvalidRequestException",
+                "the path is /metrics/userdata/{InstanceId}",
+            )
+        }
+    };
+    let body = received.json();
+    let query = match user_data_query(&body) {
+        Ok(query) => query,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let profiles = state.routing_profiles.lock().expect("routing profiles lock").clone();
+    let found = |user: &Value| {
+        let member = |name: &str| user[name].as_str();
+        let named = |ids: &[String], id: Option<&str>| id.is_some_and(|id| ids.iter().any(|i| i == id));
+        match &query.users {
+            UserDataFilter::Agents(ids) => named(ids, member("Id")),
+            UserDataFilter::RoutingProfiles(ids) => named(ids, member("RoutingProfileId")),
+            UserDataFilter::Queues(ids) => member("RoutingProfileId")
+                .and_then(|profile| profiles.get(profile))
+                .is_some_and(|queues| queues.iter().any(|q| named(ids, Some(q)))),
+            UserDataFilter::UserHierarchyGroup(group) => member("HierarchyGroupId") == Some(group.as_str()),
+        }
+    };
+    let users: Vec<Value> = {
+        let records = state.users.lock().expect("users lock");
+        records.values().filter(|u| found(u)).cloned().collect()
+    };
+    let search = format!("{instance} {query:?}");
+    let (users, next, total) = match page(state, "GetCurrentUserData", &search, &body, users) {
+        Ok(page) => page,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let states = query.contact_states.as_deref();
+    let list: Vec<Value> = users.iter().map(|u| user_data(state, instance, u, states)).collect();
+    let mut answer = json!({"UserDataList": list, "ApproximateTotalCount": total});
+    if let Some(next) = next {
+        answer["NextToken"] = json!(next);
+    }
+    raw(200, &[], &answer.to_string())
+}
+
+/// One user's entry of GetCurrentUserData's `UserDataList`: the user, its
+/// hierarchy path and routing profile when it has them, and its contacts
+/// in these states (all of them when `None`).
+fn user_data(state: &State, instance: &str, user: &Value, contact_states: Option<&[String]>) -> Value {
+    let id = user["Id"].as_str().unwrap_or_default();
+    let mut data = json!({"User": {"Id": id, "Arn": arn(state, instance, "agent", id)}});
+    // Id and Arn only: Connect's HierarchyGroupSummaryReference has no Name.
+    let path: serde_json::Map<String, Value> = user_hierarchy_path(state, user)
+        .iter()
+        .zip(LEVEL_NAMES)
+        .map(|(group, level)| {
+            let arn = arn(state, instance, "agent-group", group);
+            (level.to_owned(), json!({"Id": group, "Arn": arn}))
+        })
+        .collect();
+    if !path.is_empty() {
+        data["HierarchyPath"] = Value::Object(path);
+    }
+    if let Some(profile) = user["RoutingProfileId"].as_str() {
+        let arn = arn(state, instance, "routing-profile", profile);
+        data["RoutingProfile"] = json!({"Id": profile, "Arn": arn});
+    }
+    let in_state = |contact: &Value| {
+        contact_states.is_none_or(|states| states.iter().any(|s| contact["AgentContactState"] == s.as_str()))
+    };
+    let contacts: Vec<Value> = {
+        let contacts = state.agent_contacts.lock().expect("agent contacts lock");
+        contacts
+            .iter()
+            .filter(|c| c.listed && c.agent == id && in_state(&c.contact))
+            .map(|c| c.contact.clone())
+            .collect()
+    };
+    data["Contacts"] = json!(contacts);
+    data
 }
 
 fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes>> {
@@ -1768,5 +2016,284 @@ mod tests {
     #[should_panic(expected = "must be added before")]
     async fn a_hierarchy_group_comes_after_its_parent() {
         standin().await.add_hierarchy_group("g-team", Some("g-site"));
+    }
+
+    async fn current_user_data(connect: &ConnectStandIn, body: Value) -> (u16, String, Value) {
+        let creds = test_credentials();
+        call(
+            connect,
+            &creds,
+            http::Method::POST,
+            "/metrics/userdata/inst-1",
+            Some(body),
+        )
+        .await
+    }
+
+    fn agents(ids: &[&str]) -> Value {
+        json!({"Filters": {"Agents": ids}})
+    }
+
+    /// The contact ids of each user of a GetCurrentUserData answer, by user id.
+    fn contacts_by_user(answer: &Value) -> Vec<(String, Vec<String>)> {
+        let list = answer["UserDataList"].as_array().unwrap_or_else(|| panic!("{answer}"));
+        list.iter()
+            .map(|data| {
+                let contacts = data["Contacts"].as_array().unwrap();
+                let ids = contacts.iter().map(|c| c["ContactId"].as_str().unwrap().to_owned());
+                (data["User"]["Id"].as_str().unwrap().to_owned(), ids.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn get_current_user_data_has_its_route() {
+        assert_eq!(
+            route("POST", "/metrics/userdata/inst%2D1"),
+            ("GetCurrentUserData", vec!["inst-1".to_string()])
+        );
+        assert_eq!(route("GET", "/metrics/userdata/inst-1").0, "Unknown");
+    }
+
+    #[tokio::test]
+    async fn get_current_user_data_by_agents_returns_their_contacts_with_the_hierarchy_path() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_routing_profile("rp-1", &["q-1"]);
+        connect.add_user(json!({"Id": "u-a1", "Username": "u-a1@example.com",
+                                "HierarchyGroupId": "g-team-a1", "RoutingProfileId": "rp-1"}));
+        connect.add_agent_contact("u-a1", voice_contact("c-1", "CONNECTED"));
+        let chat = json!({"ContactId": "c-2", "Channel": "CHAT", "InitiationMethod": "INBOUND",
+                          "AgentContactState": "INCOMING", "StateStartTimestamp": 1_767_225_700});
+        connect.add_agent_contact("u-a1", chat.clone());
+        connect.add_agent_contact("u-b", voice_contact("c-3", "CONNECTED"));
+        let (status, _, answer) = current_user_data(&connect, agents(&["u-none", "u-a1", "u-unknown"])).await;
+        assert_eq!(status, 200, "{answer}");
+        let arn = |kind: &str, id: &str| format!("arn:aws:connect:eu-west-2:123456789012:instance/inst-1/{kind}/{id}");
+        let group = |id: &str| json!({"Id": id, "Arn": arn("agent-group", id)});
+        assert_eq!(
+            answer,
+            json!({"UserDataList": [
+                {"User": {"Id": "u-a1", "Arn": arn("agent", "u-a1")},
+                 "HierarchyPath": {"LevelOne": group("g-site"), "LevelTwo": group("g-team-a"),
+                                   "LevelThree": group("g-team-a1")},
+                 "RoutingProfile": {"Id": "rp-1", "Arn": arn("routing-profile", "rp-1")},
+                 "Contacts": [voice_contact("c-1", "CONNECTED"), chat]},
+                {"User": {"Id": "u-none", "Arn": arn("agent", "u-none")}, "Contacts": []}],
+             "ApproximateTotalCount": 2})
+        );
+        assert_eq!(connect.calls("GetCurrentUserData"), 1);
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn the_contact_state_filter_leaves_out_incoming_and_ended() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        for (id, state) in [
+            ("c-1", "CONNECTED"),
+            ("c-2", "INCOMING"),
+            ("c-3", "CONNECTED_ONHOLD"),
+            ("c-4", "ENDED"),
+        ] {
+            connect.add_agent_contact("u-a", voice_contact(id, state));
+        }
+        let mut on_call = agents(&["u-a"]);
+        on_call["Filters"]["ContactFilter"] = json!({"ContactStates": ["CONNECTED_ONHOLD", "CONNECTED"]});
+        let (status, _, answer) = current_user_data(&connect, on_call.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+        let expected = |ids: &[&str]| vec![("u-a".to_string(), ids.iter().map(|c| c.to_string()).collect())];
+        assert_eq!(
+            contacts_by_user(&answer),
+            expected(&["c-1", "c-3"]),
+            "in the order added"
+        );
+        connect.set_agent_contact_state("c-1", "ENDED");
+        connect.set_agent_contact_state("c-2", "CONNECTED");
+        let (_, _, later) = current_user_data(&connect, on_call).await;
+        assert_eq!(contacts_by_user(&later), expected(&["c-2", "c-3"]));
+        assert_eq!(
+            later["UserDataList"][0]["Contacts"][0]["AgentContactState"],
+            "CONNECTED"
+        );
+        let (_, _, unfiltered) = current_user_data(&connect, agents(&["u-a"])).await;
+        assert_eq!(contacts_by_user(&unfiltered), expected(&["c-1", "c-2", "c-3", "c-4"]));
+    }
+
+    #[tokio::test]
+    async fn a_removed_contact_leaves_get_current_user_data_and_describe_contact_still_answers_it() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-a", voice_contact("c-1", "CONNECTED"));
+        connect.add_agent_contact("u-a", voice_contact("c-2", "CONNECTED"));
+        let described = describe_contact(&connect, "c-1").await.2;
+        connect.remove_agent_contact("c-1");
+        let (_, _, answer) = current_user_data(&connect, agents(&["u-a"])).await;
+        assert_eq!(
+            contacts_by_user(&answer),
+            [("u-a".to_string(), vec!["c-2".to_string()])]
+        );
+        assert_eq!(describe_contact(&connect, "c-1").await, (200, String::new(), described));
+        connect.add_agent_contact("u-b", voice_contact("c-2", "CONNECTED"));
+        let (_, _, transferred) = current_user_data(&connect, agents(&["u-a", "u-b"])).await;
+        assert_eq!(
+            contacts_by_user(&transferred),
+            [
+                ("u-a".to_string(), vec![]),
+                ("u-b".to_string(), vec!["c-2".to_string()])
+            ],
+            "a contact id given again replaces the contact before"
+        );
+    }
+
+    #[tokio::test]
+    async fn user_hierarchy_groups_returns_only_the_groups_own_members() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        for (group, member) in [("g-team-a", "u-a"), ("g-site", "u-site")] {
+            let body = json!({"Filters": {"UserHierarchyGroups": [group]}});
+            let (status, _, answer) = current_user_data(&connect, body).await;
+            assert_eq!(status, 200, "{answer}");
+            let found: Vec<String> = contacts_by_user(&answer).into_iter().map(|(user, _)| user).collect();
+            assert_eq!(found, [member], "not the members of the groups below {group}");
+        }
+    }
+
+    #[tokio::test]
+    async fn queues_and_routing_profiles_find_the_users_of_their_routing_profiles() {
+        let connect = standin().await;
+        connect.add_routing_profile("rp-1", &["q-1", "q-2"]);
+        connect.add_routing_profile("rp-2", &["q-3"]);
+        connect.add_user(json!({"Id": "u-1", "RoutingProfileId": "rp-1"}));
+        connect.add_user(json!({"Id": "u-2", "RoutingProfileId": "rp-2"}));
+        connect.add_user(json!({"Id": "u-3", "RoutingProfileId": "rp-unknown"}));
+        connect.add_user(json!({"Id": "u-4"}));
+        let users =
+            |answer: &Value| -> Vec<String> { contacts_by_user(answer).into_iter().map(|(user, _)| user).collect() };
+        for (filters, expected) in [
+            (json!({"Queues": ["q-2"]}), vec!["u-1"]),
+            (json!({"Queues": ["q-3", "q-1"]}), vec!["u-1", "u-2"]),
+            (json!({"Queues": ["q-9"]}), vec![]),
+            (json!({"RoutingProfiles": ["rp-2"]}), vec!["u-2"]),
+            (json!({"RoutingProfiles": ["rp-2", "rp-unknown"]}), vec!["u-2", "u-3"]),
+        ] {
+            let (status, _, answer) = current_user_data(&connect, json!({ "Filters": filters })).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(users(&answer), expected, "{filters}");
+        }
+    }
+
+    #[tokio::test]
+    async fn get_current_user_data_pages_by_max_results_with_its_own_tokens() {
+        let connect = standin().await;
+        connect.add_routing_profile("rp-1", &["q-1"]);
+        for i in 0..250 {
+            connect.add_user(json!({"Id": format!("u-{i:03}"), "RoutingProfileId": "rp-1"}));
+        }
+        let mut body = json!({"Filters": {"Queues": ["q-1"]}});
+        let (mut sizes, mut seen) = (Vec::new(), Vec::new());
+        loop {
+            let (status, _, answer) = current_user_data(&connect, body.clone()).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["ApproximateTotalCount"], 250);
+            let page = contacts_by_user(&answer);
+            sizes.push(page.len());
+            seen.extend(page.into_iter().map(|(user, _)| user));
+            let Some(token) = answer.get("NextToken") else { break };
+            assert!(token.as_str().unwrap().contains(['/', '+', '=']), "{token}");
+            body["NextToken"] = token.clone();
+        }
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(seen, (0..250).map(|i| format!("u-{i:03}")).collect::<Vec<_>>());
+        body["MaxResults"] = json!(30);
+        body.as_object_mut().unwrap().remove("NextToken");
+        let (_, _, first) = current_user_data(&connect, body.clone()).await;
+        assert_eq!(contacts_by_user(&first).len(), 30);
+        let other_search = json!({"Filters": {"RoutingProfiles": ["rp-1"]}, "NextToken": first["NextToken"]});
+        assert_eq!(current_user_data(&connect, other_search).await.0, 400);
+        let (_, _, users) = search_users(&connect, json!({"InstanceId": "inst-1", "MaxResults": 1})).await;
+        body["NextToken"] = users["NextToken"].clone();
+        assert_eq!(current_user_data(&connect, body).await.0, 400, "a SearchUsers token");
+    }
+
+    #[tokio::test]
+    async fn two_filters_or_none_are_refused() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let hundred_and_one: Vec<String> = (0..=100).map(|i| format!("u-{i}")).collect();
+        let states =
+            |states: Value| json!({"Filters": {"Agents": ["u-a"], "ContactFilter": {"ContactStates": states}}});
+        for body in [
+            json!({"Filters": {}}),
+            json!({"Filters": {"ContactFilter": {"ContactStates": ["CONNECTED"]}}}),
+            json!({"Filters": {"Agents": ["u-a"], "Queues": ["q-1"]}}),
+            json!({"Filters": {"RoutingProfiles": ["rp-1"], "UserHierarchyGroups": ["g-site"]}}),
+            json!({}),
+            json!({"Filters": {"Agents": []}}),
+            json!({"Filters": {"Agents": hundred_and_one}}),
+            json!({"Filters": {"Agents": [""]}}),
+            json!({"Filters": {"Agents": "u-a"}}),
+            json!({"Filters": {"UserHierarchyGroups": ["g-site", "g-team-a"]}}),
+            json!({"Filters": {"Agents": ["u-a"], "Channels": ["VOICE"]}}),
+            json!({"Filters": {"Agents": ["u-a"]}, "InstanceId": "inst-1"}),
+            json!({"Filters": {"Agents": ["u-a"], "ContactFilter": {"States": ["CONNECTED"]}}}),
+            states(json!([])),
+            states(json!(["ON_CALL"])),
+            states(json!(["CONNECTED", "CONNECTED"])),
+            states(json!(CONTACT_STATES
+                .iter()
+                .chain(["CONNECTED"].iter())
+                .collect::<Vec<_>>())),
+            json!({"Filters": {"Agents": ["u-a"]}, "MaxResults": 0}),
+            json!({"Filters": {"Agents": ["u-a"]}, "MaxResults": 101}),
+            json!({"Filters": {"Agents": ["u-a"]}, "MaxResults": "10"}),
+            json!({"Filters": {"Agents": ["u-a"]}, "NextToken": "GetCurrentUserData/0+1="}),
+        ] {
+            let (status, error_type, answer) = current_user_data(&connect, body.clone()).await;
+            assert_eq!(
+                (status, error_type.as_str()),
+                (400, "InvalidParameterException"),
+                "{body}"
+            );
+            assert!(answer["Message"].is_string(), "{answer}");
+        }
+        let every_state = states(json!(CONTACT_STATES));
+        assert_eq!(current_user_data(&connect, every_state).await.0, 200);
+        let creds = test_credentials();
+        let no_instance = call(
+            &connect,
+            &creds,
+            http::Method::POST,
+            "/metrics/userdata/",
+            Some(agents(&["u-a"])),
+        );
+        assert_eq!(no_instance.await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn the_get_current_user_data_quota_throttles_under_connect_default_quotas() {
+        let connect = Arc::new(standin().await);
+        connect.connect_default_quotas();
+        // 40 calls at once: at 2 a second after a burst of 5, some are
+        // refused unless the calls took over 17 s.
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let connect = connect.clone();
+                tokio::spawn(async move { current_user_data(&connect, agents(&["u-a"])).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        let passed = answers.iter().filter(|(status, ..)| *status == 200).count();
+        assert!(passed >= 5, "the burst passes: {answers:?}");
+        for (status, error_type, _) in answers.iter().filter(|(status, ..)| *status != 200) {
+            assert_eq!((*status, error_type.as_str()), (429, "ThrottlingException"));
+        }
+        assert_eq!(connect.throttled("GetCurrentUserData"), 40 - passed);
+        assert!(connect.throttled("GetCurrentUserData") > 0);
+        assert_eq!(connect.calls("GetCurrentUserData"), 40);
+        assert_eq!(connect.throttled_total(), 40 - passed, "no other operation's budget");
     }
 }
