@@ -1880,7 +1880,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_exact_username_search_answers_one_unpaged_page_as_before() {
+    async fn the_exact_username_search_answers_one_page_without_a_token() {
         let connect = standin().await;
         hierarchy(&connect);
         let body = json!({"InstanceId": "inst-1", "MaxResults": 2, "SearchCriteria": {"StringCondition": {
