@@ -200,6 +200,13 @@ async fn a_supervisor_lists_exactly_the_live_contacts_of_their_subtree_oldest_fi
     );
     assert_eq!(line["user_id"], SUPERVISOR);
     assert_eq!(line["instance_id"], INSTANCE);
+    let (_, metrics) = h.admin("/metrics").await;
+    for series in [
+        r#"cmg_connect_lookups_total{operation="GetCurrentUserData",outcome="ok"} 1"#,
+        r#"cmg_connect_lookups_total{operation="SearchUsers",outcome="ok"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} in:\n{metrics}");
+    }
     assert_agrees_with_check(&h, &token, &a, &directory).await;
 }
 
