@@ -561,7 +561,8 @@ async fn four_replicas_listing_at_once_make_one_listings_calls_and_share_its_con
     h.connect.add_hierarchy_group("g-team", Some("g-site"));
     h.connect.add_user(supervisor(Some("g-team"), &["sp-1"]));
     h.connect.add_security_profile("sp-1", &["ManagerListenIn"]);
-    h.connect.add_user(json!({"Id": "agent-1", "HierarchyGroupId": "g-team", "SecurityProfileIds": []}));
+    h.connect
+        .add_user(json!({"Id": "agent-1", "HierarchyGroupId": "g-team", "SecurityProfileIds": []}));
     h.connect.add_agent_contact(
         "agent-1",
         json!({"ContactId": "c-live", "Channel": "VOICE", "AgentContactState": "CONNECTED",
@@ -586,7 +587,10 @@ async fn four_replicas_listing_at_once_make_one_listings_calls_and_share_its_con
     assert_eq!(h.connect.calls("GetCurrentUserData"), 1, "one call for the fleet");
     assert_eq!(h.connect.calls("SearchUsers"), 1);
     assert_eq!(h.connect.throttled_total(), 0);
-    assert!(redis.get("cmg:fact:contact:inst-1:c-live").is_some(), "the listing filled the fleet's contact facts");
+    assert!(
+        redis.get("cmg:fact:contact:inst-1:c-live").is_some(),
+        "the listing filled the fleet's contact facts"
+    );
 
     // A fresh replica, which never listed: the click needs no DescribeContact.
     let fresh = h.replica().await;
@@ -595,5 +599,8 @@ async fn four_replicas_listing_at_once_make_one_listings_calls_and_share_its_con
     assert_eq!(h.connect.calls("DescribeContact"), 0);
     let again = list_on(&h, &fresh, &token).await;
     assert_eq!(again.status, 200);
-    assert!(h.connect.calls("GetCurrentUserData") <= 2, "reused within live_ttl, or asked once more after it");
+    assert!(
+        h.connect.calls("GetCurrentUserData") <= 2,
+        "reused within live_ttl, or asked once more after it"
+    );
 }

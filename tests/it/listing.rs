@@ -89,7 +89,10 @@ fn team_directory(connect: &ConnectStandIn, permissions: &[&str]) -> Directory {
     connect.add_agent_contact("agent-team", live("c-team-voice", "VOICE", "CONNECTED", 300.0, "q-1"));
     connect.add_agent_contact("agent-team", live("c-team-chat", "CHAT", "CONNECTED", 200.0, "q-1"));
     connect.add_agent_contact("agent-team", live("c-team-ended", "VOICE", "ENDED", 400.0, "q-1"));
-    connect.add_agent_contact("agent-sub", live("c-sub-hold", "VOICE", "CONNECTED_ONHOLD", 100.0, "q-2"));
+    connect.add_agent_contact(
+        "agent-sub",
+        live("c-sub-hold", "VOICE", "CONNECTED_ONHOLD", 100.0, "q-2"),
+    );
     connect.add_agent_contact("agent-sub", live("c-sub-incoming", "VOICE", "INCOMING", 10.0, "q-2"));
     connect.add_agent_contact("agent-other", live("c-other", "VOICE", "CONNECTED", 250.0, "q-1"));
     vec![
@@ -145,7 +148,11 @@ async fn assert_agrees_with_check(h: &Harness, token: &str, listing: &Answer, di
             assert_eq!(a.body["data"]["grant"], e["grant"], "{contact}");
             if capabilities != ["SILENT_MONITOR", "BARGE"] {
                 let wider = check(h, token, contact, &["SILENT_MONITOR", "BARGE"]).await;
-                assert_eq!(wider.status, 403, "{contact} listed without the widest set: {:?}", wider.body);
+                assert_eq!(
+                    wider.status, 403,
+                    "{contact} listed without the widest set: {:?}",
+                    wider.body
+                );
             }
         } else if complete {
             for capabilities in [&["SILENT_MONITOR"][..], &["BARGE"], &["SILENT_MONITOR", "BARGE"]] {
@@ -214,7 +221,10 @@ async fn a_supervisor_lists_exactly_the_live_contacts_of_their_subtree_oldest_fi
 async fn listen_in_alone_lists_silent_monitor_and_listen_in_with_barge_in_lists_both() {
     for (permissions, capabilities) in [
         (&["ManagerListenIn"][..], json!(["SILENT_MONITOR"])),
-        (&["ManagerListenIn", "ManagerBargeIn"], json!(["SILENT_MONITOR", "BARGE"])),
+        (
+            &["ManagerListenIn", "ManagerBargeIn"],
+            json!(["SILENT_MONITOR", "BARGE"]),
+        ),
     ] {
         let h = harness_with(grant(LEADS_THEIR_TEAM), "").await;
         let directory = team_directory(&h.connect, permissions);
@@ -272,7 +282,8 @@ async fn a_queues_rule_asks_by_queue_and_lists_only_those_queues_contacts() {
         ("agent-sub", "g-sub"),
         ("agent-other", "g-other"),
     ] {
-        h.connect.add_user(json!({"Id": agent, "HierarchyGroupId": group, "RoutingProfileId": "rp-all"}));
+        h.connect
+            .add_user(json!({"Id": agent, "HierarchyGroupId": group, "RoutingProfileId": "rp-all"}));
     }
     let token = h.supervisor_token();
     let a = list(&h, &token).await;
@@ -380,7 +391,11 @@ async fn a_bad_query_is_400_an_unknown_instance_403_and_no_token_401() {
         let a = list_query(&h, Some(&token), query).await;
         assert_eq!((a.status, a.code()), (400, "VALIDATION_ERROR"), "{query}: {:?}", a.body);
         assert!(a.message().contains(rule), "{query}: {}", a.message());
-        assert!(!a.message().contains("iiii") && !a.message().contains("team"), "{}", a.message());
+        assert!(
+            !a.message().contains("iiii") && !a.message().contains("team"),
+            "{}",
+            a.message()
+        );
     }
     let a = list_query(&h, Some(&token), "?instance_id=inst-2").await;
     assert_eq!((a.status, a.code()), (403, "FORBIDDEN"));
