@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -13,7 +13,7 @@ use crate::authz::cache::FactCaches;
 use crate::authz::facts::Recorded;
 use crate::authz::facts::{FactSource, NoFacts};
 use crate::authz::given_facts::GivenFacts;
-use crate::authz::listing::Listing;
+use crate::authz::listing::{self, Listing};
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
@@ -236,23 +236,9 @@ fn listed(items: &[String]) -> String {
     }
 }
 
-/// The most characters of an instance id, as the listing's `instance_id`
-/// and MonitorContact's `InstanceId` take it.
-const MAX_INSTANCE_ID_CHARS: usize = 100;
-
 /// `--list`'s instance id, by the rules of the listing's `instance_id`.
 fn listed_instance(instance_id: &str) -> Result<String, String> {
-    if instance_id.is_empty() {
-        return Err("the instance id must not be empty".into());
-    }
-    if instance_id.chars().count() > MAX_INSTANCE_ID_CHARS {
-        return Err(format!(
-            "the instance id must be at most {MAX_INSTANCE_ID_CHARS} characters"
-        ));
-    }
-    if instance_id.chars().any(char::is_control) {
-        return Err("the instance id must not contain control characters".into());
-    }
+    listing::check_instance_id(instance_id).map_err(|rule| format!("the instance id {rule}"))?;
     Ok(instance_id.to_owned())
 }
 
@@ -358,7 +344,7 @@ async fn explain_list(settings: &Settings, claims: Value, instance_id: &str, fac
     let facts = Recorded::new(facts);
     match list_with(settings, claims, instance_id, &facts).await {
         Ok(listing) => {
-            println!("{}", listing_data(instance_id, &listing));
+            println!("{}", listing.data(instance_id));
             ExitCode::SUCCESS
         }
         Err(refusal) => match refused(refusal, &facts, "the listing") {
@@ -422,42 +408,6 @@ fn from_live_answer(what: &str) -> bool {
     ]
     .iter()
     .any(|named| what.starts_with(named))
-}
-
-/// Epoch seconds as RFC 3339, to the second, as the listing's answer has them.
-fn rfc3339(epoch_seconds: f64) -> String {
-    let at = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(epoch_seconds.max(0.0)).unwrap_or_default();
-    humantime::format_rfc3339_seconds(at).to_string()
-}
-
-/// A listing as the route's `data` (docs/api.md, "The listing").
-fn listing_data(instance_id: &str, listing: &Listing) -> Value {
-    let contacts: Vec<Value> = listing
-        .contacts
-        .iter()
-        .map(|l| {
-            json!({
-                "contact_id": l.contact.contact_id,
-                "agent_id": l.agent_id,
-                "queue_id": l.contact.queue_id,
-                "channel": l.contact.channel,
-                "state": l.contact.state,
-                "since": l.contact.since.map(rfc3339),
-                "capabilities": l.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                "grant": l.grant,
-            })
-        })
-        .collect();
-    let as_of = listing.as_of.map_or_else(
-        || humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        rfc3339,
-    );
-    json!({
-        "instance_id": instance_id,
-        "as_of": as_of,
-        "complete": listing.complete,
-        "contacts": contacts,
-    })
 }
 
 /// A runtime of `workers` threads (tokio's multi-thread scheduler).
