@@ -205,7 +205,7 @@ pub(crate) async fn decide_with(
     facts: &impl FactSource,
 ) -> Result<Permit, Refusal> {
     let (authorizer, identity) = authorizer_for(settings, claims);
-    authorizer.decide(&identity, request, facts).await
+    authorizer.decide(&identity, request, true, facts).await
 }
 
 /// The listing the gateway would answer, with Connect's facts from `facts`

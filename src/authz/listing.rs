@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::facts::{all, FactError, FactSource, Paged, Pages};
 use super::policy::{Coverage, DenyReason, Grant, Needs};
-use super::{Authorizer, Known, Refusal};
+use super::{Authorizer, Known, Permit, Refusal};
 use crate::auth::token::Identity;
 use crate::connect::describe_contact::ContactFacts;
 use crate::connect::describe_user::ConnectUser;
@@ -85,6 +85,7 @@ impl Listing {
                     "since": l.contact.since.map(rfc3339),
                     "capabilities": l.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                     "grant": l.grant,
+                    "reason_required": l.reason_required,
                 })
             })
             .collect();
@@ -118,6 +119,8 @@ pub(crate) struct Listed {
     pub(crate) contact: LiveContact,
     pub(crate) capabilities: Vec<Capability>,
     pub(crate) grant: String,
+    /// The grant allows only a request that says why (`Monitor-Reason`).
+    pub(crate) reason_required: bool,
 }
 
 /// Whose live contacts to ask Connect for: the union of the grants' coverage.
@@ -238,12 +241,13 @@ impl Authorizer {
         let mut contacts = Vec::new();
         for (agent_id, contact) in live {
             probe.contact_id.clone_from(&contact.contact_id);
-            if let Some((capabilities, grant)) = self.widest_allowed(identity, &mut probe, &judged).await? {
+            if let Some((capabilities, permit)) = self.widest_allowed(identity, &mut probe, &judged).await? {
                 contacts.push(Listed {
                     agent_id,
                     contact,
                     capabilities,
-                    grant,
+                    grant: permit.grant,
+                    reason_required: permit.reason_required,
                 });
             }
         }
@@ -262,17 +266,18 @@ impl Authorizer {
     }
 
     /// The widest capabilities `decide` allows on the probe's contact, and
-    /// the grant that allows them; `None` when it allows none.
+    /// the permit (its grant); `None` when it allows none.
     async fn widest_allowed(
         &self,
         identity: &Identity,
         probe: &mut MonitorRequest,
         facts: &impl FactSource,
-    ) -> Result<Option<(Vec<Capability>, String)>, Refusal> {
+    ) -> Result<Option<(Vec<Capability>, Permit)>, Refusal> {
         for capabilities in TRIES {
             probe.capabilities = capabilities.to_vec();
-            match Box::pin(self.decide(identity, probe, facts)).await {
-                Ok(permit) => return Ok(Some((capabilities.to_vec(), permit.grant))),
+            // As if a reason were given: the answer says when one will be needed.
+            match Box::pin(self.decide(identity, probe, true, facts)).await {
+                Ok(permit) => return Ok(Some((capabilities.to_vec(), permit))),
                 Err(Refusal::Denied(_)) => {}
                 Err(other) => return Err(other),
             }

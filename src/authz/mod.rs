@@ -113,6 +113,8 @@ impl PolicySection {
 pub(crate) struct Permit {
     /// The grant that allowed it (for the audit).
     pub(crate) grant: String,
+    /// The grant allows only a request that says why (`Monitor-Reason`).
+    pub(crate) reason_required: bool,
     /// Where its call to Connect goes.
     pub(crate) route: Route,
 }
@@ -183,7 +185,9 @@ impl Authorizer {
     }
 
     /// Decides a request: the instance allow-list, then the instance's route,
-    /// then the grants in order. A grant's static checks come first; Connect
+    /// then the grants in order. `reason_given`: the request says why
+    /// (`Monitor-Reason`; dry runs and listings decide as if it did). A
+    /// grant's static checks come first; Connect
     /// is asked only for what a grant that passed them needs, each fact at
     /// most once, independent facts at the same time. Any lookup failure
     /// ends the decision (fail closed).
@@ -191,6 +195,7 @@ impl Authorizer {
         &self,
         identity: &Identity,
         request: &MonitorRequest,
+        reason_given: bool,
         facts: &impl FactSource,
     ) -> Result<Permit, Refusal> {
         if let Some(allowed) = &self.allowed_instances {
@@ -209,12 +214,13 @@ impl Authorizer {
         let needing_facts = policy.grants.iter().filter(|g| self.needs_facts(g));
         for grant in claims_only.chain(needing_facts) {
             match self
-                .grant_allows(grant, identity, request, &route, facts, &mut known)
+                .grant_allows(grant, identity, request, reason_given, &route, facts, &mut known)
                 .await?
             {
                 Ok(()) => {
                     return Ok(Permit {
                         grant: grant.name.clone(),
+                        reason_required: grant.require_reason,
                         route,
                     })
                 }
@@ -226,11 +232,13 @@ impl Authorizer {
     }
 
     /// One grant's verdict (inner result), or a fact that could not be had (outer).
+    #[allow(clippy::too_many_arguments)]
     async fn grant_allows(
         &self,
         grant: &Grant,
         identity: &Identity,
         request: &MonitorRequest,
+        reason_given: bool,
         route: &Route,
         facts: &impl FactSource,
         known: &mut Known,
@@ -243,6 +251,9 @@ impl Authorizer {
             false => None,
         };
         if let Err(reason) = grant.user_allowed(request, caller.as_deref()) {
+            return Ok(Err(reason));
+        }
+        if let Err(reason) = grant.reason_allowed(reason_given) {
             return Ok(Err(reason));
         }
         let needs = grant.needs();

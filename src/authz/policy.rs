@@ -22,6 +22,8 @@ pub(crate) enum DenyReason {
     InstanceNotAllowed,
     CapabilityNotAllowed,
     UserNotAllowed,
+    /// The grant needs a `Monitor-Reason` and the request gave none (valid).
+    ReasonRequired,
     /// The supervisor's own Connect security profiles do not grant the capability.
     ConnectPermissionMissing,
     /// The contact's agent is not one this grant covers (or it has no agent yet).
@@ -35,6 +37,7 @@ impl DenyReason {
             DenyReason::InstanceNotAllowed => "instance_not_allowed",
             DenyReason::CapabilityNotAllowed => "capability_not_allowed",
             DenyReason::UserNotAllowed => "user_not_allowed",
+            DenyReason::ReasonRequired => "reason_required",
             DenyReason::ConnectPermissionMissing => "connect_permission_missing",
             DenyReason::AgentOutOfScope => "agent_out_of_scope",
         }
@@ -48,8 +51,9 @@ impl DenyReason {
             DenyReason::InstanceNotAllowed => 1,
             DenyReason::CapabilityNotAllowed => 2,
             DenyReason::UserNotAllowed => 3,
-            DenyReason::ConnectPermissionMissing => 4,
-            DenyReason::AgentOutOfScope => 5,
+            DenyReason::ReasonRequired => 4,
+            DenyReason::ConnectPermissionMissing => 5,
+            DenyReason::AgentOutOfScope => 6,
         }
     }
 }
@@ -174,6 +178,8 @@ struct GrantFile {
     connect_permissions: bool,
     #[serde(default)]
     agents: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    require_reason: bool,
 }
 
 /// Whose calls a grant covers, by Connect's record of the contact.
@@ -247,6 +253,8 @@ pub(crate) struct Grant {
     /// The supervisor's Connect security profiles must grant the capabilities.
     connect_permissions: bool,
     agents: Option<AgentScope>,
+    /// Allows only a request that says why (`Monitor-Reason`).
+    pub(crate) require_reason: bool,
 }
 
 /// Which facts from Connect a grant needs, beyond the claims and the request.
@@ -424,6 +432,7 @@ impl Policy {
                 as_user,
                 connect_permissions: g.connect_permissions,
                 agents,
+                require_reason: g.require_reason,
             });
         }
         if problems.is_empty() {
@@ -479,6 +488,13 @@ impl Grant {
             AsUser::Listed(users) => users.contains(&request.user_id),
         };
         allowed.then_some(()).ok_or(DenyReason::UserNotAllowed)
+    }
+
+    /// `require_reason`: the last static check, after `as_user`.
+    pub(crate) fn reason_allowed(&self, reason_given: bool) -> Result<(), DenyReason> {
+        (!self.require_reason || reason_given)
+            .then_some(())
+            .ok_or(DenyReason::ReasonRequired)
     }
 
     /// The facts from Connect this grant needs once its static checks pass.

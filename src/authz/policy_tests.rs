@@ -463,6 +463,7 @@ fn deny_reasons_rank_lookups_after_the_static_checks() {
         D::InstanceNotAllowed,
         D::CapabilityNotAllowed,
         D::UserNotAllowed,
+        D::ReasonRequired,
         D::ConnectPermissionMissing,
         D::AgentOutOfScope,
     ];

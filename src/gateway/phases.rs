@@ -34,6 +34,9 @@ use crate::telemetry::{error_chain, trace_context};
 /// The dry run's path: every phase but the call to Connect (docs/api.md, "The dry run").
 pub(crate) const CHECK_PATH: &str = "/contact/monitor/check";
 
+/// The header in which a caller says why it monitors.
+const MONITOR_REASON: &str = "monitor-reason";
+
 /// The listing's path (docs/api.md, "The listing").
 pub(crate) const LISTING_PATH: &str = "/contacts/monitorable";
 
@@ -64,6 +67,8 @@ struct Exchange {
     agent_id: Option<String>,
     /// What this request spent on Connect: lookups and budget waits.
     spent: Spent,
+    /// Why the caller monitors, from a valid `Monitor-Reason` header.
+    monitor_reason: Option<String>,
 }
 
 /// A caller-supplied request id is kept when it is short and plain; anything
@@ -226,6 +231,7 @@ impl Gateway {
 
         // Authenticate before reading the body: no `100 Continue` for strangers.
         let identity = exchange.identity.insert(self.authenticate(&req).await?);
+        exchange.monitor_reason = monitor_reason(req.headers());
 
         // Read the request: a JSON body that is a valid MonitorContact request.
         if !is_json(&req) {
@@ -240,7 +246,9 @@ impl Gateway {
 
         // Decide: the one authorization seam, asking Connect what a grant needs.
         let facts = Recorded::new(LiveFacts::new(&self.connect, &self.caches, deadline, &exchange.spent));
-        let decided = self.authorizer.decide(identity, request, &facts).await;
+        // A dry run decides as if a reason were given, and says when one is needed.
+        let reason_given = exchange.dry_run || exchange.monitor_reason.is_some();
+        let decided = self.authorizer.decide(identity, request, reason_given, &facts).await;
         exchange.agent_id = facts.agent_id().flatten();
         let permit = exchange.permit.insert(decided?);
         if exchange.dry_run {
@@ -344,6 +352,7 @@ impl Gateway {
             budget_wait_ms: millis(exchange.spent.budget_wait()),
             dry_run: exchange.dry_run,
             listing: exchange.listing,
+            monitor_reason: exchange.monitor_reason.clone(),
             ..AuditRecord::default()
         }
     }
@@ -451,9 +460,27 @@ fn checked_response(exchange: &Exchange, request_id: &str) -> Response<Body> {
             "decision": "allow",
             "grant": exchange.permit.as_ref().map(|p| p.grant.as_str()),
             "capabilities": capabilities,
+            "reason_required": exchange.permit.as_ref().is_some_and(|p| p.reason_required),
         }
     });
     json_response(StatusCode::OK, &body, request_id)
+}
+
+/// The longest `Monitor-Reason`, in characters.
+const MAX_REASON_CHARS: usize = 200;
+
+/// The text of a valid `Monitor-Reason` header (docs/api.md, "Saying why"):
+/// exactly one, 1 to 200 characters of UTF-8, none a control character.
+/// Anything else is no reason at all: a grant that needs one refuses.
+fn monitor_reason(headers: &http::HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(MONITOR_REASON).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let text = std::str::from_utf8(value.as_bytes()).ok()?;
+    let chars = text.chars().count();
+    let valid = (1..=MAX_REASON_CHARS).contains(&chars) && !text.chars().any(char::is_control);
+    valid.then(|| text.to_owned())
 }
 
 /// The instance a listing's query names: `instance_id`, exactly once, and
@@ -486,4 +513,48 @@ fn listed_response(exchange: &Exchange, listing: &Listing, request_id: &str) -> 
 /// A duration in the audit's unit: milliseconds, to the microsecond.
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(bytes: &[&[u8]]) -> Option<String> {
+        let mut headers = http::HeaderMap::new();
+        for value in bytes {
+            headers.append(
+                MONITOR_REASON,
+                HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value)).unwrap(),
+            );
+        }
+        monitor_reason(&headers)
+    }
+
+    #[test]
+    fn a_reason_is_one_header_of_1_to_200_characters_without_control_characters() {
+        assert_eq!(reason(&[b"Customer asked"]).as_deref(), Some("Customer asked"));
+        assert_eq!(
+            reason(&["é".repeat(200).as_bytes()]).map(|r| r.chars().count()),
+            Some(200)
+        );
+        for (case, value) in [
+            ("empty", &b""[..]),
+            ("a tab", b"a\tb"),
+            ("invalid UTF-8", b"a\xffb"),
+            ("a C1 control", "a\u{9b}b".as_bytes()),
+        ] {
+            assert_eq!(reason(&[value]), None, "{case}");
+        }
+        assert_eq!(reason(&["é".repeat(201).as_bytes()]), None, "201 characters");
+        assert_eq!(reason(&[b"one", b"two"]), None, "two headers");
+        assert_eq!(reason(&[]), None);
+    }
+
+    #[test]
+    fn del_never_reaches_a_reason() {
+        // http refuses DEL in a header value, so hyper never hands one over;
+        // the rule would refuse it too.
+        assert!(HeaderValue::from_bytes(b"a\x7fb").is_err());
+        assert!('\u{7f}'.is_control());
+    }
 }

@@ -91,7 +91,7 @@ impl Cors {
         h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
         h.insert(
             ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, x-request-id"),
+            HeaderValue::from_static("authorization, content-type, monitor-reason, x-request-id"),
         );
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(self.max_age.as_secs()));
         Some(response)

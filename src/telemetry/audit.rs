@@ -92,6 +92,9 @@ pub(crate) struct AuditRecord {
     pub(crate) listing: bool,
     /// How many contacts a listing listed; null for any other request.
     pub(crate) contacts: Option<usize>,
+    /// Why the caller said it monitors (`Monitor-Reason`), as a JSON
+    /// string; null without a valid one.
+    pub(crate) monitor_reason: Option<String>,
     pub(crate) status: u16,
     pub(crate) code: &'static str,
     pub(crate) upstream_status: Option<u16>,

@@ -40,7 +40,7 @@ async fn preflight_from_allowed_origin_is_answered_without_a_token() {
     assert_eq!(a.headers["access-control-allow-methods"], "GET, POST");
     assert_eq!(
         a.headers["access-control-allow-headers"],
-        "authorization, content-type, x-request-id"
+        "authorization, content-type, monitor-reason, x-request-id"
     );
     assert_eq!(a.headers["access-control-max-age"], "300");
     assert_eq!(a.headers["vary"], "Origin");

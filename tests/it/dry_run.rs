@@ -49,7 +49,8 @@ async fn an_allowed_dry_run_names_the_grant_and_never_calls_monitor_contact() {
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(
         a.body,
-        json!({"success": true, "data": {"decision": "allow", "grant": "connect-aware", "capabilities": ["SILENT_MONITOR"]}})
+        json!({"success": true, "data": {"decision": "allow", "grant": "connect-aware", "capabilities": ["SILENT_MONITOR"],
+                                         "reason_required": false}})
     );
     assert_eq!(h.connect.calls("MonitorContact"), 0);
     assert_eq!(h.connect.calls("DescribeContact"), 1, "the lookups did run");

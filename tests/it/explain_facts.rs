@@ -1362,7 +1362,7 @@ async fn the_example_listing_facts_file_lists_what_the_example_configs_callers_m
     assert_eq!(
         listed["contacts"][2],
         json!({"contact_id": EXAMPLE_CHAT, "agent_id": EXAMPLE_AGENT, "queue_id": "5e9f1a4b-5555-4c6d-8e7f-8a9b0c1d2e3f",
-               "channel": "CHAT", "state": "CONNECTED_ONHOLD", "since": "2024-05-14T09:31:40Z",
+               "channel": "CHAT", "state": "CONNECTED_ONHOLD", "since": "2024-05-14T09:31:40Z", "reason_required": false,
                "capabilities": ["SILENT_MONITOR", "BARGE"], "grant": "contact-centre leads"})
     );
     // An instance the configuration does not allow is refused, as a decision is.

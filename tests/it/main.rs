@@ -54,6 +54,8 @@ mod grant_order;
 mod listing;
 /// The caches of Connect's facts.
 mod lookup_cache;
+/// `require_reason` and the `Monitor-Reason` header.
+mod monitor_reason;
 
 // Calling Connect.
 /// Instances signed as a role of their own (STS AssumeRole).
