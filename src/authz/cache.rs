@@ -16,11 +16,12 @@ use moka::Expiry;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::facts::FactError;
+use super::facts::{FactError, Paged};
 use crate::connect::client::FailureKind;
 use crate::connect::describe_contact::ContactFacts;
 use crate::connect::describe_user::ConnectUser;
 use crate::connect::error::ConnectErrorKind;
+use crate::connect::get_current_user_data::LiveAgent;
 use crate::connect::operation::Operation;
 use crate::connect::settings::LookupSettings;
 use crate::shared::{sealed, Claim, SharedStore};
@@ -57,20 +58,50 @@ pub(crate) struct FactCaches {
     pub(crate) users: Cache<Key, Kept<ConnectUser>>,
     pub(crate) permissions: Cache<Key, Kept<Arc<Vec<String>>>>,
     pub(crate) usernames: Cache<Key, Kept<Option<String>>>,
+    /// The users of a hierarchy subtree, or of the whole instance.
+    pub(crate) members: Cache<Key, Kept<Paged<Vec<String>>>>,
+    /// Agents' live contacts, kept only `live_ttl`.
+    pub(crate) live: Cache<Key, Kept<Paged<Vec<LiveAgent>>>>,
     /// How long a fact is trusted (also on the shared server).
     ttl: Duration,
+    /// How long an answer about live contacts is reused.
+    live_ttl: Duration,
     shared: Option<Arc<SharedStore>>,
     metrics: Arc<Metrics>,
 }
 
-/// The shared server's name for a kind of fact (a part of its keys).
-fn kind_of(operation: Operation) -> &'static str {
-    match operation {
-        Operation::DescribeContact => "contact",
-        Operation::DescribeUser => "user",
-        Operation::ListSecurityProfilePermissions => "permissions",
-        Operation::SearchUsers => "username",
-        Operation::MonitorContact => "monitor",
+/// A kind of fact: which operation fetches it, and its part of the shared
+/// server's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Contact,
+    User,
+    Permissions,
+    Username,
+    Members,
+    Live,
+}
+
+impl Kind {
+    fn operation(self) -> Operation {
+        match self {
+            Kind::Contact => Operation::DescribeContact,
+            Kind::User => Operation::DescribeUser,
+            Kind::Permissions => Operation::ListSecurityProfilePermissions,
+            Kind::Username | Kind::Members => Operation::SearchUsers,
+            Kind::Live => Operation::GetCurrentUserData,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Contact => "contact",
+            Kind::User => "user",
+            Kind::Permissions => "permissions",
+            Kind::Username => "username",
+            Kind::Members => "members",
+            Kind::Live => "live",
+        }
     }
 }
 
@@ -118,7 +149,16 @@ impl FactCaches {
             users: cache(settings, per_entry),
             permissions: cache(settings, per_entry),
             usernames: cache(settings, per_entry),
+            members: cache(settings, per_entry),
+            live: cache(
+                LookupSettings {
+                    ttl: settings.live_ttl,
+                    ..settings
+                },
+                per_entry,
+            ),
             ttl: settings.ttl,
+            live_ttl: settings.live_ttl,
             shared,
             metrics,
         }
@@ -131,6 +171,38 @@ impl FactCaches {
         self.users.invalidate_all();
         self.permissions.invalidate_all();
         self.usernames.invalidate_all();
+        self.members.invalidate_all();
+        self.live.invalidate_all();
+    }
+
+    /// How long a kind of fact is trusted.
+    fn ttl_of(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Live => self.live_ttl,
+            _ => self.ttl,
+        }
+    }
+
+    /// Keeps a contact learned from another answer (a listing's), here and,
+    /// with `[shared]`, on the server, as if DescribeContact had given it.
+    pub(crate) async fn learn_contact(&self, key: Key, contact: ContactFacts, shared_too: bool) {
+        if let (true, Some(shared)) = (shared_too, &self.shared) {
+            if shared.in_use() {
+                let fact_key = shared.key(&["fact", Kind::Contact.name(), &key.0, &key.1]);
+                if let Some(stored) = sealed::seal(shared.integrity_key(), &fact_key, &contact) {
+                    let _ = shared.put(&fact_key, &stored, self.ttl).await;
+                }
+            }
+        }
+        self.contacts
+            .insert(
+                key,
+                Kept {
+                    value: contact,
+                    life: None,
+                },
+            )
+            .await;
     }
 
     /// The fact for `key`: from the cache, or from `fetch`, shared with every
@@ -141,7 +213,7 @@ impl FactCaches {
         &self,
         cache: &Cache<Key, Kept<V>>,
         key: Key,
-        operation: Operation,
+        kind: Kind,
         deadline: Instant,
         worth: impl Fn(&V) -> Worth,
         fetch: F,
@@ -155,7 +227,7 @@ impl FactCaches {
             .try_get_with(key.clone(), async {
                 match &self.shared {
                     Some(shared) if shared.in_use() => {
-                        self.through_shared(shared, &key, operation, deadline, &worth, fetch, &source)
+                        self.through_shared(shared, &key, kind, deadline, &worth, fetch, &source)
                             .await
                     }
                     _ => {
@@ -182,7 +254,7 @@ impl FactCaches {
             },
             (Err(error), _) => outcome_of(error),
         };
-        self.metrics.connect_lookup(operation.name(), outcome);
+        self.metrics.connect_lookup(kind.operation().name(), outcome);
         result.map_err(|error| (*error).clone())
     }
 
@@ -195,7 +267,7 @@ impl FactCaches {
         &self,
         shared: &SharedStore,
         key: &Key,
-        operation: Operation,
+        kind: Kind,
         deadline: Instant,
         worth: &impl Fn(&V) -> Worth,
         fetch: F,
@@ -205,9 +277,8 @@ impl FactCaches {
         V: Serialize + DeserializeOwned,
         F: Future<Output = Result<V, FactError>>,
     {
-        let kind = kind_of(operation);
-        let fact_key = shared.key(&["fact", kind, &key.0, &key.1]);
-        match self.read_or_lock(shared, &fact_key, kind, key, deadline, worth).await {
+        let fact_key = shared.key(&["fact", kind.name(), &key.0, &key.1]);
+        match self.read_or_lock(shared, &fact_key, kind.name(), key, deadline, worth).await {
             FromShared::Found(value, life) => {
                 source.store(FROM_SHARED, Ordering::Relaxed);
                 Ok(Kept { value, life })
@@ -218,7 +289,7 @@ impl FactCaches {
                 if let Ok(value) = &result {
                     let stored = sealed::seal(shared.integrity_key(), &fact_key, value);
                     if let (Worth::Keeping, Some(stored)) = (worth(value), stored) {
-                        let _ = shared.put(&fact_key, &stored, self.ttl).await;
+                        let _ = shared.put(&fact_key, &stored, self.ttl_of(kind)).await;
                     }
                 }
                 if let Some(lock) = lock {

@@ -6,13 +6,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::task::Poll;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
 
 use crate::connect::client::ConnectFailure;
 use crate::connect::describe_contact::ContactFacts;
 use crate::connect::describe_user::ConnectUser;
 use crate::connect::endpoint::Route;
+use crate::connect::get_current_user_data::{LiveAgent, LiveFilter};
+use crate::connect::search_users::Members;
 
 /// Why a fact could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -23,6 +29,44 @@ pub(crate) enum FactError {
     /// No source for this fact (explain without facts); names the fact.
     #[error("needs {0}, which was not given")]
     Missing(String),
+}
+
+/// An answer read page by page: whole, or cut short when a listing's
+/// allowance of Connect calls ran out; and when Connect gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Paged<T> {
+    pub(crate) value: T,
+    pub(crate) complete: bool,
+    /// Epoch seconds.
+    pub(crate) as_of: f64,
+}
+
+impl<T> Paged<T> {
+    /// An answer read now.
+    pub(crate) fn now(value: T, complete: bool) -> Self {
+        let as_of = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Paged { value, complete, as_of }
+    }
+}
+
+/// How many more pages one listing may ask Connect for (docs/configuration.md,
+/// `max_list_pages`); shared by its concurrent lookups.
+pub(crate) struct Pages(AtomicU32);
+
+impl Pages {
+    pub(crate) fn new(allowed: u32) -> Self {
+        Pages(AtomicU32::new(allowed))
+    }
+
+    /// Takes one page from the allowance; `false` when none is left.
+    pub(crate) fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
+            .is_ok()
+    }
 }
 
 /// A source of Connect's facts about one instance's contacts and users.
@@ -52,6 +96,40 @@ pub(crate) trait FactSource: Sync {
         instance_id: &str,
         profile_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, FactError>> + Send;
+    /// The user ids of a hierarchy subtree, or of the whole instance, page
+    /// by page while `pages` allows.
+    fn members(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        members: &Members<'_>,
+        pages: &Pages,
+    ) -> impl Future<Output = Result<Paged<Vec<String>>, FactError>> + Send;
+    /// The agents `filter` names and their live contacts, page by page while
+    /// `pages` allows.
+    fn live(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        filter: &LiveFilter,
+        pages: &Pages,
+    ) -> impl Future<Output = Result<Paged<Vec<LiveAgent>>, FactError>> + Send;
+}
+
+/// What a facts source says of a set of members, by name.
+pub(crate) fn members_named(members: &Members<'_>) -> String {
+    match members {
+        Members::Subtree(group) => format!("the users of hierarchy group {group:?} and below"),
+        Members::Everyone => "every user of the instance".to_owned(),
+    }
+}
+
+/// What a facts source says of a live filter, by name.
+pub(crate) fn live_named(filter: &LiveFilter) -> String {
+    match filter {
+        LiveFilter::Agents(ids) => format!("the current contacts of agents {ids:?}"),
+        LiveFilter::Queues(ids) => format!("the current contacts of the agents of queues {ids:?}"),
+    }
 }
 
 /// No facts at all: every fact is missing, by name.
@@ -72,6 +150,14 @@ impl FactSource for NoFacts {
 
     async fn permissions(&self, _: &Route, _: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
         Err(FactError::Missing(format!("security profile {profile_id:?}")))
+    }
+
+    async fn members(&self, _: &Route, _: &str, members: &Members<'_>, _: &Pages) -> Result<Paged<Vec<String>>, FactError> {
+        Err(FactError::Missing(members_named(members)))
+    }
+
+    async fn live(&self, _: &Route, _: &str, filter: &LiveFilter, _: &Pages) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+        Err(FactError::Missing(live_named(filter)))
     }
 }
 
@@ -138,6 +224,26 @@ impl<F: FactSource> FactSource for Recorded<F> {
 
     async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
         self.note(self.inner.permissions(route, instance_id, profile_id).await)
+    }
+
+    async fn members(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        members: &Members<'_>,
+        pages: &Pages,
+    ) -> Result<Paged<Vec<String>>, FactError> {
+        self.note(self.inner.members(route, instance_id, members, pages).await)
+    }
+
+    async fn live(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        filter: &LiveFilter,
+        pages: &Pages,
+    ) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+        self.note(self.inner.live(route, instance_id, filter, pages).await)
     }
 }
 

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::authz::facts::{FactError, FactSource};
+use crate::authz::facts::{live_named, members_named, FactError, FactSource, Paged, Pages};
+use crate::connect::get_current_user_data::{LiveAgent, LiveFilter};
+use crate::connect::search_users::Members;
 use crate::connect::describe_contact::{contact_facts, ContactFacts};
 use crate::connect::describe_user::ConnectUser;
 use crate::connect::endpoint::Route;
@@ -444,6 +446,14 @@ impl FactSource for GivenFacts {
             .get(profile_id)
             .cloned()
             .ok_or_else(|| FactError::Missing(format!("security profile {profile_id:?}")))
+    }
+
+    async fn members(&self, _: &Route, _: &str, members: &Members<'_>, _: &Pages) -> Result<Paged<Vec<String>>, FactError> {
+        Err(FactError::Missing(members_named(members)))
+    }
+
+    async fn live(&self, _: &Route, _: &str, filter: &LiveFilter, _: &Pages) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+        Err(FactError::Missing(live_named(filter)))
     }
 }
 

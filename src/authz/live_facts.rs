@@ -6,15 +6,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cache::{FactCaches, Worth};
-use super::facts::{FactError, FactSource};
+use super::cache::{FactCaches, Kind, Worth};
+use super::facts::{FactError, FactSource, Paged, Pages};
 use crate::connect::client::{ConnectClient, Lookup, Spent};
 use crate::connect::describe_contact::{describe_contact, ContactFacts};
 use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::Route;
 use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
-use crate::connect::operation::Operation;
-use crate::connect::search_users::user_id_by_username;
+use crate::connect::get_current_user_data::{get_current_user_data, LiveAgent, LiveFilter};
+use crate::connect::search_users::{members_page, user_id_by_username, Members};
+use crate::connect::describe_contact::ContactFacts as Contact;
 
 /// Connect itself, through the caches, within the request's deadline.
 pub(crate) struct LiveFacts<'a> {
@@ -50,6 +51,28 @@ fn key(instance_id: &str, id: &str) -> (String, String) {
     (instance_id.to_owned(), id.to_owned())
 }
 
+/// An answer cut short is this listing's, not one to keep.
+fn worth_of_paged<T>(paged: &Paged<T>) -> Worth {
+    match paged.complete {
+        true => Worth::Keeping,
+        false => Worth::ThisTimeOnly,
+    }
+}
+
+/// A live answer's key: the filter's kind and a digest of its ids, sorted
+/// (a hundred ids would make a key no operator could read).
+fn live_key(filter: &LiveFilter) -> String {
+    let (kind, ids) = match filter {
+        LiveFilter::Agents(ids) => ("agents", ids),
+        LiveFilter::Queues(ids) => ("queues", ids),
+    };
+    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sorted.join("\n").as_bytes());
+    let hex: String = digest.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{kind}:{}:{hex}", sorted.len())
+}
+
 impl FactSource for LiveFacts<'_> {
     async fn user_id_by_username(
         &self,
@@ -69,7 +92,7 @@ impl FactSource for LiveFacts<'_> {
             .get(
                 &caches.usernames,
                 key,
-                Operation::SearchUsers,
+                Kind::Username,
                 self.deadline,
                 worth,
                 fetch,
@@ -89,7 +112,7 @@ impl FactSource for LiveFacts<'_> {
             .get(
                 &self.caches.contacts,
                 key,
-                Operation::DescribeContact,
+                Kind::Contact,
                 self.deadline,
                 worth,
                 fetch,
@@ -104,12 +127,61 @@ impl FactSource for LiveFacts<'_> {
             .get(
                 &self.caches.users,
                 key,
-                Operation::DescribeUser,
+                Kind::User,
                 self.deadline,
                 |_| Worth::Keeping,
                 fetch,
             )
             .await
+    }
+
+    async fn members(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        members: &Members<'_>,
+        pages: &Pages,
+    ) -> Result<Paged<Vec<String>>, FactError> {
+        let name = match members {
+            Members::Subtree(group) => format!("subtree:{group}"),
+            Members::Everyone => "everyone".to_owned(),
+        };
+        let fetch = self.fetch_members(route, instance_id, members, pages);
+        self.caches
+            .get(
+                &self.caches.members,
+                key(instance_id, &name),
+                Kind::Members,
+                self.deadline,
+                worth_of_paged,
+                fetch,
+            )
+            .await
+    }
+
+    async fn live(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        filter: &LiveFilter,
+        pages: &Pages,
+    ) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+        let fetch = self.fetch_live(route, instance_id, filter, pages);
+        let answer = self
+            .caches
+            .get(
+                &self.caches.live,
+                key(instance_id, &live_key(filter)),
+                Kind::Live,
+                self.deadline,
+                worth_of_paged,
+                fetch,
+            )
+            .await?;
+        // Kept in process whoever fetched it (this request, another, or
+        // another replica): a contact evicted since is known again.
+        self.learn_contacts(instance_id, &answer.value, false).await;
+        Ok(answer)
     }
 
     async fn permissions(&self, route: &Route, instance_id: &str, profile_id: &str) -> Result<Vec<String>, FactError> {
@@ -118,18 +190,86 @@ impl FactSource for LiveFacts<'_> {
             Ok(Arc::new(listed))
         };
         let key = key(instance_id, profile_id);
-        let operation = Operation::ListSecurityProfilePermissions;
         let permissions = self
             .caches
             .get(
                 &self.caches.permissions,
                 key,
-                operation,
+                Kind::Permissions,
                 self.deadline,
                 |_| Worth::Keeping,
                 fetch,
             )
             .await?;
         Ok(permissions.as_ref().clone())
+    }
+}
+
+impl LiveFacts<'_> {
+    /// The user ids `members` names, every page while the listing allows.
+    pub(crate) async fn fetch_members(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        members: &Members<'_>,
+        pages: &Pages,
+    ) -> Result<Paged<Vec<String>>, FactError> {
+        let mut ids = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            if !pages.take() {
+                return Ok(Paged::now(ids, false));
+            }
+            let page = members_page(self.at(route, instance_id), members, next.as_deref()).await?;
+            ids.extend(page.user_ids);
+            match page.next_token {
+                Some(token) => next = Some(token),
+                None => return Ok(Paged::now(ids, true)),
+            }
+        }
+    }
+
+    /// The agents `filter` names and their live contacts, every page while
+    /// the listing allows; each contact is then kept as DescribeContact
+    /// would have told it, here and on the shared server.
+    pub(crate) async fn fetch_live(
+        &self,
+        route: &Route,
+        instance_id: &str,
+        filter: &LiveFilter,
+        pages: &Pages,
+    ) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+        let mut agents = Vec::new();
+        let mut next: Option<String> = None;
+        let complete = loop {
+            if !pages.take() {
+                break false;
+            }
+            let page = get_current_user_data(self.at(route, instance_id), filter, next.as_deref()).await?;
+            agents.extend(page.agents);
+            match page.next_token {
+                Some(token) => next = Some(token),
+                None => break true,
+            }
+        };
+        self.learn_contacts(instance_id, &agents, true).await;
+        Ok(Paged::now(agents, complete))
+    }
+
+    /// Keeps the contacts of a live answer as contact facts: the click that
+    /// follows a listing needs no DescribeContact.
+    async fn learn_contacts(&self, instance_id: &str, agents: &[LiveAgent], shared_too: bool) {
+        for agent in agents {
+            for contact in &agent.contacts {
+                let facts = Contact {
+                    agent_id: Some(agent.agent_id.clone()),
+                    agent_groups: agent.groups.clone(),
+                    queue_id: contact.queue_id.clone(),
+                };
+                self.caches
+                    .learn_contact(key(instance_id, &contact.contact_id), facts, shared_too)
+                    .await;
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub(crate) mod cache;
 pub(crate) mod facts;
 pub(crate) mod given_facts;
+pub(crate) mod listing;
 pub(crate) mod live_facts;
 pub(crate) mod policy;
 

@@ -274,6 +274,22 @@ pub(crate) struct SupervisorFacts {
     pub(crate) permissions: BTreeSet<String>,
 }
 
+/// Whose live contacts a grant could allow anything on, for a listing to
+/// ask Connect about (docs/policy.md, "What a listing asks Connect").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Coverage {
+    /// No contact at all: the supervisor cannot even listen in.
+    Nobody,
+    /// Every agent of the instance.
+    Everyone,
+    /// Only these agents.
+    Agents(Vec<String>),
+    /// Only the agents of these groups and the groups below them.
+    Subtrees(Vec<String>),
+    /// Only contacts on these queues (asked for by queue).
+    Queues(Vec<String>),
+}
+
 /// Connect's permission names (docs/connect.md, "Lookups"): barge needs both.
 const LISTEN_IN: &str = "ManagerListenIn";
 const BARGE_IN: &str = "ManagerBargeIn";
@@ -471,6 +487,34 @@ impl Grant {
             contact: self.agents.is_some(),
             supervisor: self.connect_permissions || self.agents == Some(AgentScope::MyHierarchy),
             permissions: self.connect_permissions,
+        }
+    }
+
+    /// Whose live contacts this grant could allow any capability on, given
+    /// what Connect says of the supervisor (when the grant needs it): the
+    /// narrowest set a listing can ask Connect for. `decide` still judges
+    /// every contact; this only spares asking about contacts it would refuse.
+    pub(crate) fn coverage(&self, supervisor: Option<&SupervisorFacts>) -> Coverage {
+        // Every capability needs ManagerListenIn (barge needs it too).
+        if self.connect_permissions && !supervisor.is_some_and(|s| s.permissions.contains(LISTEN_IN)) {
+            return Coverage::Nobody;
+        }
+        match &self.agents {
+            None => Coverage::Everyone,
+            Some(AgentScope::MyHierarchy) => match supervisor.and_then(|s| s.hierarchy_group_id.clone()) {
+                Some(group) => Coverage::Subtrees(vec![group]),
+                None => Coverage::Nobody,
+            },
+            Some(AgentScope::Listed {
+                hierarchy_groups,
+                users,
+                queues,
+            }) => match (users, queues, hierarchy_groups) {
+                (Some(users), _, _) => Coverage::Agents(users.clone()),
+                (None, Some(queues), _) => Coverage::Queues(queues.clone()),
+                (None, None, Some(groups)) => Coverage::Subtrees(groups.clone()),
+                (None, None, None) => Coverage::Nobody,
+            },
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod credentials;
 pub(crate) mod describe_contact;
 pub(crate) mod describe_user;
 pub(crate) mod endpoint;
+pub(crate) mod get_current_user_data;
 pub(crate) mod error;
 pub(crate) mod list_security_profile_permissions;
 pub(crate) mod monitor_contact;

@@ -15,6 +15,7 @@ pub(crate) enum Operation {
     DescribeUser,
     ListSecurityProfilePermissions,
     SearchUsers,
+    GetCurrentUserData,
 }
 
 /// A Connect quota: calls per second and burst, per AWS account and Region,
@@ -36,6 +37,7 @@ impl Operation {
             Operation::DescribeUser => "DescribeUser",
             Operation::ListSecurityProfilePermissions => "ListSecurityProfilePermissions",
             Operation::SearchUsers => "SearchUsers",
+            Operation::GetCurrentUserData => "GetCurrentUserData",
         }
     }
 
@@ -45,7 +47,7 @@ impl Operation {
             Operation::DescribeContact | Operation::DescribeUser | Operation::ListSecurityProfilePermissions => {
                 Method::GET
             }
-            Operation::MonitorContact | Operation::SearchUsers => Method::POST,
+            Operation::MonitorContact | Operation::SearchUsers | Operation::GetCurrentUserData => Method::POST,
         }
     }
 
@@ -59,6 +61,7 @@ impl Operation {
                 "/security-profiles-permissions/{InstanceId}/{SecurityProfileId}"
             }
             Operation::SearchUsers => "/search-users",
+            Operation::GetCurrentUserData => "/metrics/userdata/{InstanceId}",
         }
     }
 
@@ -79,6 +82,7 @@ impl Operation {
             Operation::DescribeContact => Some("contact"),
             Operation::DescribeUser | Operation::SearchUsers => Some("user"),
             Operation::ListSecurityProfilePermissions => Some("security profile"),
+            Operation::GetCurrentUserData => Some("instance"),
         }
     }
 }
@@ -93,18 +97,21 @@ impl fmt::Display for Operation {
 mod tests {
     use super::*;
 
-    const ALL: [Operation; 5] = [
+    const ALL: [Operation; 6] = [
         Operation::MonitorContact,
         Operation::DescribeContact,
         Operation::DescribeUser,
         Operation::ListSecurityProfilePermissions,
         Operation::SearchUsers,
+        Operation::GetCurrentUserData,
     ];
 
     #[test]
     fn lookups_by_id_are_gets_and_the_rest_posts() {
         for op in ALL {
-            let by_path = op.route().contains('{') && op != Operation::MonitorContact;
+            // GetCurrentUserData names the instance in its path and posts its filters.
+            let by_path =
+                op.route().contains('{') && !matches!(op, Operation::MonitorContact | Operation::GetCurrentUserData);
             assert_eq!(op.method() == Method::GET, by_path, "{op}");
         }
     }

@@ -1,6 +1,7 @@
 //! The SearchUsers operation (docs/connect.md, "Lookups"): a signed POST of
 //! `/search-users` that finds the user id behind a Connect username, for a
-//! caller named by `user_name_claim`.
+//! caller named by `user_name_claim`; and, a page at a time, the users of a
+//! hierarchy group's subtree or of the whole instance, for a listing.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,67 @@ pub(crate) fn body(instance_id: &str, username: &str) -> String {
         max_results: MAX_RESULTS,
     };
     serde_json::to_string(&input).expect("strings and numbers always serialize")
+}
+
+/// A page of users, for a listing: whose ids to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Members<'a> {
+    /// The users of this group and of every group below it.
+    Subtree(&'a str),
+    /// Every user of the instance.
+    Everyone,
+}
+
+/// The most users one page holds.
+const PAGE_SIZE: u32 = 100;
+
+/// The JSON body of one page of `members`.
+pub(crate) fn members_body(instance_id: &str, members: &Members<'_>, next_token: Option<&str>) -> String {
+    let mut input = serde_json::json!({ "InstanceId": instance_id, "MaxResults": PAGE_SIZE });
+    if let Members::Subtree(group) = members {
+        input["SearchCriteria"] = serde_json::json!({
+            "HierarchyGroupCondition": { "Value": group, "HierarchyGroupMatchType": "WITH_CHILD_GROUPS" }
+        });
+    }
+    if let Some(token) = next_token {
+        input["NextToken"] = serde_json::json!(token);
+    }
+    input.to_string()
+}
+
+/// One page of user ids, and the token of the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MembersPage {
+    pub(crate) user_ids: Vec<String>,
+    pub(crate) next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MembersOutput {
+    #[serde(rename = "Users")]
+    users: Vec<UserSummary>,
+    #[serde(rename = "NextToken", default)]
+    next_token: Option<String>,
+}
+
+/// One page of the users `members` names; a user without an id is skipped.
+pub(crate) async fn members_page(
+    at: Lookup<'_>,
+    members: &Members<'_>,
+    next_token: Option<&str>,
+) -> Result<MembersPage, ConnectFailure> {
+    let body = members_body(at.instance_id, members, next_token);
+    let reply = at.send(&Call::post(OPERATION, OPERATION.route().to_owned(), body)).await?;
+    let output: MembersOutput =
+        serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;
+    Ok(MembersPage {
+        user_ids: output
+            .users
+            .into_iter()
+            .filter_map(|u| u.id.filter(|id| !id.is_empty()))
+            .collect(),
+        next_token: output.next_token.filter(|t| !t.is_empty()),
+    })
 }
 
 /// One user of the answer; Connect documents every member as optional.
@@ -117,6 +179,19 @@ mod tests {
                 "MaxResults": 2,
             })
         );
+    }
+
+    #[test]
+    fn a_subtree_is_searched_with_its_child_groups_and_everyone_without_criteria() {
+        let subtree: Value =
+            serde_json::from_str(&members_body("inst-1", &Members::Subtree("g-1"), Some("t/+="))).unwrap();
+        assert_eq!(
+            subtree,
+            json!({"InstanceId": "inst-1", "MaxResults": 100, "NextToken": "t/+=",
+                   "SearchCriteria": {"HierarchyGroupCondition": {"Value": "g-1", "HierarchyGroupMatchType": "WITH_CHILD_GROUPS"}}})
+        );
+        let everyone: Value = serde_json::from_str(&members_body("inst-1", &Members::Everyone, None)).unwrap();
+        assert_eq!(everyone, json!({"InstanceId": "inst-1", "MaxResults": 100}));
     }
 
     #[test]

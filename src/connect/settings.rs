@@ -59,6 +59,8 @@ struct QuotasSection {
     list_security_profile_permissions: Option<QuotaEntry>,
     #[serde(rename = "SearchUsers", default)]
     search_users: Option<QuotaEntry>,
+    #[serde(rename = "GetCurrentUserData", default)]
+    get_current_user_data: Option<QuotaEntry>,
 }
 
 /// One operation's quota as written: `{ rate = 10.0, burst = 15 }`.
@@ -80,7 +82,7 @@ impl Default for QuotasSection {
 }
 
 impl QuotasSection {
-    fn entries(&self) -> [(Operation, Option<QuotaEntry>); 5] {
+    fn entries(&self) -> [(Operation, Option<QuotaEntry>); 6] {
         [
             (Operation::MonitorContact, self.monitor_contact),
             (Operation::DescribeContact, self.describe_contact),
@@ -90,6 +92,7 @@ impl QuotasSection {
                 self.list_security_profile_permissions,
             ),
             (Operation::SearchUsers, self.search_users),
+            (Operation::GetCurrentUserData, self.get_current_user_data),
         ]
     }
 }
@@ -129,6 +132,10 @@ struct LookupsSection {
     ttl: HumanDuration,
     #[serde(default = "default_lookup_max_entries")]
     max_entries: u64,
+    #[serde(default = "default_live_ttl")]
+    live_ttl: HumanDuration,
+    #[serde(default = "default_max_list_pages")]
+    max_list_pages: u32,
 }
 
 fn default_lookup_ttl() -> HumanDuration {
@@ -137,12 +144,20 @@ fn default_lookup_ttl() -> HumanDuration {
 fn default_lookup_max_entries() -> u64 {
     10_000
 }
+fn default_live_ttl() -> HumanDuration {
+    secs(5)
+}
+fn default_max_list_pages() -> u32 {
+    20
+}
 
 impl Default for LookupsSection {
     fn default() -> Self {
         LookupsSection {
             ttl: default_lookup_ttl(),
             max_entries: default_lookup_max_entries(),
+            live_ttl: default_live_ttl(),
+            max_list_pages: default_max_list_pages(),
         }
     }
 }
@@ -154,6 +169,11 @@ pub struct LookupSettings {
     pub ttl: Duration,
     /// Per kind of fact.
     pub max_entries: u64,
+    /// How long a listing's answer from GetCurrentUserData is reused.
+    pub live_ttl: Duration,
+    /// Connect calls one listing may make (GetCurrentUserData and
+    /// SearchUsers pages); past it the list is incomplete.
+    pub max_list_pages: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +327,12 @@ impl ConnectSection {
         if self.lookups.max_entries == 0 {
             c.bad("connect.lookups.max_entries", "must be at least 1");
         }
+        if self.lookups.live_ttl.0.is_zero() {
+            c.bad("connect.lookups.live_ttl", "must be longer than 0s");
+        }
+        if self.lookups.max_list_pages == 0 {
+            c.bad("connect.lookups.max_list_pages", "must be at least 1");
+        }
         if self.instances.is_empty() && default_region.is_none() {
             c.bad(
                 "connect.region",
@@ -334,6 +360,8 @@ impl ConnectSection {
             lookups: LookupSettings {
                 ttl: self.lookups.ttl.0,
                 max_entries: self.lookups.max_entries,
+                live_ttl: self.lookups.live_ttl.0,
+                max_list_pages: self.lookups.max_list_pages,
             },
             quotas,
             undefined_profile,

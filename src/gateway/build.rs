@@ -290,6 +290,7 @@ pub async fn start_on(
         authorizer,
         connect: ConnectClient::new(client, signers, retry, budgets, metrics.clone()),
         caches: FactCaches::new(settings.connect.lookups, shared.clone(), metrics.clone()),
+        max_list_pages: settings.connect.lookups.max_list_pages,
         shared: shared.clone(),
         audit,
         metrics,

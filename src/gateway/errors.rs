@@ -38,8 +38,9 @@ pub(crate) enum GatewayError {
     // The caller's side.
     #[error("no such endpoint")]
     NotFound,
+    /// Another method than the one the path takes (named for `Allow`).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     #[error(transparent)]
     Unauthenticated(#[from] AuthError),
     #[error("denied by policy: {0}")]
@@ -124,7 +125,7 @@ impl GatewayError {
         use GatewayError as E;
         match self {
             E::NotFound
-            | E::MethodNotAllowed
+            | E::MethodNotAllowed(_)
             | E::Unauthenticated(_)
             | E::Forbidden(_)
             | E::Invalid(_)
@@ -167,9 +168,9 @@ impl GatewayError {
         use GatewayError as E;
         match self {
             E::NotFound => Answer::new(NOT_FOUND, "No such endpoint"),
-            E::MethodNotAllowed => Answer::new(
+            E::MethodNotAllowed(allowed) => Answer::new(
                 (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
-                "Only POST is allowed here",
+                format!("Only {allowed} is allowed here"),
             ),
             E::Unauthenticated(why) => Answer::new((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"), capitalize(why)),
             E::Forbidden(reason) => Answer::new(
@@ -247,7 +248,9 @@ impl GatewayError {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             StatusCode::METHOD_NOT_ALLOWED => {
-                headers.insert(ALLOW, HeaderValue::from_static("POST"));
+                if let GatewayError::MethodNotAllowed(allowed) = self {
+                    headers.insert(ALLOW, HeaderValue::from_static(allowed));
+                }
             }
             _ => {}
         }
@@ -443,7 +446,7 @@ mod tests {
     fn every_401_says_bearer_and_every_405_says_post() {
         let r = GatewayError::Unauthenticated(AuthError::Missing).response("id");
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
-        let r = GatewayError::MethodNotAllowed.response("id");
+        let r = GatewayError::MethodNotAllowed("POST").response("id");
         assert_eq!(r.headers()["allow"], "POST");
     }
 
@@ -478,7 +481,7 @@ mod tests {
         };
         let mut errors = vec![
             GatewayError::NotFound,
-            GatewayError::MethodNotAllowed,
+            GatewayError::MethodNotAllowed("POST"),
             GatewayError::Unauthenticated(AuthError::Missing),
             GatewayError::Forbidden(DenyReason::UserNotAllowed),
             GatewayError::Invalid(InvalidRequest("UserId is required".into())),

@@ -32,6 +32,8 @@ pub(crate) struct Gateway {
     pub(crate) connect: ConnectClient,
     /// Facts looked up in Connect, shared by every request.
     pub(crate) caches: FactCaches,
+    /// Connect calls one listing may make (`[connect.lookups] max_list_pages`).
+    pub(crate) max_list_pages: u32,
     /// The fleet's shared server (`[shared]`), for `/readyz`.
     pub(crate) shared: Option<Arc<SharedStore>>,
     pub(crate) audit: Arc<AuditSink>,

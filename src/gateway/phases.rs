@@ -22,10 +22,11 @@ use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
 use crate::authz::live_facts::LiveFacts;
+use crate::authz::listing::Listing;
 use crate::authz::Permit;
 use crate::connect::client::{Spent, AWS_REQUEST_ID};
 use crate::connect::monitor_contact::{self, Monitored};
-use crate::connect::monitor_request::MonitorRequest;
+use crate::connect::monitor_request::{InvalidRequest, MonitorRequest};
 use crate::http::{json_response, Body, REQUEST_ID};
 use crate::telemetry::audit::{AuditRecord, Verdict};
 use crate::telemetry::{error_chain, trace_context};
@@ -33,19 +34,31 @@ use crate::telemetry::{error_chain, trace_context};
 /// The dry run's path: every phase but the call to Connect (docs/api.md, "The dry run").
 pub(crate) const CHECK_PATH: &str = "/contact/monitor/check";
 
+/// The listing's path (docs/api.md, "The listing").
+pub(crate) const LISTING_PATH: &str = "/contacts/monitorable";
+
+/// The longest instance id a listing takes (Connect's own limit).
+const MAX_INSTANCE_ID_CHARS: usize = 100;
+
 /// What a request that got through produced.
 enum Done {
     /// Connect put the panel on the call.
     Monitored(Monitored),
     /// A dry run: authorization allowed it; Connect was not called.
     Checked,
+    /// A listing of the contacts the caller may monitor.
+    Listed(Listing),
 }
 
 /// What the phases of one request found, in the order they found it.
 #[derive(Default)]
 struct Exchange {
-    /// `/contact/monitor/check`: decide, never call MonitorContact.
+    /// `/contact/monitor/check` or the listing: decide, never call MonitorContact.
     dry_run: bool,
+    /// The listing of monitorable contacts.
+    listing: bool,
+    /// The listing's instance, from the query.
+    listed_instance: Option<String>,
     identity: Option<Arc<Identity>>,
     request: Option<MonitorRequest>,
     permit: Option<Permit>,
@@ -153,6 +166,10 @@ impl Gateway {
         let (mut response, audit) = match &outcome {
             Ok(Done::Monitored(done)) => (success_response(done, &request_id), self.audit_success(&exchange, done)),
             Ok(Done::Checked) => (checked_response(&exchange, &request_id), self.audit_checked(&exchange)),
+            Ok(Done::Listed(listing)) => (
+                listed_response(&exchange, listing, &request_id),
+                self.audit_listed(&exchange, listing),
+            ),
             Err(error) => {
                 let answer = error.answer();
                 // A refusal is the audit's to record; only a failure is the
@@ -194,14 +211,15 @@ impl Gateway {
         started: Instant,
         exchange: &mut Exchange,
     ) -> Result<Done, GatewayError> {
-        // Route: the call or its dry run, one method, one Host.
+        // Route: the call, its dry run or the listing; one method, one Host.
         exchange.dry_run = match req.uri().path() {
             monitor_contact::PATH => false,
             CHECK_PATH => true,
+            LISTING_PATH => return Box::pin(self.list(req, started, exchange)).await,
             _ => return Err(GatewayError::NotFound),
         };
         if req.method() != Method::POST {
-            return Err(GatewayError::MethodNotAllowed);
+            return Err(GatewayError::MethodNotAllowed("POST"));
         }
         // HTTP/1.1 requires exactly one Host; two give proxies room to disagree.
         if req.headers().get_all(http::header::HOST).iter().count() != 1 {
@@ -248,6 +266,34 @@ impl Gateway {
         Ok(Done::Monitored(monitored))
     }
 
+    /// The listing: authenticate, read the instance from the query, and let
+    /// the authorizer list what the caller may monitor, asking Connect
+    /// within the request's deadline and the listing's allowance of calls.
+    async fn list(
+        &self,
+        req: Request<Incoming>,
+        started: Instant,
+        exchange: &mut Exchange,
+    ) -> Result<Done, GatewayError> {
+        exchange.dry_run = true;
+        exchange.listing = true;
+        if req.method() != Method::GET {
+            return Err(GatewayError::MethodNotAllowed("GET"));
+        }
+        if req.headers().get_all(http::header::HOST).iter().count() != 1 {
+            return Err(GatewayError::NotOneHost);
+        }
+        let deadline = started + self.request_timeout;
+        let identity = exchange.identity.insert(self.authenticate(&req).await?);
+        let instance_id = exchange.listed_instance.insert(listed_instance(req.uri().query())?);
+        let facts = LiveFacts::new(&self.connect, &self.caches, deadline, &exchange.spent);
+        let listing = self
+            .authorizer
+            .list(identity, instance_id, &facts, self.max_list_pages)
+            .await?;
+        Ok(Done::Listed(listing))
+    }
+
     async fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Identity>, GatewayError> {
         let token = bearer_token(req.headers())?;
         match self.authenticator.authenticate(token).await {
@@ -289,7 +335,7 @@ impl Gateway {
             reason: exchange.permit.as_ref().map(|p| p.grant.clone()),
             issuer: exchange.identity.as_ref().map(|i| i.issuer.clone()),
             subject: exchange.identity.as_ref().map(|i| i.subject.clone()),
-            instance_id: request.map(|r| r.instance_id.clone()),
+            instance_id: request.map(|r| r.instance_id.clone()).or_else(|| exchange.listed_instance.clone()),
             contact_id: request.map(|r| r.contact_id.clone()),
             user_id: request.map(|r| r.user_id.clone()),
             capabilities: request.map(|r| r.capabilities.iter().map(|c| c.as_str()).collect()),
@@ -298,6 +344,7 @@ impl Gateway {
             lookups: exchange.spent.lookups(),
             budget_wait_ms: millis(exchange.spent.budget_wait()),
             dry_run: exchange.dry_run,
+            listing: exchange.listing,
             ..AuditRecord::default()
         }
     }
@@ -309,6 +356,17 @@ impl Gateway {
             upstream_status: Some(done.status),
             aws_request_id: done.aws_request_id.clone(),
             attempts: done.attempts,
+            ..self.audit_facts(exchange)
+        }
+    }
+
+    fn audit_listed(&self, exchange: &Exchange, listing: &Listing) -> AuditRecord {
+        AuditRecord {
+            decision: Verdict::Allow,
+            status: 200,
+            code: OK_CODE,
+            user_id: listing.caller.clone(),
+            contacts: Some(listing.contacts.len()),
             ..self.audit_facts(exchange)
         }
     }
@@ -394,6 +452,83 @@ fn checked_response(exchange: &Exchange, request_id: &str) -> Response<Body> {
             "decision": "allow",
             "grant": exchange.permit.as_ref().map(|p| p.grant.as_str()),
             "capabilities": capabilities,
+        }
+    });
+    json_response(StatusCode::OK, &body, request_id)
+}
+
+/// The instance a listing's query names: `instance_id`, exactly once, and
+/// nothing else (docs/api.md, "The listing"). Messages name the parameter
+/// and the rule, never what was sent.
+fn listed_instance(query: Option<&str>) -> Result<String, InvalidRequest> {
+    let mut instance = None;
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name != "instance_id" {
+            return Err(InvalidRequest(
+                "the only query parameter this route takes is instance_id".into(),
+            ));
+        }
+        if instance.replace(value).is_some() {
+            return Err(InvalidRequest("query parameter instance_id must be given once".into()));
+        }
+    }
+    let instance = instance.ok_or_else(|| InvalidRequest("query parameter instance_id is required".into()))?;
+    if instance.is_empty() {
+        return Err(InvalidRequest("query parameter instance_id must not be empty".into()));
+    }
+    if instance.chars().count() > MAX_INSTANCE_ID_CHARS {
+        return Err(InvalidRequest(format!(
+            "query parameter instance_id must be at most {MAX_INSTANCE_ID_CHARS} characters"
+        )));
+    }
+    if instance.chars().any(char::is_control) {
+        return Err(InvalidRequest(
+            "query parameter instance_id must not contain control characters".into(),
+        ));
+    }
+    Ok(instance.into_owned())
+}
+
+/// Epoch seconds as RFC 3339, to the second.
+fn rfc3339(epoch_seconds: f64) -> String {
+    let at = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(epoch_seconds.max(0.0)).unwrap_or_default();
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// The listing's answer (docs/api.md, "The listing").
+fn listed_response(exchange: &Exchange, listing: &Listing, request_id: &str) -> Response<Body> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        contact_id: &'a str,
+        agent_id: &'a str,
+        queue_id: Option<&'a str>,
+        channel: Option<&'a str>,
+        state: &'a str,
+        since: Option<String>,
+        capabilities: Vec<&'static str>,
+        grant: &'a str,
+    }
+    let contacts: Vec<Entry<'_>> = listing
+        .contacts
+        .iter()
+        .map(|l| Entry {
+            contact_id: &l.contact.contact_id,
+            agent_id: &l.agent_id,
+            queue_id: l.contact.queue_id.as_deref(),
+            channel: l.contact.channel.as_deref(),
+            state: &l.contact.state,
+            since: l.contact.since.map(rfc3339),
+            capabilities: l.capabilities.iter().map(|c| c.as_str()).collect(),
+            grant: &l.grant,
+        })
+        .collect();
+    let body = json!({
+        "success": true,
+        "data": {
+            "instance_id": exchange.listed_instance.as_deref(),
+            "as_of": listing.as_of.map_or_else(now_rfc3339, rfc3339),
+            "complete": listing.complete,
+            "contacts": contacts,
         }
     });
     json_response(StatusCode::OK, &body, request_id)

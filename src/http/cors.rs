@@ -88,7 +88,7 @@ impl Cors {
         let h = response.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(VARY, HeaderValue::from_static("Origin"));
-        h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+        h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
         h.insert(
             ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("authorization, content-type, x-request-id"),

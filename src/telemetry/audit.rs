@@ -85,8 +85,13 @@ pub(crate) struct AuditRecord {
     pub(crate) lookups: u32,
     /// Time this request waited for Connect budget tokens.
     pub(crate) budget_wait_ms: f64,
-    /// True for `/contact/monitor/check`, which never calls MonitorContact.
+    /// True for `/contact/monitor/check` and the listing, which never call
+    /// MonitorContact.
     pub(crate) dry_run: bool,
+    /// True for the listing of monitorable contacts.
+    pub(crate) listing: bool,
+    /// How many contacts a listing listed; null for any other request.
+    pub(crate) contacts: Option<usize>,
     pub(crate) status: u16,
     pub(crate) code: &'static str,
     pub(crate) upstream_status: Option<u16>,

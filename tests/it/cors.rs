@@ -37,7 +37,7 @@ async fn preflight_from_allowed_origin_is_answered_without_a_token() {
     let a = h.send(preflight(&h, "https://dash.example")).await;
     assert_eq!(a.status, 204);
     assert_eq!(a.headers["access-control-allow-origin"], "https://dash.example");
-    assert_eq!(a.headers["access-control-allow-methods"], "POST");
+    assert_eq!(a.headers["access-control-allow-methods"], "GET, POST");
     assert_eq!(
         a.headers["access-control-allow-headers"],
         "authorization, content-type, x-request-id"
