@@ -278,7 +278,10 @@ impl FactCaches {
         F: Future<Output = Result<V, FactError>>,
     {
         let fact_key = shared.key(&["fact", kind.name(), &key.0, &key.1]);
-        match self.read_or_lock(shared, &fact_key, kind.name(), key, deadline, worth).await {
+        match self
+            .read_or_lock(shared, &fact_key, kind.name(), key, deadline, worth)
+            .await
+        {
             FromShared::Found(value, life) => {
                 source.store(FROM_SHARED, Ordering::Relaxed);
                 Ok(Kept { value, life })

@@ -152,11 +152,23 @@ impl FactSource for NoFacts {
         Err(FactError::Missing(format!("security profile {profile_id:?}")))
     }
 
-    async fn members(&self, _: &Route, _: &str, members: &Members<'_>, _: &Pages) -> Result<Paged<Vec<String>>, FactError> {
+    async fn members(
+        &self,
+        _: &Route,
+        _: &str,
+        members: &Members<'_>,
+        _: &Pages,
+    ) -> Result<Paged<Vec<String>>, FactError> {
         Err(FactError::Missing(members_named(members)))
     }
 
-    async fn live(&self, _: &Route, _: &str, filter: &LiveFilter, _: &Pages) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+    async fn live(
+        &self,
+        _: &Route,
+        _: &str,
+        filter: &LiveFilter,
+        _: &Pages,
+    ) -> Result<Paged<Vec<LiveAgent>>, FactError> {
         Err(FactError::Missing(live_named(filter)))
     }
 }

@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::authz::facts::{live_named, members_named, FactError, FactSource, Paged, Pages};
-use crate::connect::get_current_user_data::{LiveAgent, LiveFilter};
-use crate::connect::search_users::Members;
 use crate::connect::describe_contact::{contact_facts, ContactFacts};
 use crate::connect::describe_user::ConnectUser;
 use crate::connect::endpoint::Route;
+use crate::connect::get_current_user_data::{LiveAgent, LiveFilter};
+use crate::connect::search_users::Members;
 
 /// The members a facts file may have.
 const MEMBERS: [&str; 4] = ["contact", "users", "security_profiles", "usernames"];
@@ -448,11 +448,23 @@ impl FactSource for GivenFacts {
             .ok_or_else(|| FactError::Missing(format!("security profile {profile_id:?}")))
     }
 
-    async fn members(&self, _: &Route, _: &str, members: &Members<'_>, _: &Pages) -> Result<Paged<Vec<String>>, FactError> {
+    async fn members(
+        &self,
+        _: &Route,
+        _: &str,
+        members: &Members<'_>,
+        _: &Pages,
+    ) -> Result<Paged<Vec<String>>, FactError> {
         Err(FactError::Missing(members_named(members)))
     }
 
-    async fn live(&self, _: &Route, _: &str, filter: &LiveFilter, _: &Pages) -> Result<Paged<Vec<LiveAgent>>, FactError> {
+    async fn live(
+        &self,
+        _: &Route,
+        _: &str,
+        filter: &LiveFilter,
+        _: &Pages,
+    ) -> Result<Paged<Vec<LiveAgent>>, FactError> {
         Err(FactError::Missing(live_named(filter)))
     }
 }

@@ -172,7 +172,10 @@ impl Authorizer {
                 live.push((agent.agent_id.clone(), contact));
             }
         }
-        let judged = WithContacts { inner: facts, contacts: &seen };
+        let judged = WithContacts {
+            inner: facts,
+            contacts: &seen,
+        };
         let mut contacts = Vec::new();
         for (agent_id, contact) in live {
             probe.contact_id.clone_from(&contact.contact_id);

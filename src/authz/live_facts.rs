@@ -9,13 +9,13 @@ use std::time::Instant;
 use super::cache::{FactCaches, Kind, Worth};
 use super::facts::{FactError, FactSource, Paged, Pages};
 use crate::connect::client::{ConnectClient, Lookup, Spent};
+use crate::connect::describe_contact::ContactFacts as Contact;
 use crate::connect::describe_contact::{describe_contact, ContactFacts};
 use crate::connect::describe_user::{describe_user, ConnectUser};
 use crate::connect::endpoint::Route;
-use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
 use crate::connect::get_current_user_data::{get_current_user_data, LiveAgent, LiveFilter};
+use crate::connect::list_security_profile_permissions::list_security_profile_permissions;
 use crate::connect::search_users::{members_page, user_id_by_username, Members};
-use crate::connect::describe_contact::ContactFacts as Contact;
 
 /// Connect itself, through the caches, within the request's deadline.
 pub(crate) struct LiveFacts<'a> {
@@ -89,14 +89,7 @@ impl FactSource for LiveFacts<'_> {
         let caches = self.caches;
         let key = key(instance_id, username);
         caches
-            .get(
-                &caches.usernames,
-                key,
-                Kind::Username,
-                self.deadline,
-                worth,
-                fetch,
-            )
+            .get(&caches.usernames, key, Kind::Username, self.deadline, worth, fetch)
             .await
     }
 
@@ -109,14 +102,7 @@ impl FactSource for LiveFacts<'_> {
         };
         let key = key(instance_id, contact_id);
         self.caches
-            .get(
-                &self.caches.contacts,
-                key,
-                Kind::Contact,
-                self.deadline,
-                worth,
-                fetch,
-            )
+            .get(&self.caches.contacts, key, Kind::Contact, self.deadline, worth, fetch)
             .await
     }
 

@@ -117,10 +117,7 @@ fn live_agent(user_data: &Value) -> Option<LiveAgent> {
     let path = user_data.get("HierarchyPath");
     Some(LiveAgent {
         agent_id: user_data.get("User").and_then(|u| text(u, "Id"))?,
-        groups: LEVELS
-            .iter()
-            .filter_map(|level| group_id(path?.get(level)?))
-            .collect(),
+        groups: LEVELS.iter().filter_map(|level| group_id(path?.get(level)?)).collect(),
         contacts: user_data
             .get("Contacts")
             .and_then(Value::as_array)

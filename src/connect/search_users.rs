@@ -100,7 +100,9 @@ pub(crate) async fn members_page(
     next_token: Option<&str>,
 ) -> Result<MembersPage, ConnectFailure> {
     let body = members_body(at.instance_id, members, next_token);
-    let reply = at.send(&Call::post(OPERATION, OPERATION.route().to_owned(), body)).await?;
+    let reply = at
+        .send(&Call::post(OPERATION, OPERATION.route().to_owned(), body))
+        .await?;
     let output: MembersOutput =
         serde_json::from_slice(&reply.body).map_err(|_| ConnectFailure::bad_response(OPERATION, &reply))?;
     Ok(MembersPage {

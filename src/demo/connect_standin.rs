@@ -4,9 +4,12 @@
 //! operation, and answers as Connect would (or as a test scripts, per
 //! operation): MonitorContact, and the lookups of Connect-aware authorization
 //! (DescribeContact, DescribeUser, ListSecurityProfilePermissions page by
-//! page, SearchUsers) from records a test adds. Like Connect, it can
-//! throttle each operation per account and Region (`enforce_quotas`): one
-//! budget for everyone who calls it, however many gateways that is.
+//! page, SearchUsers by username, by hierarchy group or of everyone, and
+//! GetCurrentUserData, the contacts agents have now) from records a test
+//! adds: users, contacts, security profiles, an agent hierarchy, routing
+//! profiles and agents' contacts. Like Connect, it can throttle each
+//! operation per account and Region (`enforce_quotas`): one budget for
+//! everyone who calls it, however many gateways that is.
 // The demo uses part of a stand-in; the tests (feature `test-util`) use the rest.
 #![cfg_attr(not(feature = "test-util"), allow(dead_code))]
 
@@ -35,6 +38,35 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The most permissions Connect puts in one page.
 const DEFAULT_PERMISSIONS_PAGE_SIZE: usize = 500;
 
+/// The Region in the ARNs the stand-in makes, unless a test sets another.
+const DEFAULT_REGION: &str = "eu-west-2";
+
+/// The account in the ARNs the stand-in makes.
+const ACCOUNT: &str = "123456789012";
+
+/// How many levels Connect's agent hierarchy has at most.
+const MAX_HIERARCHY_LEVELS: usize = 5;
+
+/// The most results a page of SearchUsers or GetCurrentUserData holds, and
+/// how many it holds unless `MaxResults` asks for fewer.
+const MAX_RESULTS: usize = 100;
+
+/// The members of GetCurrentUserData's `HierarchyPath`, top first.
+const LEVEL_NAMES: [&str; MAX_HIERARCHY_LEVELS] = ["LevelOne", "LevelTwo", "LevelThree", "LevelFour", "LevelFive"];
+
+/// The states GetCurrentUserData's `ContactFilter` may name.
+const CONTACT_STATES: &[&str] = &[
+    "INCOMING",
+    "PENDING",
+    "CONNECTING",
+    "CONNECTED",
+    "CONNECTED_ONHOLD",
+    "MISSED",
+    "ERROR",
+    "ENDED",
+    "REJECTED",
+];
+
 /// The Connect operations the stand-in knows by their routes (docs/connect.md).
 const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/contact/monitor", "MonitorContact"),
@@ -47,6 +79,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "ListSecurityProfilePermissions",
     ),
     ("GET", "/user-hierarchy-groups/", "DescribeUserHierarchyGroup"),
+    ("POST", "/metrics/userdata/", "GetCurrentUserData"),
 ];
 
 /// The operation a request is for, and its path labels, percent-decoded.
@@ -221,6 +254,28 @@ impl Quota {
     }
 }
 
+/// Where the next page of a search starts: what a `NextToken` the
+/// stand-in gave stands for.
+#[derive(Debug)]
+struct PageToken {
+    operation: &'static str,
+    /// The search it continues (its parsed criteria, `{:?}`): a token is
+    /// good for that search only, as Connect's are.
+    search: String,
+    offset: usize,
+}
+
+/// A contact an agent has.
+#[derive(Debug, Clone)]
+struct AgentContact {
+    agent: String,
+    /// As GetCurrentUserData lists it: one entry of its `Contacts`.
+    contact: Value,
+    /// Whether GetCurrentUserData lists it still (DescribeContact answers
+    /// it either way).
+    listed: bool,
+}
+
 /// The quotas enforced, and the calls each one refused.
 #[derive(Debug, Default)]
 struct Quotas {
@@ -242,6 +297,18 @@ struct State {
     contacts: Mutex<HashMap<String, Value>>,
     /// ListSecurityProfilePermissions' records, by security profile id.
     security_profiles: Mutex<HashMap<String, Vec<String>>>,
+    /// The agent hierarchy: each group's parent, by group id.
+    hierarchy_groups: Mutex<HashMap<String, Option<String>>>,
+    /// Each routing profile's queues, by routing profile id.
+    routing_profiles: Mutex<HashMap<String, Vec<String>>>,
+    /// Agents' contacts, in the order added: GetCurrentUserData lists them,
+    /// DescribeContact answers them.
+    agent_contacts: Mutex<Vec<AgentContact>>,
+    /// The Region the ARNs the stand-in makes name.
+    region: Mutex<String>,
+    /// The `NextToken`s given for pages of users (SearchUsers,
+    /// GetCurrentUserData), by token.
+    page_tokens: Mutex<HashMap<String, PageToken>>,
     /// How many permissions a page holds at most.
     permissions_page_size: Mutex<usize>,
     /// Given when the script is empty.
@@ -289,6 +356,11 @@ impl ConnectStandIn {
             users: Mutex::new(HashMap::new()),
             contacts: Mutex::new(HashMap::new()),
             security_profiles: Mutex::new(HashMap::new()),
+            hierarchy_groups: Mutex::new(HashMap::new()),
+            routing_profiles: Mutex::new(HashMap::new()),
+            agent_contacts: Mutex::new(Vec::new()),
+            region: Mutex::new(DEFAULT_REGION.to_owned()),
+            page_tokens: Mutex::new(HashMap::new()),
             permissions_page_size: Mutex::new(DEFAULT_PERMISSIONS_PAGE_SIZE),
             default_reply: Mutex::new(Reply::Success),
             quotas: Mutex::new(Quotas::default()),
@@ -331,14 +403,17 @@ impl ConnectStandIn {
     }
 
     /// Adds a user DescribeUser answers with (its `Id` member is the key),
-    /// and SearchUsers finds by its `Username` member.
+    /// SearchUsers finds by its `Username` member, by its `HierarchyGroupId`
+    /// member, or with everyone, and GetCurrentUserData finds by its id, its
+    /// `HierarchyGroupId` and its `RoutingProfileId`.
     pub fn add_user(&self, user: Value) {
         let id = user["Id"].as_str().unwrap_or_default().to_owned();
         self.state.users.lock().expect("users lock").insert(id, user);
     }
 
     /// Adds a contact DescribeContact answers with: DescribeContact's
-    /// `Contact` object, its `Id` member the key.
+    /// `Contact` object, its `Id` member the key. It is answered as added,
+    /// even when an agent's contact has the same id.
     pub fn add_contact(&self, contact: Value) {
         let id = contact["Id"].as_str().unwrap_or_default().to_owned();
         self.state.contacts.lock().expect("contacts lock").insert(id, contact);
@@ -352,6 +427,106 @@ impl ConnectStandIn {
             .lock()
             .expect("profiles lock")
             .insert(id.to_owned(), permissions);
+    }
+
+    /// Adds a group to the agent hierarchy, under `parent` (a group added
+    /// before) or at the top. A group's path is its ancestors, then itself:
+    /// five levels at most, as in Connect. A user record is in a group by
+    /// its `HierarchyGroupId` member.
+    ///
+    /// Panics on a parent not added yet, on a sixth level, and on a group
+    /// added again under another parent (Connect moves no group).
+    pub fn add_hierarchy_group(&self, id: &str, parent: Option<&str>) {
+        let mut groups = self.state.hierarchy_groups.lock().expect("groups lock");
+        if let Some(parent) = parent {
+            assert!(
+                groups.contains_key(parent),
+                "hierarchy group {parent:?} must be added before its child {id:?}"
+            );
+            assert!(
+                hierarchy_path(&groups, parent).len() < MAX_HIERARCHY_LEVELS,
+                "hierarchy group {id:?} would be a level below the fifth"
+            );
+        }
+        let parent = parent.map(str::to_owned);
+        if let Some(before) = groups.get(id) {
+            assert_eq!(
+                before, &parent,
+                "hierarchy group {id:?} added again under another parent"
+            );
+        }
+        groups.insert(id.to_owned(), parent);
+    }
+
+    /// Adds a routing profile with these queues. A user record has one by
+    /// its `RoutingProfileId` member.
+    pub fn add_routing_profile(&self, id: &str, queues: &[&str]) {
+        let queues = queues.iter().map(|q| q.to_string()).collect();
+        self.state
+            .routing_profiles
+            .lock()
+            .expect("routing profiles lock")
+            .insert(id.to_owned(), queues);
+    }
+
+    /// Gives an agent (a user id) a contact: one entry of GetCurrentUserData's
+    /// `Contacts` (`ContactId`, `Channel`, `InitiationMethod`,
+    /// `AgentContactState`, `StateStartTimestamp`, and optionally
+    /// `ConnectedToAgentTimestamp` and `Queue`), which GetCurrentUserData
+    /// lists as given, after the agent's contacts added before.
+    /// DescribeContact answers it with its agent and the agent's hierarchy
+    /// groups as they are when it answers (from the agent's user record and
+    /// the hierarchy). A contact id given again replaces the contact before,
+    /// and comes last.
+    ///
+    /// Panics on a contact without a `ContactId`.
+    pub fn add_agent_contact(&self, agent_id: &str, contact: Value) {
+        let id = contact["ContactId"]
+            .as_str()
+            .expect("an agent's contact has a ContactId")
+            .to_owned();
+        let mut contacts = self.state.agent_contacts.lock().expect("agent contacts lock");
+        contacts.retain(|c| c.contact["ContactId"] != id.as_str());
+        contacts.push(AgentContact {
+            agent: agent_id.to_owned(),
+            contact,
+            listed: true,
+        });
+    }
+
+    /// Takes an agent's contact out of GetCurrentUserData's answers, as
+    /// when the agent is done with it; DescribeContact answers it still, as
+    /// Connect answers an ended contact.
+    ///
+    /// Panics on a contact not added with
+    /// [`add_agent_contact`](Self::add_agent_contact).
+    pub fn remove_agent_contact(&self, contact_id: &str) {
+        let mut contacts = self.state.agent_contacts.lock().expect("agent contacts lock");
+        let added = contacts
+            .iter_mut()
+            .find(|c| c.contact["ContactId"] == contact_id)
+            .unwrap_or_else(|| panic!("no agent has the contact {contact_id:?}"));
+        added.listed = false;
+    }
+
+    /// Sets an agent's contact's `AgentContactState`; its timestamps stay
+    /// as they were added.
+    ///
+    /// Panics on a contact not added with
+    /// [`add_agent_contact`](Self::add_agent_contact).
+    pub fn set_agent_contact_state(&self, contact_id: &str, state: &str) {
+        let mut contacts = self.state.agent_contacts.lock().expect("agent contacts lock");
+        let added = contacts
+            .iter_mut()
+            .find(|c| c.contact["ContactId"] == contact_id)
+            .unwrap_or_else(|| panic!("no agent has the contact {contact_id:?}"));
+        added.contact["AgentContactState"] = json!(state);
+    }
+
+    /// The Region the ARNs the stand-in makes name (`eu-west-2` unless set):
+    /// those of users, hierarchy groups and routing profiles.
+    pub fn set_region(&self, region: &str) {
+        *self.state.region.lock().expect("region lock") = region.to_owned();
     }
 
     /// How many permissions a page holds at most (500, as Connect, unless
@@ -388,8 +563,7 @@ impl ConnectStandIn {
     /// Connect's default quotas: MonitorContact, DescribeUser,
     /// ListSecurityProfilePermissions, SearchUsers and GetCurrentUserData 2
     /// calls a second with a burst of 5; DescribeContact 10 a second with a
-    /// burst of 15. (The stand-in routes no GetCurrentUserData yet; its
-    /// quota applies once it does.)
+    /// burst of 15.
     pub fn connect_default_quotas(&self) {
         self.enforce_quotas(&[
             ("MonitorContact", 2.0, 5),
@@ -528,8 +702,10 @@ fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
     match received.operation {
         "MonitorContact" => monitor_success(received),
         "DescribeContact" => {
-            let contact =
-                resource_id(received).and_then(|id| state.contacts.lock().expect("contacts lock").get(id).cloned());
+            let contact = resource_id(received).and_then(|id| {
+                let added = state.contacts.lock().expect("contacts lock").get(id).cloned();
+                added.or_else(|| agent_contact_record(state, &received.labels[0], id))
+            });
             match contact {
                 Some(contact) => raw(200, &[], &json!({"Contact": contact}).to_string()),
                 None => error_answer(404, "ResourceNotFoundException", "no such contact"),
@@ -544,12 +720,72 @@ fn success(state: &State, received: &Received) -> Response<Full<Bytes>> {
         }
         "ListSecurityProfilePermissions" => permissions_page(state, received),
         "SearchUsers" => search_users(state, received),
+        "GetCurrentUserData" => current_user_data(state, received),
         _ => raw(
             400,
             &[("x-amzn-errortype", "InvalidRequestException")],
             r#"{"Message":"the stand-in does not model this operation"}"#,
         ),
     }
+}
+
+/// A group's path, top first: its ancestors, then itself. A group never
+/// added is a top-level group of its own.
+fn hierarchy_path(groups: &HashMap<String, Option<String>>, group: &str) -> Vec<String> {
+    let mut path = vec![group.to_owned()];
+    // `add_hierarchy_group` keeps the hierarchy acyclic and five deep; the
+    // bound keeps this loop finite regardless.
+    while path.len() < MAX_HIERARCHY_LEVELS {
+        match groups.get(path.last().expect("a path is never empty")) {
+            Some(Some(parent)) => path.push(parent.clone()),
+            _ => break,
+        }
+    }
+    path.reverse();
+    path
+}
+
+/// The ARN of an instance's resource of this `kind` (`agent-group`, …).
+fn arn(state: &State, instance: &str, kind: &str, id: &str) -> String {
+    let region = state.region.lock().expect("region lock").clone();
+    format!("arn:aws:connect:{region}:{ACCOUNT}:instance/{instance}/{kind}/{id}")
+}
+
+/// The path of the group a user record is in (empty when in none).
+fn user_hierarchy_path(state: &State, user: &Value) -> Vec<String> {
+    let Some(group) = user["HierarchyGroupId"].as_str() else {
+        return Vec::new();
+    };
+    hierarchy_path(&state.hierarchy_groups.lock().expect("groups lock"), group)
+}
+
+/// DescribeContact's `Contact` for an agent's contact, with the agent's
+/// groups as they are now.
+fn agent_contact_record(state: &State, instance: &str, id: &str) -> Option<Value> {
+    let AgentContact { agent, contact, .. } = {
+        let contacts = state.agent_contacts.lock().expect("agent contacts lock");
+        contacts.iter().find(|c| c.contact["ContactId"] == id)?.clone()
+    };
+    let user = state.users.lock().expect("users lock").get(&agent).cloned();
+    let mut record = json!({ "Id": id });
+    for member in ["Channel", "InitiationMethod"] {
+        if let Some(value) = contact.get(member) {
+            record[member] = value.clone();
+        }
+    }
+    if let Some(queue) = contact["Queue"].get("Id") {
+        record["QueueInfo"] = json!({ "Id": queue });
+    }
+    let levels: serde_json::Map<String, Value> = user_hierarchy_path(state, &user.unwrap_or(Value::Null))
+        .iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let arn = arn(state, instance, "agent-group", group);
+            (format!("Level{}", i + 1), json!({ "Arn": arn }))
+        })
+        .collect();
+    record["AgentInfo"] = json!({"Id": agent, "HierarchyGroups": levels});
+    Some(record)
 }
 
 /// The id a lookup's path names after the instance id; `None` unless the
@@ -619,19 +855,23 @@ fn permissions_page(state: &State, received: &Received) -> Response<Full<Bytes>>
     raw(200, &[], &page.to_string())
 }
 
-/// SearchUsers over the added users: only an `EXACT` search on `Username`,
-/// the one the gateway makes; anything else is refused, not half-answered.
+/// SearchUsers over the added users: an `EXACT` search on `Username` (one
+/// page, as many users as `MaxResults` allows), a search by hierarchy group,
+/// or none at all (both paged); anything else is refused, not half-answered.
 fn search_users(state: &State, received: &Received) -> Response<Full<Bytes>> {
     let body = received.json();
     let condition = &body["SearchCriteria"]["StringCondition"];
     if body["InstanceId"].as_str().is_none_or(str::is_empty) {
         return error_answer(400, "InvalidParameterException", "InstanceId is required");
     }
+    if body.get("SearchCriteria").is_none() || body["SearchCriteria"].get("HierarchyGroupCondition").is_some() {
+        return search_users_paged(state, &body);
+    }
     if condition["FieldName"] != "Username" || condition["ComparisonType"] != "EXACT" {
         return error_answer(
             400,
             "InvalidRequestException",
-            "the stand-in models only an EXACT search on Username",
+            "the stand-in models only an EXACT search on Username, a HierarchyGroupCondition, or no SearchCriteria",
         );
     }
     let Some(username) = condition["Value"].as_str() else {
@@ -659,6 +899,334 @@ fn search_users(state: &State, received: &Received) -> Response<Full<Bytes>> {
         &[],
         &json!({"Users": users, "ApproximateTotalCount": total}).to_string(),
     )
+}
+
+/// A SearchUsers the stand-in pages through.
+#[derive(Debug)]
+enum UserSearch {
+    /// No `SearchCriteria`: every user.
+    Everyone,
+    /// A `HierarchyGroupCondition`: the users of `group`, and with
+    /// `with_child_groups` those of the groups below it too.
+    InGroup { group: String, with_child_groups: bool },
+}
+
+/// The search a SearchUsers body without a `StringCondition` asks for.
+fn user_search(body: &Value) -> Result<UserSearch, String> {
+    if body.get("SearchFilter").is_some() {
+        return Err("the stand-in models no SearchFilter".into());
+    }
+    let Some(criteria) = body.get("SearchCriteria") else {
+        return Ok(UserSearch::Everyone);
+    };
+    let condition = match criteria.as_object() {
+        Some(members) if members.len() == 1 => &criteria["HierarchyGroupCondition"],
+        _ => return Err("SearchCriteria must hold a HierarchyGroupCondition and nothing else".into()),
+    };
+    let known = |member: &String| matches!(member.as_str(), "Value" | "HierarchyGroupMatchType");
+    match condition.as_object().map(|c| c.keys().find(|m| !known(m))) {
+        None => return Err("HierarchyGroupCondition must be an object".into()),
+        Some(Some(member)) => return Err(format!("unknown member {member:?} of HierarchyGroupCondition")),
+        Some(None) => {}
+    }
+    let Some(group) = condition["Value"].as_str().filter(|g| !g.is_empty()) else {
+        return Err("HierarchyGroupCondition.Value must be a hierarchy group id".into());
+    };
+    let with_child_groups = match condition["HierarchyGroupMatchType"].as_str() {
+        Some("EXACT") => false,
+        Some("WITH_CHILD_GROUPS") => true,
+        _ => return Err("HierarchyGroupCondition.HierarchyGroupMatchType must be EXACT or WITH_CHILD_GROUPS".into()),
+    };
+    Ok(UserSearch::InGroup {
+        group: group.to_owned(),
+        with_child_groups,
+    })
+}
+
+/// SearchUsers by hierarchy group or of everyone: a page of users sorted
+/// by id, and the token of the next page.
+fn search_users_paged(state: &State, body: &Value) -> Response<Full<Bytes>> {
+    let search = match user_search(body) {
+        Ok(search) => search,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let groups = state.hierarchy_groups.lock().expect("groups lock").clone();
+    let found = |user: &Value| match (&search, user["HierarchyGroupId"].as_str()) {
+        (UserSearch::Everyone, _) => true,
+        (UserSearch::InGroup { .. }, None) => false,
+        (
+            UserSearch::InGroup {
+                group,
+                with_child_groups,
+            },
+            Some(in_group),
+        ) => in_group == group || (*with_child_groups && hierarchy_path(&groups, in_group).contains(group)),
+    };
+    let users: Vec<Value> = {
+        let records = state.users.lock().expect("users lock");
+        records.values().filter(|u| found(u)).cloned().collect()
+    };
+    let (users, next, total) = match page(state, "SearchUsers", &format!("{search:?}"), body, users) {
+        Ok(page) => page,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let users: Vec<Value> = users.iter().map(user_summary).collect();
+    let mut answer = json!({"Users": users, "ApproximateTotalCount": total});
+    if let Some(next) = next {
+        answer["NextToken"] = json!(next);
+    }
+    raw(200, &[], &answer.to_string())
+}
+
+/// A user as SearchUsers lists it.
+fn user_summary(user: &Value) -> Value {
+    let mut summary = json!({
+        "Id": user["Id"],
+        "SecurityProfileIds": user.get("SecurityProfileIds").cloned().unwrap_or_else(|| json!([])),
+    });
+    for member in ["Username", "HierarchyGroupId"] {
+        if let Some(value) = user.get(member) {
+            summary[member] = value.clone();
+        }
+    }
+    summary
+}
+
+/// The page of `users` a request asks for by its `MaxResults` (1..100,
+/// 100 unless given) and `NextToken`, the users sorted by id; with the
+/// token of the page after it, if any, and how many users there are in all.
+/// `Err` says what is wrong with the request.
+fn page(
+    state: &State,
+    operation: &'static str,
+    search: &str,
+    body: &Value,
+    mut users: Vec<Value>,
+) -> Result<(Vec<Value>, Option<String>, usize), String> {
+    let max_results = match body.get("MaxResults").map(Value::as_u64) {
+        None => MAX_RESULTS,
+        Some(Some(n)) if (1..=MAX_RESULTS as u64).contains(&n) => n as usize,
+        Some(_) => return Err(format!("MaxResults must be 1..{MAX_RESULTS}")),
+    };
+    // By id, so a test sees the same pages every time.
+    users.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
+    let total = users.len();
+    let mut tokens = state.page_tokens.lock().expect("page tokens lock");
+    let start = match body.get("NextToken") {
+        None => 0,
+        Some(token) => match token.as_str().and_then(|t| tokens.get(t)) {
+            Some(given) if given.operation == operation && given.search == search => given.offset.min(total),
+            _ => return Err("NextToken is not one this stand-in gave for this search".into()),
+        },
+    };
+    let end = total.min(start + max_results);
+    // Opaque, and with characters a client must not mangle, as Connect's.
+    let next = (end < total).then(|| {
+        let token = format!("{operation}/{}+{end}=", tokens.len());
+        let given = PageToken {
+            operation,
+            search: search.to_owned(),
+            offset: end,
+        };
+        tokens.insert(token.clone(), given);
+        token
+    });
+    users.truncate(end);
+    Ok((users.split_off(start), next, total))
+}
+
+/// The one filter of users a GetCurrentUserData request has.
+#[derive(Debug)]
+enum UserDataFilter {
+    /// These users.
+    Agents(Vec<String>),
+    /// The users whose routing profile has one of these queues.
+    Queues(Vec<String>),
+    /// The users with one of these routing profiles.
+    RoutingProfiles(Vec<String>),
+    /// The users of this hierarchy group itself, not those of the groups
+    /// below it: whether Connect counts those too is not something a client
+    /// may rely on, and with the narrower reading here whatever relies on
+    /// the wider one fails against the stand-in.
+    UserHierarchyGroup(String),
+}
+
+/// A GetCurrentUserData request's `Filters`.
+#[derive(Debug)]
+struct UserDataQuery {
+    users: UserDataFilter,
+    /// The states of the contacts listed, when `ContactFilter` names any.
+    contact_states: Option<Vec<String>>,
+}
+
+/// What a GetCurrentUserData body asks for; `Err` says what is wrong with it.
+fn user_data_query(body: &Value) -> Result<UserDataQuery, String> {
+    let Some(members) = body.as_object() else {
+        return Err("the body must be a JSON object".into());
+    };
+    let known = |member: &String| matches!(member.as_str(), "Filters" | "MaxResults" | "NextToken");
+    if let Some(member) = members.keys().find(|m| !known(m)) {
+        return Err(format!("unknown member {member:?}"));
+    }
+    let Some(filters) = body.get("Filters").and_then(Value::as_object) else {
+        return Err("Filters is required, an object".into());
+    };
+    let mut users = None;
+    let mut contact_states = None;
+    for (name, value) in filters {
+        let filter = match name.as_str() {
+            "Agents" => UserDataFilter::Agents(id_list(name, value, 100)?),
+            "Queues" => UserDataFilter::Queues(id_list(name, value, 100)?),
+            "RoutingProfiles" => UserDataFilter::RoutingProfiles(id_list(name, value, 100)?),
+            "UserHierarchyGroups" => {
+                let mut group = id_list(name, value, 1)?;
+                UserDataFilter::UserHierarchyGroup(group.remove(0))
+            }
+            "ContactFilter" => {
+                contact_states = contact_filter(value)?;
+                continue;
+            }
+            other => return Err(format!("unknown member {other:?} of Filters")),
+        };
+        if users.replace(filter).is_some() {
+            return Err("Filters may hold only one of Agents, Queues, RoutingProfiles and UserHierarchyGroups".into());
+        }
+    }
+    let Some(users) = users else {
+        return Err("Filters must hold one of Agents, Queues, RoutingProfiles and UserHierarchyGroups".into());
+    };
+    Ok(UserDataQuery { users, contact_states })
+}
+
+/// A filter's list of ids: 1 to `max` non-empty strings.
+fn id_list(name: &str, value: &Value, max: usize) -> Result<Vec<String>, String> {
+    let ids: Option<Vec<String>> = value.as_array().and_then(|ids| {
+        ids.iter()
+            .map(|id| id.as_str().filter(|id| !id.is_empty()).map(str::to_owned))
+            .collect()
+    });
+    match ids {
+        Some(ids) if (1..=max).contains(&ids.len()) => Ok(ids),
+        _ if max == 1 => Err(format!("Filters.{name} must be a list of one id")),
+        _ => Err(format!("Filters.{name} must be a list of 1..{max} ids")),
+    }
+}
+
+/// The states a `ContactFilter` keeps: `None` when it names none.
+fn contact_filter(value: &Value) -> Result<Option<Vec<String>>, String> {
+    let Some(members) = value.as_object() else {
+        return Err("Filters.ContactFilter must be an object".into());
+    };
+    if let Some(member) = members.keys().find(|m| *m != "ContactStates") {
+        return Err(format!("unknown member {member:?} of Filters.ContactFilter"));
+    }
+    let Some(states) = members.get("ContactStates") else {
+        return Ok(None);
+    };
+    let Some(states) = states
+        .as_array()
+        .filter(|s| (1..=CONTACT_STATES.len()).contains(&s.len()))
+    else {
+        return Err("Filters.ContactFilter.ContactStates must be a list of 1..9 contact states".into());
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for state in states {
+        let Some(state) = state.as_str().filter(|s| CONTACT_STATES.contains(s)) else {
+            return Err(format!("{state} is not a contact state (one of {CONTACT_STATES:?})"));
+        };
+        if kept.iter().any(|k| k == state) {
+            return Err(format!("the contact state {state} is named twice"));
+        }
+        kept.push(state.to_owned());
+    }
+    Ok(Some(kept))
+}
+
+/// GetCurrentUserData over the added users: those its filter finds, sorted
+/// by id, a page at a time; each with its contacts, as many as the contact
+/// filter keeps.
+fn current_user_data(state: &State, received: &Received) -> Response<Full<Bytes>> {
+    let instance = match received.labels.as_slice() {
+        [instance] if !instance.is_empty() => instance.as_str(),
+        _ => {
+            return error_answer(
+                400,
+                "InvalidRequestException",
+                "the path is /metrics/userdata/{InstanceId}",
+            )
+        }
+    };
+    let body = received.json();
+    let query = match user_data_query(&body) {
+        Ok(query) => query,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let profiles = state.routing_profiles.lock().expect("routing profiles lock").clone();
+    let found = |user: &Value| {
+        let member = |name: &str| user[name].as_str();
+        let named = |ids: &[String], id: Option<&str>| id.is_some_and(|id| ids.iter().any(|i| i == id));
+        match &query.users {
+            UserDataFilter::Agents(ids) => named(ids, member("Id")),
+            UserDataFilter::RoutingProfiles(ids) => named(ids, member("RoutingProfileId")),
+            UserDataFilter::Queues(ids) => member("RoutingProfileId")
+                .and_then(|profile| profiles.get(profile))
+                .is_some_and(|queues| queues.iter().any(|q| named(ids, Some(q)))),
+            UserDataFilter::UserHierarchyGroup(group) => member("HierarchyGroupId") == Some(group.as_str()),
+        }
+    };
+    let users: Vec<Value> = {
+        let records = state.users.lock().expect("users lock");
+        records.values().filter(|u| found(u)).cloned().collect()
+    };
+    let search = format!("{instance} {query:?}");
+    let (users, next, total) = match page(state, "GetCurrentUserData", &search, &body, users) {
+        Ok(page) => page,
+        Err(problem) => return error_answer(400, "InvalidParameterException", &problem),
+    };
+    let states = query.contact_states.as_deref();
+    let list: Vec<Value> = users.iter().map(|u| user_data(state, instance, u, states)).collect();
+    let mut answer = json!({"UserDataList": list, "ApproximateTotalCount": total});
+    if let Some(next) = next {
+        answer["NextToken"] = json!(next);
+    }
+    raw(200, &[], &answer.to_string())
+}
+
+/// One user's entry of GetCurrentUserData's `UserDataList`: the user, its
+/// hierarchy path and routing profile when it has them, and its contacts
+/// in these states (all of them when `None`).
+fn user_data(state: &State, instance: &str, user: &Value, contact_states: Option<&[String]>) -> Value {
+    let id = user["Id"].as_str().unwrap_or_default();
+    let mut data = json!({"User": {"Id": id, "Arn": arn(state, instance, "agent", id)}});
+    // Id and Arn only: Connect's HierarchyGroupSummaryReference has no Name.
+    let path: serde_json::Map<String, Value> = user_hierarchy_path(state, user)
+        .iter()
+        .zip(LEVEL_NAMES)
+        .map(|(group, level)| {
+            let arn = arn(state, instance, "agent-group", group);
+            (level.to_owned(), json!({"Id": group, "Arn": arn}))
+        })
+        .collect();
+    if !path.is_empty() {
+        data["HierarchyPath"] = Value::Object(path);
+    }
+    if let Some(profile) = user["RoutingProfileId"].as_str() {
+        let arn = arn(state, instance, "routing-profile", profile);
+        data["RoutingProfile"] = json!({"Id": profile, "Arn": arn});
+    }
+    let in_state = |contact: &Value| {
+        contact_states.is_none_or(|states| states.iter().any(|s| contact["AgentContactState"] == s.as_str()))
+    };
+    let contacts: Vec<Value> = {
+        let contacts = state.agent_contacts.lock().expect("agent contacts lock");
+        contacts
+            .iter()
+            .filter(|c| c.listed && c.agent == id && in_state(&c.contact))
+            .map(|c| c.contact.clone())
+            .collect()
+    };
+    data["Contacts"] = json!(contacts);
+    data
 }
 
 fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes>> {
@@ -906,21 +1474,27 @@ mod tests {
     /// Calls the stand-in's MonitorContact as the gateway would, signed;
     /// returns the status, the error type header and the body.
     async fn monitor_contact(connect: &ConnectStandIn, creds: &Credentials) -> (u16, String, Value) {
+        let body = json!({"InstanceId": "inst-1", "ContactId": "contact-1", "UserId": "user-1"});
+        call(connect, creds, http::Method::POST, "/contact/monitor", Some(body)).await
+    }
+
+    /// Sends a request to the stand-in as the gateway would, signed: a POST
+    /// with its JSON body, a GET without; returns the status, the error type
+    /// header and the body.
+    async fn call(
+        connect: &ConnectStandIn,
+        creds: &Credentials,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
         let route = Route {
             region: "eu-west-2".into(),
             endpoint: parse_endpoint(&connect.url()).unwrap(),
             role_arn: None,
         };
-        let body = json!({"InstanceId": "inst-1", "ContactId": "contact-1", "UserId": "user-1"});
-        let req = signed_request(
-            &route,
-            &http::Method::POST,
-            "/contact/monitor",
-            Some(Bytes::from(body.to_string())),
-            creds,
-            SystemTime::now(),
-        )
-        .unwrap();
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let req = signed_request(&route, &method, path, body, creds, SystemTime::now()).unwrap();
         let (parts, body) = req.into_parts();
         let client = crate::http::client::build();
         let response = tokio::time::timeout(
@@ -1129,5 +1703,597 @@ mod tests {
             let path = format!("/p/i/s?nextToken={raw_token}");
             assert!(query_params(&path).is_err(), "{path}");
         }
+    }
+
+    fn test_credentials() -> Credentials {
+        Credentials::new("AKID", "secret", None, None, "t")
+    }
+
+    async fn standin() -> ConnectStandIn {
+        ConnectStandIn::start(test_credentials()).await.unwrap()
+    }
+
+    async fn search_users(connect: &ConnectStandIn, body: Value) -> (u16, String, Value) {
+        call(
+            connect,
+            &test_credentials(),
+            http::Method::POST,
+            "/search-users",
+            Some(body),
+        )
+        .await
+    }
+
+    /// The `Id` members of the objects in an answer's list `list`.
+    fn ids<'a>(answer: &'a Value, list: &str) -> Vec<&'a str> {
+        let items = answer[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {list} in {answer}"));
+        items.iter().map(|item| item["Id"].as_str().unwrap()).collect()
+    }
+
+    /// A site with two teams, the first with a sub-team; a user in each
+    /// group, and one in none.
+    fn hierarchy(connect: &ConnectStandIn) {
+        connect.add_hierarchy_group("g-site", None);
+        connect.add_hierarchy_group("g-team-a", Some("g-site"));
+        connect.add_hierarchy_group("g-team-a1", Some("g-team-a"));
+        connect.add_hierarchy_group("g-team-b", Some("g-site"));
+        for (user, group) in [
+            ("u-site", Some("g-site")),
+            ("u-a", Some("g-team-a")),
+            ("u-a1", Some("g-team-a1")),
+            ("u-b", Some("g-team-b")),
+            ("u-none", None),
+        ] {
+            let mut record =
+                json!({"Id": user, "Username": format!("{user}@example.com"), "SecurityProfileIds": ["sp-1"]});
+            if let Some(group) = group {
+                record["HierarchyGroupId"] = json!(group);
+            }
+            connect.add_user(record);
+        }
+    }
+
+    fn in_group(group: &str, match_type: &str) -> Value {
+        json!({"InstanceId": "inst-1", "SearchCriteria": {"HierarchyGroupCondition": {
+            "Value": group, "HierarchyGroupMatchType": match_type}}})
+    }
+
+    #[tokio::test]
+    async fn a_hierarchy_search_with_child_groups_finds_the_subtree_and_not_the_sibling() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let (status, _, answer) = search_users(&connect, in_group("g-team-a", "WITH_CHILD_GROUPS")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(ids(&answer, "Users"), ["u-a", "u-a1"]);
+        assert_eq!(answer["ApproximateTotalCount"], 2);
+        assert_eq!(answer.get("NextToken"), None);
+        assert_eq!(
+            answer["Users"][0],
+            json!({"Id": "u-a", "Username": "u-a@example.com", "HierarchyGroupId": "g-team-a",
+                   "SecurityProfileIds": ["sp-1"]})
+        );
+        let (_, _, whole_site) = search_users(&connect, in_group("g-site", "WITH_CHILD_GROUPS")).await;
+        assert_eq!(ids(&whole_site, "Users"), ["u-a", "u-a1", "u-b", "u-site"]);
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_exact_hierarchy_search_finds_only_the_groups_members() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let (status, _, answer) = search_users(&connect, in_group("g-team-a", "EXACT")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(ids(&answer, "Users"), ["u-a"]);
+        let (_, _, nobody) = search_users(&connect, in_group("g-unknown", "EXACT")).await;
+        assert_eq!(nobody, json!({"Users": [], "ApproximateTotalCount": 0}));
+    }
+
+    #[tokio::test]
+    async fn no_criteria_lists_every_user_page_by_page() {
+        let connect = standin().await;
+        for i in 0..250 {
+            connect.add_user(json!({"Id": format!("u-{i:03}"), "Username": format!("user{i}")}));
+        }
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        let mut body = json!({"InstanceId": "inst-1"});
+        loop {
+            let (status, _, answer) = search_users(&connect, body.clone()).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["ApproximateTotalCount"], 250);
+            sizes.push(answer["Users"].as_array().unwrap().len());
+            seen.extend(ids(&answer, "Users").into_iter().map(str::to_owned));
+            let Some(token) = answer.get("NextToken") else { break };
+            let token = token.as_str().unwrap();
+            assert!(
+                token.contains('/') && token.contains('+') && token.contains('='),
+                "{token}"
+            );
+            body["NextToken"] = json!(token);
+        }
+        assert_eq!(sizes, [100, 100, 50]);
+        let every: Vec<String> = (0..250).map(|i| format!("u-{i:03}")).collect();
+        assert_eq!(seen, every, "each user once, by id");
+        assert_eq!(
+            search_users(&connect, json!({"InstanceId": "inst-1", "MaxResults": 7}))
+                .await
+                .2["Users"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
+        assert_eq!(connect.calls("SearchUsers"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_next_token_is_good_only_for_the_search_that_gave_it() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let (_, _, first) = search_users(&connect, json!({"InstanceId": "inst-1", "MaxResults": 2})).await;
+        let token = first["NextToken"].as_str().unwrap().to_owned();
+        let mut elsewhere = in_group("g-site", "WITH_CHILD_GROUPS");
+        elsewhere["NextToken"] = json!(token);
+        let made_up = json!({"InstanceId": "inst-1", "NextToken": "SearchUsers/9+2="});
+        for body in [elsewhere, made_up] {
+            let (status, error_type, answer) = search_users(&connect, body).await;
+            assert_eq!((status, error_type.as_str()), (400, "InvalidParameterException"));
+            assert!(answer["Message"].as_str().unwrap().contains("NextToken"), "{answer}");
+        }
+        let (status, _, second) = search_users(
+            &connect,
+            json!({"InstanceId": "inst-1", "MaxResults": 2, "NextToken": token}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(ids(&second, "Users"), ["u-b", "u-none"]);
+    }
+
+    #[tokio::test]
+    async fn a_search_the_stand_in_does_not_model_is_refused() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let group = |condition: Value| json!({"InstanceId": "inst-1", "SearchCriteria": {"HierarchyGroupCondition": condition}});
+        for body in [
+            json!({"InstanceId": "inst-1", "SearchCriteria": {}}),
+            json!({"InstanceId": "inst-1", "SearchCriteria": {
+                "HierarchyGroupCondition": {"Value": "g-site", "HierarchyGroupMatchType": "EXACT"},
+                "StringCondition": {"FieldName": "Username", "Value": "u-a@example.com", "ComparisonType": "EXACT"}}}),
+            group(json!({"Value": "g-site", "HierarchyGroupMatchType": "WITH_PARENT_GROUPS"})),
+            group(json!({"Value": "g-site"})),
+            group(json!({"HierarchyGroupMatchType": "EXACT"})),
+            group(json!({"Value": "g-site", "HierarchyGroupMatchType": "EXACT", "Depth": 1})),
+            json!({"InstanceId": "inst-1", "MaxResults": 0}),
+            json!({"InstanceId": "inst-1", "MaxResults": 101}),
+            json!({"InstanceId": "inst-1", "SearchFilter": {"TagFilter": {}}}),
+            json!({"SearchCriteria": {"HierarchyGroupCondition": {"Value": "g-site", "HierarchyGroupMatchType": "EXACT"}}}),
+            json!({"InstanceId": "inst-1", "SearchCriteria": {"StringCondition": {
+                "FieldName": "Username", "Value": "u-a", "ComparisonType": "CONTAINS"}}}),
+        ] {
+            let (status, error_type, answer) = search_users(&connect, body.clone()).await;
+            assert_eq!(status, 400, "{body} → {answer}");
+            assert!(error_type.ends_with("Exception"), "{error_type}");
+            assert!(answer["Message"].is_string(), "{answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_exact_username_search_answers_one_page_without_a_token() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let body = json!({"InstanceId": "inst-1", "MaxResults": 2, "SearchCriteria": {"StringCondition": {
+            "FieldName": "Username", "Value": "u-a@example.com", "ComparisonType": "EXACT"}}});
+        let (status, _, answer) = search_users(&connect, body).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer,
+            json!({"Users": [{"Id": "u-a", "Username": "u-a@example.com"}], "ApproximateTotalCount": 1})
+        );
+    }
+
+    async fn describe_contact(connect: &ConnectStandIn, id: &str) -> (u16, String, Value) {
+        let path = format!("/contacts/inst-1/{id}");
+        call(connect, &test_credentials(), http::Method::GET, &path, None).await
+    }
+
+    fn voice_contact(id: &str, state: &str) -> Value {
+        json!({"ContactId": id, "Channel": "VOICE", "InitiationMethod": "INBOUND",
+               "AgentContactState": state, "StateStartTimestamp": 1_767_225_600,
+               "ConnectedToAgentTimestamp": 1_767_225_600,
+               "Queue": {"Id": "q-1", "Arn": "arn:aws:connect:eu-west-2:123456789012:instance/inst-1/queue/q-1"}})
+    }
+
+    fn group_arn(region: &str, group: &str) -> String {
+        format!("arn:aws:connect:{region}:123456789012:instance/inst-1/agent-group/{group}")
+    }
+
+    #[tokio::test]
+    async fn describe_contact_of_an_agents_contact_carries_its_agent_and_groups() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-a1", voice_contact("c-1", "CONNECTED"));
+        let (status, _, answer) = describe_contact(&connect, "c-1").await;
+        assert_eq!(status, 200, "{answer}");
+        let arn = |group| group_arn("eu-west-2", group);
+        assert_eq!(
+            answer,
+            json!({"Contact": {"Id": "c-1", "Channel": "VOICE", "InitiationMethod": "INBOUND",
+                "QueueInfo": {"Id": "q-1"},
+                "AgentInfo": {"Id": "u-a1", "HierarchyGroups": {
+                    "Level1": {"Arn": arn("g-site")},
+                    "Level2": {"Arn": arn("g-team-a")},
+                    "Level3": {"Arn": arn("g-team-a1")}}}}})
+        );
+        connect.set_agent_contact_state("c-1", "ENDED");
+        assert_eq!(
+            describe_contact(&connect, "c-1").await.2,
+            answer,
+            "an ended contact has its agent still"
+        );
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn describe_contact_names_the_agents_groups_as_they_are_when_it_answers() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.set_region("us-east-1");
+        connect.add_agent_contact("u-a", voice_contact("c-1", "CONNECTED"));
+        connect.add_user(json!({"Id": "u-a", "HierarchyGroupId": "g-team-b"}));
+        let groups = &describe_contact(&connect, "c-1").await.2["Contact"]["AgentInfo"]["HierarchyGroups"];
+        assert_eq!(
+            groups,
+            &json!({"Level1": {"Arn": group_arn("us-east-1", "g-site")},
+                    "Level2": {"Arn": group_arn("us-east-1", "g-team-b")}})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_in_no_group_has_no_hierarchy_levels() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-none", voice_contact("c-1", "CONNECTED"));
+        let chat = json!({"ContactId": "c-2", "Channel": "CHAT", "InitiationMethod": "INBOUND",
+                          "AgentContactState": "INCOMING", "StateStartTimestamp": 1_767_225_600});
+        connect.add_agent_contact("u-not-a-user", chat);
+        let (_, _, in_no_group) = describe_contact(&connect, "c-1").await;
+        assert_eq!(
+            in_no_group["Contact"]["AgentInfo"],
+            json!({"Id": "u-none", "HierarchyGroups": {}})
+        );
+        let (status, _, unknown_agent) = describe_contact(&connect, "c-2").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            unknown_agent,
+            json!({"Contact": {"Id": "c-2", "Channel": "CHAT", "InitiationMethod": "INBOUND",
+                               "AgentInfo": {"Id": "u-not-a-user", "HierarchyGroups": {}}}}),
+            "no queue, no QueueInfo"
+        );
+        assert_eq!(describe_contact(&connect, "c-3").await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn an_added_contact_record_wins_over_an_agents_contact() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-a", voice_contact("c-1", "CONNECTED"));
+        let record = json!({"Id": "c-1", "Channel": "VOICE", "QueueInfo": {"Id": "q-9"}});
+        connect.add_contact(record.clone());
+        assert_eq!(describe_contact(&connect, "c-1").await.2, json!({ "Contact": record }));
+    }
+
+    #[tokio::test]
+    async fn a_five_level_hierarchy_gives_five_levels() {
+        let connect = standin().await;
+        let levels = ["g-1", "g-2", "g-3", "g-4", "g-5"];
+        for (i, group) in levels.iter().enumerate() {
+            connect.add_hierarchy_group(group, i.checked_sub(1).map(|above| levels[above]));
+        }
+        connect.add_user(json!({"Id": "u-deep", "HierarchyGroupId": "g-5"}));
+        connect.add_agent_contact("u-deep", voice_contact("c-1", "CONNECTED"));
+        let groups = &describe_contact(&connect, "c-1").await.2["Contact"]["AgentInfo"]["HierarchyGroups"];
+        let expected: serde_json::Map<String, Value> = levels
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("Level{}", i + 1), json!({"Arn": group_arn("eu-west-2", g)})))
+            .collect();
+        assert_eq!(groups, &Value::Object(expected));
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "below the fifth")]
+    async fn a_hierarchy_has_five_levels_at_most() {
+        let connect = standin().await;
+        let levels = ["g-1", "g-2", "g-3", "g-4", "g-5", "g-6"];
+        for (i, group) in levels.iter().enumerate() {
+            connect.add_hierarchy_group(group, i.checked_sub(1).map(|above| levels[above]));
+        }
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "must be added before")]
+    async fn a_hierarchy_group_comes_after_its_parent() {
+        standin().await.add_hierarchy_group("g-team", Some("g-site"));
+    }
+
+    async fn current_user_data(connect: &ConnectStandIn, body: Value) -> (u16, String, Value) {
+        let creds = test_credentials();
+        call(
+            connect,
+            &creds,
+            http::Method::POST,
+            "/metrics/userdata/inst-1",
+            Some(body),
+        )
+        .await
+    }
+
+    fn agents(ids: &[&str]) -> Value {
+        json!({"Filters": {"Agents": ids}})
+    }
+
+    /// The contact ids of each user of a GetCurrentUserData answer, by user id.
+    fn contacts_by_user(answer: &Value) -> Vec<(String, Vec<String>)> {
+        let list = answer["UserDataList"].as_array().unwrap_or_else(|| panic!("{answer}"));
+        list.iter()
+            .map(|data| {
+                let contacts = data["Contacts"].as_array().unwrap();
+                let ids = contacts.iter().map(|c| c["ContactId"].as_str().unwrap().to_owned());
+                (data["User"]["Id"].as_str().unwrap().to_owned(), ids.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn get_current_user_data_has_its_route() {
+        assert_eq!(
+            route("POST", "/metrics/userdata/inst%2D1"),
+            ("GetCurrentUserData", vec!["inst-1".to_string()])
+        );
+        assert_eq!(route("GET", "/metrics/userdata/inst-1").0, "Unknown");
+    }
+
+    #[tokio::test]
+    async fn get_current_user_data_by_agents_returns_their_contacts_with_the_hierarchy_path() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_routing_profile("rp-1", &["q-1"]);
+        connect.add_user(json!({"Id": "u-a1", "Username": "u-a1@example.com",
+                                "HierarchyGroupId": "g-team-a1", "RoutingProfileId": "rp-1"}));
+        connect.add_agent_contact("u-a1", voice_contact("c-1", "CONNECTED"));
+        let chat = json!({"ContactId": "c-2", "Channel": "CHAT", "InitiationMethod": "INBOUND",
+                          "AgentContactState": "INCOMING", "StateStartTimestamp": 1_767_225_700});
+        connect.add_agent_contact("u-a1", chat.clone());
+        connect.add_agent_contact("u-b", voice_contact("c-3", "CONNECTED"));
+        let (status, _, answer) = current_user_data(&connect, agents(&["u-none", "u-a1", "u-unknown"])).await;
+        assert_eq!(status, 200, "{answer}");
+        let arn = |kind: &str, id: &str| format!("arn:aws:connect:eu-west-2:123456789012:instance/inst-1/{kind}/{id}");
+        let group = |id: &str| json!({"Id": id, "Arn": arn("agent-group", id)});
+        assert_eq!(
+            answer,
+            json!({"UserDataList": [
+                {"User": {"Id": "u-a1", "Arn": arn("agent", "u-a1")},
+                 "HierarchyPath": {"LevelOne": group("g-site"), "LevelTwo": group("g-team-a"),
+                                   "LevelThree": group("g-team-a1")},
+                 "RoutingProfile": {"Id": "rp-1", "Arn": arn("routing-profile", "rp-1")},
+                 "Contacts": [voice_contact("c-1", "CONNECTED"), chat]},
+                {"User": {"Id": "u-none", "Arn": arn("agent", "u-none")}, "Contacts": []}],
+             "ApproximateTotalCount": 2})
+        );
+        assert_eq!(connect.calls("GetCurrentUserData"), 1);
+        assert_eq!(connect.bad_signatures(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn the_contact_state_filter_leaves_out_incoming_and_ended() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        for (id, state) in [
+            ("c-1", "CONNECTED"),
+            ("c-2", "INCOMING"),
+            ("c-3", "CONNECTED_ONHOLD"),
+            ("c-4", "ENDED"),
+        ] {
+            connect.add_agent_contact("u-a", voice_contact(id, state));
+        }
+        let mut on_call = agents(&["u-a"]);
+        on_call["Filters"]["ContactFilter"] = json!({"ContactStates": ["CONNECTED_ONHOLD", "CONNECTED"]});
+        let (status, _, answer) = current_user_data(&connect, on_call.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+        let expected = |ids: &[&str]| vec![("u-a".to_string(), ids.iter().map(|c| c.to_string()).collect())];
+        assert_eq!(
+            contacts_by_user(&answer),
+            expected(&["c-1", "c-3"]),
+            "in the order added"
+        );
+        connect.set_agent_contact_state("c-1", "ENDED");
+        connect.set_agent_contact_state("c-2", "CONNECTED");
+        let (_, _, later) = current_user_data(&connect, on_call).await;
+        assert_eq!(contacts_by_user(&later), expected(&["c-2", "c-3"]));
+        assert_eq!(
+            later["UserDataList"][0]["Contacts"][0]["AgentContactState"],
+            "CONNECTED"
+        );
+        let (_, _, unfiltered) = current_user_data(&connect, agents(&["u-a"])).await;
+        assert_eq!(contacts_by_user(&unfiltered), expected(&["c-1", "c-2", "c-3", "c-4"]));
+    }
+
+    #[tokio::test]
+    async fn a_removed_contact_leaves_get_current_user_data_and_describe_contact_still_answers_it() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        connect.add_agent_contact("u-a", voice_contact("c-1", "CONNECTED"));
+        connect.add_agent_contact("u-a", voice_contact("c-2", "CONNECTED"));
+        let described = describe_contact(&connect, "c-1").await.2;
+        connect.remove_agent_contact("c-1");
+        let (_, _, answer) = current_user_data(&connect, agents(&["u-a"])).await;
+        assert_eq!(
+            contacts_by_user(&answer),
+            [("u-a".to_string(), vec!["c-2".to_string()])]
+        );
+        assert_eq!(describe_contact(&connect, "c-1").await, (200, String::new(), described));
+        connect.add_agent_contact("u-b", voice_contact("c-2", "CONNECTED"));
+        let (_, _, transferred) = current_user_data(&connect, agents(&["u-a", "u-b"])).await;
+        assert_eq!(
+            contacts_by_user(&transferred),
+            [
+                ("u-a".to_string(), vec![]),
+                ("u-b".to_string(), vec!["c-2".to_string()])
+            ],
+            "a contact id given again replaces the contact before"
+        );
+    }
+
+    #[tokio::test]
+    async fn user_hierarchy_groups_returns_only_the_groups_own_members() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        for (group, member) in [("g-team-a", "u-a"), ("g-site", "u-site")] {
+            let body = json!({"Filters": {"UserHierarchyGroups": [group]}});
+            let (status, _, answer) = current_user_data(&connect, body).await;
+            assert_eq!(status, 200, "{answer}");
+            let found: Vec<String> = contacts_by_user(&answer).into_iter().map(|(user, _)| user).collect();
+            assert_eq!(found, [member], "not the members of the groups below {group}");
+        }
+    }
+
+    #[tokio::test]
+    async fn queues_and_routing_profiles_find_the_users_of_their_routing_profiles() {
+        let connect = standin().await;
+        connect.add_routing_profile("rp-1", &["q-1", "q-2"]);
+        connect.add_routing_profile("rp-2", &["q-3"]);
+        connect.add_user(json!({"Id": "u-1", "RoutingProfileId": "rp-1"}));
+        connect.add_user(json!({"Id": "u-2", "RoutingProfileId": "rp-2"}));
+        connect.add_user(json!({"Id": "u-3", "RoutingProfileId": "rp-unknown"}));
+        connect.add_user(json!({"Id": "u-4"}));
+        let users =
+            |answer: &Value| -> Vec<String> { contacts_by_user(answer).into_iter().map(|(user, _)| user).collect() };
+        for (filters, expected) in [
+            (json!({"Queues": ["q-2"]}), vec!["u-1"]),
+            (json!({"Queues": ["q-3", "q-1"]}), vec!["u-1", "u-2"]),
+            (json!({"Queues": ["q-9"]}), vec![]),
+            (json!({"RoutingProfiles": ["rp-2"]}), vec!["u-2"]),
+            (json!({"RoutingProfiles": ["rp-2", "rp-unknown"]}), vec!["u-2", "u-3"]),
+        ] {
+            let (status, _, answer) = current_user_data(&connect, json!({ "Filters": filters })).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(users(&answer), expected, "{filters}");
+        }
+    }
+
+    #[tokio::test]
+    async fn get_current_user_data_pages_by_max_results_with_its_own_tokens() {
+        let connect = standin().await;
+        connect.add_routing_profile("rp-1", &["q-1"]);
+        for i in 0..250 {
+            connect.add_user(json!({"Id": format!("u-{i:03}"), "RoutingProfileId": "rp-1"}));
+        }
+        let mut body = json!({"Filters": {"Queues": ["q-1"]}});
+        let (mut sizes, mut seen) = (Vec::new(), Vec::new());
+        loop {
+            let (status, _, answer) = current_user_data(&connect, body.clone()).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["ApproximateTotalCount"], 250);
+            let page = contacts_by_user(&answer);
+            sizes.push(page.len());
+            seen.extend(page.into_iter().map(|(user, _)| user));
+            let Some(token) = answer.get("NextToken") else { break };
+            assert!(token.as_str().unwrap().contains(['/', '+', '=']), "{token}");
+            body["NextToken"] = token.clone();
+        }
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(seen, (0..250).map(|i| format!("u-{i:03}")).collect::<Vec<_>>());
+        body["MaxResults"] = json!(30);
+        body.as_object_mut().unwrap().remove("NextToken");
+        let (_, _, first) = current_user_data(&connect, body.clone()).await;
+        assert_eq!(contacts_by_user(&first).len(), 30);
+        let other_search = json!({"Filters": {"RoutingProfiles": ["rp-1"]}, "NextToken": first["NextToken"]});
+        assert_eq!(current_user_data(&connect, other_search).await.0, 400);
+        let (_, _, users) = search_users(&connect, json!({"InstanceId": "inst-1", "MaxResults": 1})).await;
+        body["NextToken"] = users["NextToken"].clone();
+        assert_eq!(current_user_data(&connect, body).await.0, 400, "a SearchUsers token");
+    }
+
+    #[tokio::test]
+    async fn two_filters_or_none_are_refused() {
+        let connect = standin().await;
+        hierarchy(&connect);
+        let hundred_and_one: Vec<String> = (0..=100).map(|i| format!("u-{i}")).collect();
+        let states =
+            |states: Value| json!({"Filters": {"Agents": ["u-a"], "ContactFilter": {"ContactStates": states}}});
+        for body in [
+            json!({"Filters": {}}),
+            json!({"Filters": {"ContactFilter": {"ContactStates": ["CONNECTED"]}}}),
+            json!({"Filters": {"Agents": ["u-a"], "Queues": ["q-1"]}}),
+            json!({"Filters": {"RoutingProfiles": ["rp-1"], "UserHierarchyGroups": ["g-site"]}}),
+            json!({}),
+            json!({"Filters": {"Agents": []}}),
+            json!({"Filters": {"Agents": hundred_and_one}}),
+            json!({"Filters": {"Agents": [""]}}),
+            json!({"Filters": {"Agents": "u-a"}}),
+            json!({"Filters": {"UserHierarchyGroups": ["g-site", "g-team-a"]}}),
+            json!({"Filters": {"Agents": ["u-a"], "Channels": ["VOICE"]}}),
+            json!({"Filters": {"Agents": ["u-a"]}, "InstanceId": "inst-1"}),
+            json!({"Filters": {"Agents": ["u-a"], "ContactFilter": {"States": ["CONNECTED"]}}}),
+            states(json!([])),
+            states(json!(["ON_CALL"])),
+            states(json!(["CONNECTED", "CONNECTED"])),
+            states(json!(CONTACT_STATES
+                .iter()
+                .chain(["CONNECTED"].iter())
+                .collect::<Vec<_>>())),
+            json!({"Filters": {"Agents": ["u-a"]}, "MaxResults": 0}),
+            json!({"Filters": {"Agents": ["u-a"]}, "MaxResults": 101}),
+            json!({"Filters": {"Agents": ["u-a"]}, "MaxResults": "10"}),
+            json!({"Filters": {"Agents": ["u-a"]}, "NextToken": "GetCurrentUserData/0+1="}),
+        ] {
+            let (status, error_type, answer) = current_user_data(&connect, body.clone()).await;
+            assert_eq!(
+                (status, error_type.as_str()),
+                (400, "InvalidParameterException"),
+                "{body}"
+            );
+            assert!(answer["Message"].is_string(), "{answer}");
+        }
+        let every_state = states(json!(CONTACT_STATES));
+        assert_eq!(current_user_data(&connect, every_state).await.0, 200);
+        let creds = test_credentials();
+        let no_instance = call(
+            &connect,
+            &creds,
+            http::Method::POST,
+            "/metrics/userdata/",
+            Some(agents(&["u-a"])),
+        );
+        assert_eq!(no_instance.await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn the_get_current_user_data_quota_throttles_under_connect_default_quotas() {
+        let connect = Arc::new(standin().await);
+        connect.connect_default_quotas();
+        // 40 calls at once: at 2 a second after a burst of 5, some are
+        // refused unless the calls took over 17 s.
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let connect = connect.clone();
+                tokio::spawn(async move { current_user_data(&connect, agents(&["u-a"])).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        let passed = answers.iter().filter(|(status, ..)| *status == 200).count();
+        assert!(passed >= 5, "the burst passes: {answers:?}");
+        for (status, error_type, _) in answers.iter().filter(|(status, ..)| *status != 200) {
+            assert_eq!((*status, error_type.as_str()), (429, "ThrottlingException"));
+        }
+        assert_eq!(connect.throttled("GetCurrentUserData"), 40 - passed);
+        assert!(connect.throttled("GetCurrentUserData") > 0);
+        assert_eq!(connect.calls("GetCurrentUserData"), 40);
+        assert_eq!(connect.throttled_total(), 40 - passed, "no other operation's budget");
     }
 }

@@ -21,8 +21,8 @@ use super::to_completion::{Panicked, ToCompletion};
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
-use crate::authz::live_facts::LiveFacts;
 use crate::authz::listing::Listing;
+use crate::authz::live_facts::LiveFacts;
 use crate::authz::Permit;
 use crate::connect::client::{Spent, AWS_REQUEST_ID};
 use crate::connect::monitor_contact::{self, Monitored};
@@ -335,7 +335,9 @@ impl Gateway {
             reason: exchange.permit.as_ref().map(|p| p.grant.clone()),
             issuer: exchange.identity.as_ref().map(|i| i.issuer.clone()),
             subject: exchange.identity.as_ref().map(|i| i.subject.clone()),
-            instance_id: request.map(|r| r.instance_id.clone()).or_else(|| exchange.listed_instance.clone()),
+            instance_id: request
+                .map(|r| r.instance_id.clone())
+                .or_else(|| exchange.listed_instance.clone()),
             contact_id: request.map(|r| r.contact_id.clone()),
             user_id: request.map(|r| r.user_id.clone()),
             capabilities: request.map(|r| r.capabilities.iter().map(|c| c.as_str()).collect()),

@@ -537,3 +537,70 @@ async fn a_fact_found_on_the_server_expires_in_process_when_it_expires_there() {
     }
     assert_eq!(calls, 2, "the fact expired in process with the server's copy");
 }
+
+/// GETs a replica's listing of `inst-1`.
+async fn list_on(h: &Harness, r: &Replica, token: &str) -> Answer {
+    let request = Request::get(r.url("/contacts/monitorable?instance_id=inst-1"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    support::send(&h.client, request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_listing_at_once_make_one_listings_calls_and_share_its_contacts() {
+    let redis = RedisServer::start();
+    let h = Harness::with(Options {
+        config: &fleet_config(Some(&redis)),
+        policy: grant("connect_permissions = true\nagents = \"my_hierarchy\""),
+        ..Options::default()
+    })
+    .await;
+    h.connect.connect_default_quotas();
+    h.connect.add_hierarchy_group("g-site", None);
+    h.connect.add_hierarchy_group("g-team", Some("g-site"));
+    h.connect.add_user(supervisor(Some("g-team"), &["sp-1"]));
+    h.connect.add_security_profile("sp-1", &["ManagerListenIn"]);
+    h.connect
+        .add_user(json!({"Id": "agent-1", "HierarchyGroupId": "g-team", "SecurityProfileIds": []}));
+    h.connect.add_agent_contact(
+        "agent-1",
+        json!({"ContactId": "c-live", "Channel": "VOICE", "AgentContactState": "CONNECTED",
+               "StateStartTimestamp": 1.7e9, "Queue": {"Id": "q-1"}}),
+    );
+    let replicas = fleet(&h, 4).await;
+    let token = h.supervisor_token();
+
+    let listings = support::join_all(replicas.iter().map(|r| {
+        let request = Request::get(r.url("/contacts/monitorable?instance_id=inst-1"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let client = h.client.clone();
+        async move { support::send(&client, request).await }
+    }))
+    .await;
+    for a in &listings {
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.body["data"]["contacts"][0]["contact_id"], "c-live");
+    }
+    assert_eq!(h.connect.calls("GetCurrentUserData"), 1, "one call for the fleet");
+    assert_eq!(h.connect.calls("SearchUsers"), 1);
+    assert_eq!(h.connect.throttled_total(), 0);
+    assert!(
+        redis.get("cmg:fact:contact:inst-1:c-live").is_some(),
+        "the listing filled the fleet's contact facts"
+    );
+
+    // A fresh replica, which never listed: the click needs no DescribeContact.
+    let fresh = h.replica().await;
+    let checked = fresh.check(&h.client, Some(&token), &body("c-live")).await;
+    assert_eq!(checked.status, 200, "{:?}", checked.body);
+    assert_eq!(h.connect.calls("DescribeContact"), 0);
+    let again = list_on(&h, &fresh, &token).await;
+    assert_eq!(again.status, 200);
+    assert!(
+        h.connect.calls("GetCurrentUserData") <= 2,
+        "reused within live_ttl, or asked once more after it"
+    );
+}

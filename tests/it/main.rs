@@ -50,6 +50,8 @@ mod connect_aware;
 mod explain_facts;
 /// Grants that need no facts from Connect are tried first.
 mod grant_order;
+/// The listing of monitorable contacts, `GET /contacts/monitorable`.
+mod listing;
 /// The caches of Connect's facts.
 mod lookup_cache;
 

@@ -430,7 +430,7 @@ fn json_post(url: &str, token: Option<&str>, body: &str) -> Request<Full<Bytes>>
 }
 
 /// Sends any request and reads the answer (bounded).
-async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Answer {
+pub async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Answer {
     let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
         .await
         .expect("answer within 20 s")
