@@ -1,9 +1,10 @@
 //! Demo mode (README.md, "The demo"): the gateway on an embedded config, with an
 //! in-process issuer and a SigV4-checking Connect stand-in holding a small
-//! live directory (a hierarchy, agents, the contacts on their panels); no AWS
-//! needed. Everything here, the stand-ins and the demo's published keys
-//! included, exists only with the default-on `demo` feature; the test suite
-//! uses the stand-ins.
+//! live directory (a hierarchy, agents, the contacts on their panels), and a
+//! dashboard page on an origin of its own; no AWS needed. Everything here,
+//! the stand-ins and the demo's published keys included, exists only with the
+//! default-on `demo` feature; the test suite uses the stand-ins, and starts
+//! the whole demo (`RunningDemo`) for the dashboard's browser test.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::gateway::build::{self, Dependencies, RunningGateway};
@@ -28,6 +30,7 @@ use connect_standin::ConnectStandIn;
 use issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
 
 pub(crate) mod connect_standin;
+mod dashboard;
 pub(crate) mod issuer_standin;
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo/gateway.toml");
@@ -389,8 +392,8 @@ async fn listener(preferred: &str) -> std::io::Result<TcpListener> {
 /// Where the demo listens, and where its audit goes.
 #[derive(Clone, Copy, PartialEq)]
 enum Ports {
-    /// The API on 127.0.0.1:8080 and admin on 9901, each when free; the
-    /// audit on stdout.
+    /// The API on 127.0.0.1:8080, admin on 9901 and the dashboard on 8081,
+    /// each when free; the audit on stdout.
     Preferred,
     /// Free loopback ports; the audit in a file of its own (`--once`, tests).
     Free,
@@ -408,8 +411,9 @@ fn private_dir() -> PathBuf {
 }
 
 /// The demo's pieces, running on loopback ports: the issuer, the Connect
-/// stand-in with its directory, and the gateway on the embedded config.
-pub(crate) struct RunningDemo {
+/// stand-in with its directory, the gateway on the embedded config, and the
+/// dashboard page on an origin of its own.
+pub struct RunningDemo {
     key: SigningKey,
     issuer: IssuerStandIn,
     connect: ConnectStandIn,
@@ -417,6 +421,8 @@ pub(crate) struct RunningDemo {
     gateway: Option<RunningGateway>,
     api_addr: SocketAddr,
     admin_addr: SocketAddr,
+    dashboard_addr: SocketAddr,
+    dashboard: JoinHandle<()>,
     dir: PathBuf,
     config_path: PathBuf,
     /// The audit file; `None` when the audit goes to stdout.
@@ -425,6 +431,7 @@ pub(crate) struct RunningDemo {
 
 impl Drop for RunningDemo {
     fn drop(&mut self) {
+        self.dashboard.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -450,6 +457,7 @@ impl RunningDemo {
         };
         let (api, api_addr) = bind("127.0.0.1:8080").await?;
         let (admin, admin_addr) = bind("127.0.0.1:9901").await?;
+        let (page, dashboard_addr) = bind("127.0.0.1:8081").await?;
 
         // The embedded config, written to a private folder so `check` and `explain` can be tried on it.
         let dir = private_dir();
@@ -459,7 +467,10 @@ impl RunningDemo {
             .replace("{JWKS_URL}", &issuer.jwks_url())
             .replace("{CONNECT_URL}", &connect.url())
             .replace("{LISTEN}", &api_addr.to_string())
-            .replace("{ADMIN}", &admin_addr.to_string());
+            .replace("{ADMIN}", &admin_addr.to_string())
+            + &format!(
+                "\n# The dashboard page's own origin.\n[cors]\nallowed_origins = [\"http://{dashboard_addr}\"]\n"
+            );
         let config_path: PathBuf = dir.join("gateway.toml");
         std::fs::write(&config_path, &config_text).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("policy.toml"), DEMO_POLICY).map_err(|e| e.to_string())?;
@@ -480,6 +491,17 @@ impl RunningDemo {
             .await
             .map_err(|e| e.to_string())?;
 
+        let (page_key, page_issuer) = (key.clone(), issuer.issuer());
+        let dashboard = dashboard::start(
+            page,
+            dashboard::Page {
+                gateway: format!("http://{api_addr}"),
+                instance_id: DEMO_INSTANCE.to_owned(),
+                user_id: LEAD_USER.to_owned(),
+                caller: format!("carol (team-leads), Connect user {LEAD_USER}"),
+                token: Box::new(move || token(&page_key, &page_issuer, "carol", "team-leads", LEAD_USER)),
+            },
+        );
         Ok(RunningDemo {
             key,
             issuer,
@@ -487,14 +509,39 @@ impl RunningDemo {
             gateway: Some(gateway),
             api_addr,
             admin_addr,
+            dashboard_addr,
+            dashboard,
             dir,
             config_path,
             audit_file,
         })
     }
 
+    /// Starts the demo as `demo --once` does: free ports, the audit in a file.
+    #[cfg(feature = "test-util")]
+    pub async fn start_on_free_ports() -> Result<RunningDemo, String> {
+        Self::start(Ports::Free).await
+    }
+
+    /// The dashboard page's URL.
+    pub fn dashboard_url(&self) -> String {
+        format!("http://{}/", self.dashboard_addr)
+    }
+
+    /// The gateway's API, as the page calls it.
+    #[cfg(feature = "test-util")]
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// The Connect stand-in, with the demo's directory.
+    #[cfg(feature = "test-util")]
+    pub fn connect(&self) -> &ConnectStandIn {
+        &self.connect
+    }
+
     /// Stops the gateway (letting requests in flight finish), then the rest.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown(Duration::from_secs(2)).await;
         }
@@ -592,6 +639,10 @@ impl RunningDemo {
         println!("connect-monitor-gateway demo");
         println!("  API       http://{api_addr}/contact/monitor  /contact/monitor/check  /contacts/monitorable");
         println!("  admin     http://{admin_addr}/healthz  /readyz  /metrics");
+        println!(
+            "  dashboard {} (carol's live contacts; served from another origin, so it reads the API through CORS)",
+            self.dashboard_url()
+        );
         println!("  config    {}", self.config_path.display());
         println!("  issuer    {issuer} (in-process, EdDSA)");
         println!(
