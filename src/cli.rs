@@ -13,6 +13,7 @@ use crate::authz::cache::FactCaches;
 use crate::authz::facts::Recorded;
 use crate::authz::facts::{FactSource, NoFacts};
 use crate::authz::given_facts::GivenFacts;
+use crate::authz::listing::{self, Listing};
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::{Authorizer, Permit, Refusal};
 use crate::config::{config_path, Settings};
@@ -51,7 +52,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Print the policy decision for given claims and request (0 allow, 1 deny, 2 bad input).
+    /// Print the policy decision for given claims and request (0 allow, 1 deny, 2 bad input), or with
+    /// --list the live contacts the caller may monitor (0 listed, 1 refused, 2 bad input).
     Explain {
         /// Config file whose policy decides (default: $CMG_CONFIG, else
         /// config/gateway.toml).
@@ -60,15 +62,16 @@ pub enum Command {
         /// The caller's token claims, as a JSON object.
         #[arg(long)]
         claims: String,
-        /// The MonitorContact request body, as JSON.
-        #[arg(long)]
-        request: String,
+        #[command(flatten)]
+        question: Question,
         /// Connect's facts for Connect-aware grants, as a JSON file:
         /// {"contact": <DescribeContact's Contact>, "users": {"<UserId>": <DescribeUser's User>},
-        /// "security_profiles": {"<id>": ["<permission>", …]}, "usernames": {"<username>": "<user id>"}};
-        /// every member optional. The AWS CLI's output is taken as it comes: `aws connect describe-contact`
-        /// for contact (or as the whole file), describe-user for each user, list-security-profile-permissions
-        /// for each profile (all pages: no NextToken) and search-users for usernames.
+        /// "security_profiles": {"<id>": ["<permission>", …]}, "usernames": {"<username>": "<user id>"},
+        /// "live": <aws connect get-current-user-data output>}; every member optional. The AWS CLI's output
+        /// is taken as it comes: `aws connect describe-contact` for contact (or as the whole file), describe-user
+        /// for each user, list-security-profile-permissions for each profile (all pages: no NextToken),
+        /// search-users for usernames, and get-current-user-data for live, which --list needs (every page:
+        /// a list of its outputs when there is more than one).
         #[arg(long, value_name = "FILE", conflicts_with = "live")]
         facts: Option<PathBuf>,
         /// Look the facts up in Connect, with the gateway's own AWS credentials.
@@ -82,6 +85,19 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+}
+
+/// What `explain` is asked: a decision on one request, or a listing.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Question {
+    /// The MonitorContact request body, as JSON: print the decision on it.
+    #[arg(long)]
+    pub request: Option<String>,
+    /// Print the live contacts of this instance the caller may monitor as themselves, as
+    /// GET /contacts/monitorable answers them.
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub list: Option<String>,
 }
 
 /// Logs: JSON lines on stderr, filtered by `RUST_LOG` (default `info`; the
@@ -168,13 +184,9 @@ pub(crate) async fn decide(settings: &Settings, claims: Value, request: &Monitor
     decide_with(settings, claims, request, &NoFacts).await
 }
 
-/// The decision the gateway would make, with Connect's facts from `facts`.
-pub(crate) async fn decide_with(
-    settings: &Settings,
-    claims: Value,
-    request: &MonitorRequest,
-    facts: &impl FactSource,
-) -> Result<Permit, Refusal> {
+/// The gateway's authorizer for `settings`, and the identity of a token
+/// with these claims.
+fn authorizer_for(settings: &Settings, claims: Value) -> (Authorizer, Identity) {
     let authorizer = Authorizer::new(&settings.authz, &settings.connect);
     let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let identity = Identity {
@@ -182,7 +194,31 @@ pub(crate) async fn decide_with(
         subject: text("sub"),
         claims,
     };
+    (authorizer, identity)
+}
+
+/// The decision the gateway would make, with Connect's facts from `facts`.
+pub(crate) async fn decide_with(
+    settings: &Settings,
+    claims: Value,
+    request: &MonitorRequest,
+    facts: &impl FactSource,
+) -> Result<Permit, Refusal> {
+    let (authorizer, identity) = authorizer_for(settings, claims);
     authorizer.decide(&identity, request, facts).await
+}
+
+/// The listing the gateway would answer, with Connect's facts from `facts`
+/// and the gateway's allowance of pages.
+pub(crate) async fn list_with(
+    settings: &Settings,
+    claims: Value,
+    instance_id: &str,
+    facts: &impl FactSource,
+) -> Result<Listing, Refusal> {
+    let (authorizer, identity) = authorizer_for(settings, claims);
+    let max_pages = settings.connect.lookups.max_list_pages;
+    authorizer.list(&identity, instance_id, facts, max_pages).await
 }
 
 /// Reads `--facts FILE`; the problem, naming the file, otherwise.
@@ -200,10 +236,22 @@ fn listed(items: &[String]) -> String {
     }
 }
 
+/// `--list`'s instance id, by the rules of the listing's `instance_id`.
+fn listed_instance(instance_id: &str) -> Result<String, String> {
+    listing::check_instance_id(instance_id).map_err(|rule| format!("the instance id {rule}"))?;
+    Ok(instance_id.to_owned())
+}
+
+/// What explain answers: the decision on a request, or a listing.
+enum Asked {
+    Decide(MonitorRequest),
+    List(String),
+}
+
 pub async fn explain(
     config: Option<PathBuf>,
     claims: &str,
-    request: &str,
+    question: &Question,
     facts: Option<&Path>,
     live: bool,
 ) -> ExitCode {
@@ -218,10 +266,24 @@ pub async fn explain(
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let request = match MonitorRequest::parse(request.as_bytes()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("--request: {e}");
+    let asked = match (&question.request, &question.list) {
+        (Some(request), None) => match MonitorRequest::parse(request.as_bytes()) {
+            Ok(r) => Asked::Decide(r),
+            Err(e) => {
+                eprintln!("--request: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        (None, Some(instance_id)) => match listed_instance(instance_id) {
+            Ok(id) => Asked::List(id),
+            Err(problem) => {
+                eprintln!("--list: {problem}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        // The command line refuses these first; a caller of this function may not.
+        _ => {
+            eprintln!("explain: give exactly one of --request and --list");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -232,17 +294,24 @@ pub async fn explain(
         let deadline = Instant::now() + settings.server.request_timeout;
         let spent = Spent::default();
         let facts = LiveFacts::new(&client, &caches, deadline, &spent);
-        return explain_with(&settings, claims, &request, facts).await;
+        return answer(&settings, claims, &asked, facts).await;
     }
     match facts {
         Some(file) => match read_facts(file) {
-            Ok(given) => explain_with(&settings, claims, &request, given).await,
+            Ok(given) => answer(&settings, claims, &asked, given).await,
             Err(problem) => {
                 eprintln!("{problem}");
                 ExitCode::from(EXIT_USAGE)
             }
         },
-        None => explain_with(&settings, claims, &request, NoFacts).await,
+        None => answer(&settings, claims, &asked, NoFacts).await,
+    }
+}
+
+async fn answer(settings: &Settings, claims: Value, asked: &Asked, facts: impl FactSource) -> ExitCode {
+    match asked {
+        Asked::Decide(request) => explain_with(settings, claims, request, facts).await,
+        Asked::List(instance_id) => explain_list(settings, claims, instance_id, facts).await,
     }
 }
 
@@ -257,39 +326,88 @@ async fn explain_with(
     let facts = Recorded::new(facts);
     let (mut verdict, code) = match decide_with(settings, claims, request, &facts).await {
         Ok(permit) => (json!({"decision": "allow", "grant": permit.grant}), ExitCode::SUCCESS),
-        Err(Refusal::Denied(reason)) => (
-            json!({"decision": "deny", "reason": reason.as_str()}),
-            ExitCode::from(1),
-        ),
-        // What the gateway answers 503 for: its own configuration, not the caller.
-        Err(Refusal::NoRegion) => (
-            json!({"decision": "unavailable", "status": 503, "reason": "no region is configured for this instance"}),
-            ExitCode::from(1),
-        ),
-        // A grant that passed its static checks needs Connect's facts.
-        Err(Refusal::FactsMissing(what)) => {
-            let mut missing = facts.missing();
-            if missing.is_empty() {
-                missing.push(what);
-            }
-            let them = if missing.len() == 1 { "it" } else { "them" };
-            eprintln!("explain: the grant needs {}; give {them} in --facts", listed(&missing));
-            return ExitCode::from(EXIT_USAGE);
-        }
-        Err(Refusal::LookupFailed(failure)) => {
-            eprintln!("explain: {}", crate::telemetry::error_chain(&failure));
-            return ExitCode::from(EXIT_USAGE);
-        }
-        Err(refused @ Refusal::ControlCharacterInClaim(_)) => {
-            eprintln!("--claims: {refused}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(refusal) => match refused(refusal, &facts, "the grant") {
+            Ok(verdict) => (verdict, ExitCode::from(1)),
+            Err(code) => return code,
+        },
     };
     if let Some(agent) = facts.agent_id() {
         verdict["agent_id"] = json!(agent);
     }
     println!("{verdict}");
     code
+}
+
+/// Lists with `facts`, prints the listing as the route's `data`, and gives
+/// explain's exit code: 0 for a listing, even an empty one.
+async fn explain_list(settings: &Settings, claims: Value, instance_id: &str, facts: impl FactSource) -> ExitCode {
+    let facts = Recorded::new(facts);
+    match list_with(settings, claims, instance_id, &facts).await {
+        Ok(listing) => {
+            println!("{}", listing.data(instance_id));
+            ExitCode::SUCCESS
+        }
+        Err(refusal) => match refused(refusal, &facts, "the listing") {
+            Ok(verdict) => {
+                println!("{verdict}");
+                ExitCode::from(1)
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+/// What explain tells of a refusal: the verdict to print (exit 1); or exit
+/// 2 once the problem is on stderr, naming the facts `needing` needs and
+/// was not given.
+fn refused<F: FactSource>(refusal: Refusal, facts: &Recorded<F>, needing: &str) -> Result<Value, ExitCode> {
+    match refusal {
+        Refusal::Denied(reason) => Ok(json!({"decision": "deny", "reason": reason.as_str()})),
+        // What the gateway answers 503 for: its own configuration, not the caller.
+        Refusal::NoRegion => {
+            Ok(json!({"decision": "unavailable", "status": 503, "reason": "no region is configured for this instance"}))
+        }
+        // A grant that passed its static checks needs Connect's facts.
+        Refusal::FactsMissing(what) => {
+            let mut missing = facts.missing();
+            if missing.is_empty() {
+                missing.push(what);
+            }
+            let them = if missing.len() == 1 { "it" } else { "them" };
+            let live = match missing.iter().any(|what| from_live_answer(what)) {
+                true => {
+                    " (a listing's agents and their contacts as aws connect get-current-user-data output, under live)"
+                }
+                false => "",
+            };
+            eprintln!(
+                "explain: {needing} needs {}; give {them} in --facts{live}",
+                listed(&missing)
+            );
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Refusal::LookupFailed(failure) => {
+            eprintln!("explain: {}", crate::telemetry::error_chain(&failure));
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        refused @ Refusal::ControlCharacterInClaim(_) => {
+            eprintln!("--claims: {refused}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// Whether a missing fact is one a facts file gives only in `live`: a
+/// subtree's or the instance's users, or agents' current contacts (as
+/// `facts::members_named` and `facts::live_named` name them).
+fn from_live_answer(what: &str) -> bool {
+    [
+        "the users of hierarchy group ",
+        "every user of the instance",
+        "the current contacts of ",
+    ]
+    .iter()
+    .any(|named| what.starts_with(named))
 }
 
 /// A runtime of `workers` threads (tokio's multi-thread scheduler).

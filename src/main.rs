@@ -21,10 +21,10 @@ fn main() -> ExitCode {
         Command::Explain {
             config,
             claims,
-            request,
+            question,
             facts,
             live,
-        } => cli::on_runtime(cli::explain(config, &claims, &request, facts.as_deref(), live)),
+        } => cli::on_runtime(cli::explain(config, &claims, &question, facts.as_deref(), live)),
         #[cfg(feature = "demo")]
         Command::Demo { once } => cli::on_runtime(cli::demo(once)),
     }

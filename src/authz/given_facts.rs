@@ -1,27 +1,30 @@
 //! The facts `explain --facts FILE` is given (docs/policy.md, "explain"): one contact as
 //! DescribeContact's `Contact`, users as DescribeUser's `User`, security
-//! profiles' permissions and usernames' user ids, read strictly. Each may
-//! also be what the AWS CLI prints for it, as it comes (`aws connect
-//! describe-contact`, `describe-user`, `list-security-profile-permissions`,
-//! `search-users`), and the whole file may be one describe-contact output.
-//! What the file does not give is missing, by name, exactly as with no facts
-//! at all. (`facts::Recorded` notes, of any fact source, the contact's agent
+//! profiles' permissions and usernames' user ids, read strictly; and, for a
+//! listing, the agents on contacts as GetCurrentUserData answers, read as the
+//! gateway reads that answer. Each may also be what the AWS CLI prints for it,
+//! as it comes (`aws connect describe-contact`, `describe-user`,
+//! `list-security-profile-permissions`, `search-users`,
+//! `get-current-user-data`), and the whole file may be one describe-contact
+//! output. What the file does not give is missing, by name, exactly as with
+//! no facts at all. (`facts::Recorded` notes, of any fact source, the contact's agent
 //! and what was missing.) Messages name members and the ids the file keys
 //! things by, never the file's values.
 
 use std::collections::HashMap;
+use std::time::UNIX_EPOCH;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::authz::facts::{live_named, members_named, FactError, FactSource, Paged, Pages};
 use crate::connect::describe_contact::{contact_facts, ContactFacts};
 use crate::connect::describe_user::ConnectUser;
 use crate::connect::endpoint::Route;
-use crate::connect::get_current_user_data::{LiveAgent, LiveFilter};
+use crate::connect::get_current_user_data::{page, LiveAgent, LiveFilter};
 use crate::connect::search_users::Members;
 
 /// The members a facts file may have.
-const MEMBERS: [&str; 4] = ["contact", "users", "security_profiles", "usernames"];
+const MEMBERS: [&str; 5] = ["contact", "users", "security_profiles", "usernames", "live"];
 
 /// An AWS CLI output a facts file takes, known by the member only it has at
 /// its top, and where in the file it goes.
@@ -58,7 +61,19 @@ const SEARCH_USERS: CliOutput = CliOutput {
     others: &["NextToken", "ApproximateTotalCount"],
     place: "usernames",
 };
-const CLI_OUTPUTS: [&CliOutput; 4] = [&DESCRIBE_CONTACT, &DESCRIBE_USER, &LIST_PERMISSIONS, &SEARCH_USERS];
+const GET_CURRENT_USER_DATA: CliOutput = CliOutput {
+    mark: "UserDataList",
+    command: "get-current-user-data",
+    others: &["NextToken", "ApproximateTotalCount"],
+    place: "live",
+};
+const CLI_OUTPUTS: [&CliOutput; 5] = [
+    &DESCRIBE_CONTACT,
+    &DESCRIBE_USER,
+    &LIST_PERMISSIONS,
+    &SEARCH_USERS,
+    &GET_CURRENT_USER_DATA,
+];
 
 impl CliOutput {
     /// The output `name` marks.
@@ -100,11 +115,9 @@ impl CliOutput {
     /// Refuses one page of a paginated output: what it leaves out would read
     /// as absent (no permission, no such user), which only the whole says.
     fn whole(&self, output: &Map<String, Value>, member: &str) -> Result<(), BadFacts> {
-        match output.get("NextToken") {
-            // Like the SDK's paginators (and the gateway), an empty token ends the list.
-            None | Some(Value::Null) => Ok(()),
-            Some(Value::String(token)) if token.is_empty() => Ok(()),
-            Some(_) => Err(bad(
+        match has_next_page(output) {
+            false => Ok(()),
+            true => Err(bad(
                 member,
                 format_args!(
                     "is one page of aws connect {} output (it has a NextToken); give the whole output, \
@@ -113,6 +126,16 @@ impl CliOutput {
                 ),
             )),
         }
+    }
+}
+
+/// Whether an output is a page with more after it.
+fn has_next_page(output: &Map<String, Value>) -> bool {
+    match output.get("NextToken") {
+        // Like the SDK's paginators (and the gateway), an empty token ends the list.
+        None | Some(Value::Null) => false,
+        Some(Value::String(token)) => !token.is_empty(),
+        Some(_) => true,
     }
 }
 
@@ -126,7 +149,7 @@ fn bad(member: impl std::fmt::Display, problem: impl std::fmt::Display) -> BadFa
 }
 
 /// Connect's facts, as given in a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct GivenFacts {
     /// The given contact's id and its facts.
     contact: Option<(String, ContactFacts)>,
@@ -134,6 +157,9 @@ pub(crate) struct GivenFacts {
     security_profiles: HashMap<String, Vec<String>>,
     /// `None`: no `usernames` member, so no username can be resolved.
     usernames: Option<HashMap<String, String>>,
+    /// The agents of the `live` answer, with their contacts; `None`: no
+    /// `live` member, so no listing can be made.
+    live: Option<Vec<LiveAgent>>,
 }
 
 impl GivenFacts {
@@ -181,6 +207,7 @@ impl GivenFacts {
                 "users" => facts.users = users(value)?,
                 "security_profiles" => facts.security_profiles = security_profiles(value)?,
                 "usernames" => facts.usernames = Some(usernames(value)?),
+                "live" => facts.live = Some(live(value)?),
                 _ => unreachable!("unknown members are refused above"),
             }
         }
@@ -372,17 +399,21 @@ fn usernames(value: Value) -> Result<HashMap<String, String>, BadFacts> {
     if usernames.get(SEARCH_USERS.mark).is_some_and(|users| !users.is_string()) {
         return search_users(usernames);
     }
+    // A misplaced output first, before its other members read as bad user ids.
+    let misplaced = usernames.iter().find_map(|(name, user_id)| {
+        let output = user_id
+            .as_object()
+            .and_then(|object| CliOutput::of(object, Some("Id")))
+            .or_else(|| CliOutput::marked_by(name).filter(|_| !user_id.is_string()))?;
+        Some((name, output))
+    });
+    if let Some((name, output)) = misplaced {
+        return Err(bad(format_args!("usernames.{name:?}"), output.goes_under()));
+    }
     usernames
         .into_iter()
         .map(|(name, user_id)| {
             let member = format!("usernames.{name:?}");
-            let misplaced = user_id
-                .as_object()
-                .and_then(|object| CliOutput::of(object, Some("Id")))
-                .or_else(|| CliOutput::marked_by(&name).filter(|_| !user_id.is_string()));
-            if let Some(output) = misplaced {
-                return Err(bad(member, output.goes_under()));
-            }
             Ok((name, id(user_id, member, "a user id")?))
         })
         .collect()
@@ -417,6 +448,117 @@ fn search_users(output: Map<String, Value>) -> Result<HashMap<String, String>, B
         .collect())
 }
 
+/// `live`: aws connect get-current-user-data output, or its pages in a list.
+/// The CLI prints one page at a time (`--next-token` asks for the next), so
+/// a list must end with the page that has no `NextToken`: what a missing
+/// page leaves out would read as an agent on no contact. Each page is read
+/// as the gateway reads Connect's answer.
+fn live(value: Value) -> Result<Vec<LiveAgent>, BadFacts> {
+    let member = "live";
+    match value {
+        Value::Array(pages) => {
+            let last = pages.len().checked_sub(1).ok_or_else(|| {
+                bad(
+                    member,
+                    "must hold at least one page of aws connect get-current-user-data output",
+                )
+            })?;
+            let mut agents = Vec::new();
+            for (i, output) in pages.into_iter().enumerate() {
+                agents.extend(live_page(output, &format!("{member}[{i}]"), i == last)?);
+            }
+            Ok(agents)
+        }
+        output => live_page(output, member, true),
+    }
+}
+
+/// One get-current-user-data output; `last`: the one that must end the list.
+fn live_page(value: Value, member: &str, last: bool) -> Result<Vec<LiveAgent>, BadFacts> {
+    const MUST_BE: &str = "aws connect get-current-user-data output, or a list of its pages";
+    let Value::Object(output) = value else {
+        return Err(bad(member, format_args!("must be {MUST_BE}")));
+    };
+    match CliOutput::of(&output, None) {
+        Some(&GET_CURRENT_USER_DATA) => {}
+        Some(other) => return Err(bad(member, other.goes_under())),
+        None => return Err(bad(member, format_args!("must be {MUST_BE}"))),
+    }
+    if last {
+        no_next_page(&output, member)?;
+    }
+    let Value::Array(mut list) = GET_CURRENT_USER_DATA.open(output, member)? else {
+        return Err(bad(
+            format_args!("{member}.UserDataList"),
+            "must be a list of agents' user data",
+        ));
+    };
+    for (i, user_data) in list.iter_mut().enumerate() {
+        let contacts = user_data.get_mut("Contacts").and_then(Value::as_array_mut);
+        for (j, contact) in contacts.into_iter().flatten().enumerate() {
+            for name in ["StateStartTimestamp", "ConnectedToAgentTimestamp"] {
+                let Some(at) = contact.get_mut(name) else { continue };
+                if let Value::String(text) = at {
+                    let seconds = epoch_seconds(text).ok_or_else(|| {
+                        bad(
+                            format_args!("{member}.UserDataList[{i}].Contacts[{j}].{name}"),
+                            "must be a time: epoch seconds, or ISO 8601 as the CLI prints it",
+                        )
+                    })?;
+                    *at = json!(seconds);
+                }
+            }
+        }
+    }
+    let answer = json!({ "UserDataList": list });
+    Ok(page(&answer).map(|p| p.agents).unwrap_or_default())
+}
+
+/// Refuses a page that is not the last: unlike the other outputs a file
+/// takes, the CLI does not ask for the next pages itself.
+fn no_next_page(output: &Map<String, Value>, member: &str) -> Result<(), BadFacts> {
+    match has_next_page(output) {
+        false => Ok(()),
+        true => Err(bad(
+            member,
+            "is one page of aws connect get-current-user-data output (it has a NextToken), and the CLI \
+             prints one page at a time: run it again with --next-token until a page has none, and give \
+             every page, in order, as a list",
+        )),
+    }
+}
+
+/// A time as the CLI prints it (`--cli-timestamp-format iso8601`, version
+/// 2's default: `2024-05-14T09:30:19.504000+00:00`, in the local offset),
+/// in epoch seconds.
+fn epoch_seconds(text: &str) -> Option<f64> {
+    let (local, offset) = match text.strip_suffix(['Z', 'z']) {
+        Some(utc) => (utc, 0),
+        None => {
+            let at = text.len().checked_sub("+00:00".len())?;
+            let (local, offset) = (text.get(..at)?, text.get(at..)?.as_bytes());
+            let sign = match offset[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits = |d: &[u8]| -> Option<i64> {
+                d.iter()
+                    .try_fold(0, |n, b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
+            };
+            if offset[3] != b':' {
+                return None;
+            }
+            let (hours, minutes) = (digits(&offset[1..3])?, digits(&offset[4..6])?);
+            (local, sign * (hours * 3600 + minutes * 60))
+        }
+    };
+    // The date and time alone, read as UTC, then moved by the offset.
+    let at = humantime::parse_rfc3339_weak(local).ok()?;
+    let seconds = at.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+    Some(seconds - offset as f64)
+}
+
 impl FactSource for GivenFacts {
     /// A username the given `usernames` do not list names no user.
     async fn user_id_by_username(&self, _: &Route, _: &str, username: &str) -> Result<Option<String>, FactError> {
@@ -448,6 +590,8 @@ impl FactSource for GivenFacts {
             .ok_or_else(|| FactError::Missing(format!("security profile {profile_id:?}")))
     }
 
+    /// The agents of the given live answer (those whose hierarchy path holds
+    /// the group, for a subtree): whole, and read now.
     async fn members(
         &self,
         _: &Route,
@@ -455,9 +599,23 @@ impl FactSource for GivenFacts {
         members: &Members<'_>,
         _: &Pages,
     ) -> Result<Paged<Vec<String>>, FactError> {
-        Err(FactError::Missing(members_named(members)))
+        let agents = self
+            .live
+            .as_ref()
+            .ok_or_else(|| FactError::Missing(members_named(members)))?;
+        let ids = agents
+            .iter()
+            .filter(|agent| match members {
+                Members::Everyone => true,
+                Members::Subtree(group) => agent.groups.iter().any(|g| g == group),
+            })
+            .map(|agent| agent.agent_id.clone())
+            .collect();
+        Ok(Paged::now(ids, true))
     }
 
+    /// The named agents of the given live answer; for queues, every agent
+    /// of it, since the decision judges each contact by its own queue.
     async fn live(
         &self,
         _: &Route,
@@ -465,7 +623,19 @@ impl FactSource for GivenFacts {
         filter: &LiveFilter,
         _: &Pages,
     ) -> Result<Paged<Vec<LiveAgent>>, FactError> {
-        Err(FactError::Missing(live_named(filter)))
+        let agents = self
+            .live
+            .as_ref()
+            .ok_or_else(|| FactError::Missing(live_named(filter)))?;
+        let named = agents
+            .iter()
+            .filter(|agent| match filter {
+                LiveFilter::Agents(ids) => ids.contains(&agent.agent_id),
+                LiveFilter::Queues(_) => true,
+            })
+            .cloned()
+            .collect();
+        Ok(Paged::now(named, true))
     }
 }
 
@@ -546,6 +716,9 @@ mod tests {
     async fn what_is_not_given_is_missing_by_the_same_names_as_with_no_facts() {
         let facts = given(json!({"contact": {"Id": "contact-1"}}));
         let r = route();
+        let (pages, subtree) = (Pages::new(1), Members::Subtree("g-team"));
+        let agents = LiveFilter::Agents(vec!["agent-1".into()]);
+        let queues = LiveFilter::Queues(vec!["q-1".into()]);
         for (given, none) in [
             (
                 missing(facts.contact(&r, "i", "contact-2").await),
@@ -562,6 +735,22 @@ mod tests {
             (
                 missing(facts.user_id_by_username(&r, "i", "who").await),
                 missing(NoFacts.user_id_by_username(&r, "i", "who").await),
+            ),
+            (
+                missing(facts.members(&r, "i", &subtree, &pages).await),
+                missing(NoFacts.members(&r, "i", &subtree, &pages).await),
+            ),
+            (
+                missing(facts.members(&r, "i", &Members::Everyone, &pages).await),
+                missing(NoFacts.members(&r, "i", &Members::Everyone, &pages).await),
+            ),
+            (
+                missing(facts.live(&r, "i", &agents, &pages).await),
+                missing(NoFacts.live(&r, "i", &agents, &pages).await),
+            ),
+            (
+                missing(facts.live(&r, "i", &queues, &pages).await),
+                missing(NoFacts.live(&r, "i", &queues, &pages).await),
             ),
         ] {
             assert_eq!(given, none);
@@ -785,11 +974,11 @@ mod tests {
             (
                 json!([]),
                 "must be a JSON object with any of the members contact, users, security_profiles, usernames, \
-                 or aws connect describe-contact output",
+                 live, or aws connect describe-contact output",
             ),
             (
                 json!({"contacts": {}}),
-                "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames",
+                "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames, live",
             ),
             (
                 json!({"contact": []}),
@@ -977,5 +1166,298 @@ mod tests {
             (nothing.agent_id(), nothing.missing()),
             (None, vec!["contact \"contact-1\"".to_string()])
         );
+    }
+
+    fn group(id: &str) -> Value {
+        json!({"Id": id, "Arn": format!("arn:aws:connect:eu-west-2:1:instance/i/agent-group/{id}"), "Name": id})
+    }
+
+    /// aws connect get-current-user-data output as CLI version 2 prints it:
+    /// `agent-team` (in g-site > g-team) on a call and a chat, `agent-other`
+    /// (in g-site > g-other) on a call.
+    fn get_current_user_data_output() -> Value {
+        json!({
+            "UserDataList": [
+                {
+                    "User": {"Id": "agent-team", "Arn": "arn:aws:connect:eu-west-2:1:instance/i/agent/agent-team"},
+                    "RoutingProfile": {"Id": "rp-1", "Arn": "arn:aws:connect:eu-west-2:1:instance/i/routing-profile/rp-1"},
+                    "HierarchyPath": {"LevelOne": group("g-site"), "LevelTwo": group("g-team")},
+                    "Status": {"StatusStartTimestamp": "2024-05-14T09:00:00+00:00", "StatusName": "Available"},
+                    "AvailableSlotsByChannel": {"VOICE": 0, "CHAT": 1},
+                    "MaxSlotsByChannel": {"VOICE": 1, "CHAT": 2},
+                    "ActiveSlotsByChannel": {"VOICE": 1, "CHAT": 1},
+                    "Contacts": [
+                        {"ContactId": "c-voice", "Channel": "VOICE", "InitiationMethod": "INBOUND",
+                         "AgentContactState": "CONNECTED",
+                         "StateStartTimestamp": "2024-05-14T10:30:19.504000+01:00",
+                         "ConnectedToAgentTimestamp": "2024-05-14T01:30:19.504000-08:00",
+                         "Queue": {"Id": "q-1", "Arn": "arn:aws:connect:eu-west-2:1:instance/i/queue/q-1"}},
+                        {"ContactId": "c-chat", "Channel": "CHAT", "InitiationMethod": "API",
+                         "AgentContactState": "CONNECTED_ONHOLD", "StateStartTimestamp": "2024-05-14T09:31:00Z",
+                         "Queue": {"Id": "q-2"}},
+                    ],
+                    "NextStatus": "Offline",
+                },
+                {
+                    "User": {"Id": "agent-other"},
+                    "HierarchyPath": {"LevelOne": group("g-site"), "LevelTwo": group("g-other")},
+                    "Contacts": [
+                        {"ContactId": "c-other", "Channel": "VOICE", "AgentContactState": "CONNECTED",
+                         "StateStartTimestamp": 1715679000.25, "Queue": {"Id": "q-1"}},
+                    ],
+                },
+            ],
+            "ApproximateTotalCount": 2,
+        })
+    }
+
+    /// 2024-05-14T09:30:19.504Z.
+    const CONNECTED_AT: f64 = 1_715_679_019.504;
+
+    fn live_agents(facts: &GivenFacts) -> &[LiveAgent] {
+        facts.live.as_deref().expect("a live answer")
+    }
+
+    #[test]
+    fn get_current_user_data_output_under_live_is_read_as_the_gateway_reads_the_answer() {
+        let output = get_current_user_data_output();
+        let facts = given(json!({"live": output.clone()}));
+        let agents = live_agents(&facts);
+        assert_eq!(
+            agents
+                .iter()
+                .map(|a| (a.agent_id.as_str(), a.groups.clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("agent-team", vec!["g-site".to_string(), "g-team".to_string()]),
+                ("agent-other", vec!["g-site".to_string(), "g-other".to_string()]),
+            ]
+        );
+        let voice = &agents[0].contacts[0];
+        assert_eq!(
+            (
+                voice.contact_id.as_str(),
+                voice.channel.as_deref(),
+                voice.state.as_str()
+            ),
+            ("c-voice", Some("VOICE"), "CONNECTED")
+        );
+        assert_eq!(voice.queue_id.as_deref(), Some("q-1"));
+        // Connected to the agent first, at its offset; else the state's start.
+        assert!((voice.since.unwrap() - CONNECTED_AT).abs() < 1e-3, "{:?}", voice.since);
+        assert_eq!(agents[0].contacts[1].since, Some(1_715_679_060.0));
+        assert_eq!(agents[1].contacts[0].since, Some(1_715_679_000.25));
+
+        // The same answer as Connect sends it (epoch seconds) reads the same.
+        let mut wire = output;
+        for contact in wire["UserDataList"][0]["Contacts"].as_array_mut().unwrap() {
+            for name in ["StateStartTimestamp", "ConnectedToAgentTimestamp"] {
+                if let Some(at) = contact.get_mut(name) {
+                    *at = json!(epoch_seconds(at.as_str().unwrap()).unwrap());
+                }
+            }
+        }
+        assert_eq!(given(json!({"live": wire})), facts);
+        // What the gateway skips, a file's answer skips too.
+        let odd = given(json!({"live": {"UserDataList": [
+            {"User": {}},
+            {"User": {"Id": "agent-1"}, "Contacts": [{"Channel": "VOICE", "AgentContactState": "CONNECTED"}]},
+        ]}}));
+        assert_eq!(
+            live_agents(&odd),
+            [LiveAgent {
+                agent_id: "agent-1".into(),
+                groups: vec![],
+                contacts: vec![]
+            }]
+        );
+    }
+
+    #[test]
+    fn cli_timestamps_are_read_at_their_offset() {
+        for (text, seconds) in [
+            ("2024-05-14T09:30:19.504000+00:00", CONNECTED_AT),
+            ("2024-05-14T09:30:19.504Z", CONNECTED_AT),
+            ("2024-05-14T01:30:19.504000-08:00", CONNECTED_AT),
+            ("2024-05-14T15:00:19.504+05:30", CONNECTED_AT),
+            ("2024-05-14T09:30:19+00:00", CONNECTED_AT.floor()),
+        ] {
+            let read = epoch_seconds(text).unwrap_or_else(|| panic!("{text}"));
+            assert!((read - seconds).abs() < 1e-3, "{text}: {read}");
+        }
+        for text in [
+            "",
+            "yesterday",
+            "2024-05-14",
+            "2024-05-14T09:30:19+0000",
+            "2024-05-14T09:30:19*00:00",
+            "2024-05-14T09:30:19+0a:00",
+            "2024-05-14T09:30:19é00",
+        ] {
+            assert_eq!(epoch_seconds(text), None, "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_is_answered_from_the_given_live_answer() {
+        let facts = given(json!({"live": get_current_user_data_output()}));
+        let (r, pages) = (route(), Pages::new(0));
+        let members = |paged: Paged<Vec<String>>| {
+            assert!(paged.complete, "a file's answer is whole");
+            paged.value
+        };
+        assert_eq!(
+            members(facts.members(&r, "i", &Members::Everyone, &pages).await.unwrap()),
+            ["agent-team", "agent-other"]
+        );
+        assert_eq!(
+            members(
+                facts
+                    .members(&r, "i", &Members::Subtree("g-site"), &pages)
+                    .await
+                    .unwrap()
+            ),
+            ["agent-team", "agent-other"]
+        );
+        assert_eq!(
+            members(
+                facts
+                    .members(&r, "i", &Members::Subtree("g-team"), &pages)
+                    .await
+                    .unwrap()
+            ),
+            ["agent-team"]
+        );
+        assert_eq!(
+            members(
+                facts
+                    .members(&r, "i", &Members::Subtree("g-none"), &pages)
+                    .await
+                    .unwrap()
+            ),
+            Vec::<String>::new()
+        );
+        let live = |filter: LiveFilter| {
+            let facts = &facts;
+            let (r, pages) = (&r, &pages);
+            async move {
+                let paged = facts.live(r, "i", &filter, pages).await.unwrap();
+                assert!(paged.complete);
+                let now = Paged::now((), true).as_of;
+                assert!(paged.as_of <= now && now - paged.as_of < 60.0, "read now");
+                paged.value.into_iter().map(|a| a.agent_id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            live(LiveFilter::Agents(vec!["agent-other".into(), "agent-9".into()])).await,
+            ["agent-other"]
+        );
+        assert_eq!(
+            live(LiveFilter::Queues(vec!["q-9".into()])).await,
+            ["agent-team", "agent-other"],
+            "every agent: each contact is judged by its own queue"
+        );
+    }
+
+    #[test]
+    fn every_page_of_get_current_user_data_output_is_read_and_one_page_alone_is_refused() {
+        let output = get_current_user_data_output();
+        let mut first = json!({"UserDataList": [output["UserDataList"][0].clone()], "NextToken": "AAE"});
+        let last = json!({"UserDataList": [output["UserDataList"][1].clone()], "ApproximateTotalCount": 2});
+        assert_eq!(
+            given(json!({"live": [first.clone(), last.clone()]})),
+            given(json!({"live": output}))
+        );
+        let every_page = "is one page of aws connect get-current-user-data output (it has a NextToken), and the \
+                          CLI prints one page at a time: run it again with --next-token until a page has none, \
+                          and give every page, in order, as a list";
+        assert_eq!(refused(json!({"live": first.clone()})), format!("live: {every_page}"));
+        assert_eq!(
+            refused(json!({"live": [last, first.clone()]})),
+            format!("live[1]: {every_page}")
+        );
+        // An empty token ends the list, as for the gateway.
+        first["NextToken"] = json!("");
+        assert_eq!(live_agents(&given(json!({"live": first}))).len(), 1);
+    }
+
+    #[test]
+    fn a_misplaced_get_current_user_data_output_is_refused_saying_it_goes_under_live() {
+        let output = get_current_user_data_output();
+        let to_live = "this looks like aws connect get-current-user-data output: put it under live";
+        for (value, expected) in [
+            (output.clone(), format!("\"UserDataList\": unknown member; {to_live}")),
+            (
+                json!({"UserDataList": []}),
+                format!("\"UserDataList\": unknown member; {to_live}"),
+            ),
+            (json!({"contact": output.clone()}), format!("contact: {to_live}")),
+            (
+                json!({"users": output.clone()}),
+                format!("users.\"UserDataList\": {to_live}"),
+            ),
+            (
+                json!({"users": {"user-1": output.clone()}}),
+                format!("users.\"user-1\": {to_live}"),
+            ),
+            (
+                json!({"security_profiles": {"sp-1": output.clone()}}),
+                format!("security_profiles.\"sp-1\": {to_live}"),
+            ),
+            (
+                json!({"usernames": output.clone()}),
+                format!("usernames.\"UserDataList\": {to_live}"),
+            ),
+            (
+                json!({"live": {"Users": [], "ApproximateTotalCount": 0}}),
+                "live: this looks like aws connect search-users output: put it under usernames".to_string(),
+            ),
+            (
+                json!({"live": [output, {"User": {"Id": "u"}}]}),
+                "live[1]: this looks like aws connect describe-user output: put it under users.\"<UserId>\""
+                    .to_string(),
+            ),
+        ] {
+            assert_eq!(refused(value.clone()), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_live_member_that_is_not_one_is_refused_by_name() {
+        let must_be = "must be aws connect get-current-user-data output, or a list of its pages";
+        for (value, expected) in [
+            (json!({"live": "x"}), format!("live: {must_be}")),
+            (json!({"live": {}}), format!("live: {must_be}")),
+            (json!({"live": [[]]}), format!("live[0]: {must_be}")),
+            (
+                json!({"live": []}),
+                "live: must hold at least one page of aws connect get-current-user-data output".to_string(),
+            ),
+            (
+                json!({"live": {"UserDataList": {}}}),
+                "live.UserDataList: must be a list of agents' user data".to_string(),
+            ),
+            (
+                json!({"live": {"UserDataList": [], "ResponseMetadata": {}}}),
+                "live.\"ResponseMetadata\": unknown member of aws connect get-current-user-data output".to_string(),
+            ),
+            (
+                json!({"live": {"UserDataList": [{"User": {"Id": "a"}, "Contacts": [
+                    {"ContactId": "c", "AgentContactState": "CONNECTED", "StateStartTimestamp": "at noon"}]}]}}),
+                "live.UserDataList[0].Contacts[0].StateStartTimestamp: must be a time: epoch seconds, or ISO 8601 \
+                 as the CLI prints it"
+                    .to_string(),
+            ),
+        ] {
+            assert_eq!(refused(value.clone()), expected, "{value}");
+        }
+        let v = "VALUE-7f3a";
+        for value in [
+            json!({"live": {"UserDataList": [], "NextToken": v}}),
+            json!({"live": {"UserDataList": [{"Contacts": [{"ConnectedToAgentTimestamp": v}]}]}}),
+        ] {
+            let problem = refused(value.clone());
+            assert!(!problem.contains(v), "{value}: {problem}");
+        }
     }
 }

@@ -7,6 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
 
 use super::facts::{all, FactError, FactSource, Paged, Pages};
 use super::policy::{Coverage, DenyReason, Grant, Needs};
@@ -41,7 +44,63 @@ pub(crate) struct Listing {
     pub(crate) contacts: Vec<Listed>,
 }
 
+/// The longest instance id a listing takes (Connect's own limit).
+pub(crate) const MAX_INSTANCE_ID_CHARS: usize = 100;
+
+/// The rules of a listed instance id; the broken one, in words that follow
+/// the id's name. Never quotes the id.
+pub(crate) fn check_instance_id(instance_id: &str) -> Result<(), String> {
+    if instance_id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if instance_id.chars().count() > MAX_INSTANCE_ID_CHARS {
+        return Err(format!("must be at most {MAX_INSTANCE_ID_CHARS} characters"));
+    }
+    if instance_id.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Epoch seconds as RFC 3339, to the second.
+fn rfc3339(epoch_seconds: f64) -> String {
+    let at = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(epoch_seconds.max(0.0)).unwrap_or_default();
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 impl Listing {
+    /// The listing as the route's `data` (docs/api.md, "The listing"), and
+    /// as `explain --list` prints it.
+    pub(crate) fn data(&self, instance_id: &str) -> Value {
+        let contacts: Vec<Value> = self
+            .contacts
+            .iter()
+            .map(|l| {
+                json!({
+                    "contact_id": l.contact.contact_id,
+                    "agent_id": l.agent_id,
+                    "queue_id": l.contact.queue_id,
+                    "channel": l.contact.channel,
+                    "state": l.contact.state,
+                    "since": l.contact.since.map(rfc3339),
+                    "capabilities": l.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "grant": l.grant,
+                })
+            })
+            .collect();
+        // Connect not asked: the answer is as of now.
+        let as_of = self.as_of.map_or_else(
+            || humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            rfc3339,
+        );
+        json!({
+            "instance_id": instance_id,
+            "as_of": as_of,
+            "complete": self.complete,
+            "contacts": contacts,
+        })
+    }
+
     fn empty(caller: Option<String>) -> Self {
         Listing {
             as_of: None,

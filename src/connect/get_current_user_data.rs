@@ -127,7 +127,7 @@ fn live_agent(user_data: &Value) -> Option<LiveAgent> {
 }
 
 /// Reads an answer; `None` when it is not one (no `UserDataList` array).
-fn page(output: &Value) -> Option<LivePage> {
+pub(crate) fn page(output: &Value) -> Option<LivePage> {
     Some(LivePage {
         agents: output
             .get("UserDataList")?

@@ -21,7 +21,7 @@ use super::to_completion::{Panicked, ToCompletion};
 use super::Gateway;
 use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
-use crate::authz::listing::Listing;
+use crate::authz::listing::{check_instance_id, Listing};
 use crate::authz::live_facts::LiveFacts;
 use crate::authz::Permit;
 use crate::connect::client::{Spent, AWS_REQUEST_ID};
@@ -36,9 +36,6 @@ pub(crate) const CHECK_PATH: &str = "/contact/monitor/check";
 
 /// The listing's path (docs/api.md, "The listing").
 pub(crate) const LISTING_PATH: &str = "/contacts/monitorable";
-
-/// The longest instance id a listing takes (Connect's own limit).
-const MAX_INSTANCE_ID_CHARS: usize = 100;
 
 /// What a request that got through produced.
 enum Done {
@@ -475,64 +472,14 @@ fn listed_instance(query: Option<&str>) -> Result<String, InvalidRequest> {
         }
     }
     let instance = instance.ok_or_else(|| InvalidRequest("query parameter instance_id is required".into()))?;
-    if instance.is_empty() {
-        return Err(InvalidRequest("query parameter instance_id must not be empty".into()));
-    }
-    if instance.chars().count() > MAX_INSTANCE_ID_CHARS {
-        return Err(InvalidRequest(format!(
-            "query parameter instance_id must be at most {MAX_INSTANCE_ID_CHARS} characters"
-        )));
-    }
-    if instance.chars().any(char::is_control) {
-        return Err(InvalidRequest(
-            "query parameter instance_id must not contain control characters".into(),
-        ));
-    }
+    check_instance_id(&instance).map_err(|rule| InvalidRequest(format!("query parameter instance_id {rule}")))?;
     Ok(instance.into_owned())
-}
-
-/// Epoch seconds as RFC 3339, to the second.
-fn rfc3339(epoch_seconds: f64) -> String {
-    let at = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(epoch_seconds.max(0.0)).unwrap_or_default();
-    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// The listing's answer (docs/api.md, "The listing").
 fn listed_response(exchange: &Exchange, listing: &Listing, request_id: &str) -> Response<Body> {
-    #[derive(serde::Serialize)]
-    struct Entry<'a> {
-        contact_id: &'a str,
-        agent_id: &'a str,
-        queue_id: Option<&'a str>,
-        channel: Option<&'a str>,
-        state: &'a str,
-        since: Option<String>,
-        capabilities: Vec<&'static str>,
-        grant: &'a str,
-    }
-    let contacts: Vec<Entry<'_>> = listing
-        .contacts
-        .iter()
-        .map(|l| Entry {
-            contact_id: &l.contact.contact_id,
-            agent_id: &l.agent_id,
-            queue_id: l.contact.queue_id.as_deref(),
-            channel: l.contact.channel.as_deref(),
-            state: &l.contact.state,
-            since: l.contact.since.map(rfc3339),
-            capabilities: l.capabilities.iter().map(|c| c.as_str()).collect(),
-            grant: &l.grant,
-        })
-        .collect();
-    let body = json!({
-        "success": true,
-        "data": {
-            "instance_id": exchange.listed_instance.as_deref(),
-            "as_of": listing.as_of.map_or_else(now_rfc3339, rfc3339),
-            "complete": listing.complete,
-            "contacts": contacts,
-        }
-    });
+    let instance_id = exchange.listed_instance.as_deref().unwrap_or_default();
+    let body = json!({ "success": true, "data": listing.data(instance_id) });
     json_response(StatusCode::OK, &body, request_id)
 }
 

@@ -845,6 +845,7 @@ fn iam_documents_are_policies_naming_only_what_the_gateway_calls() {
         "connect:DescribeUser",
         "connect:ListSecurityProfilePermissions",
         "connect:SearchUsers",
+        "connect:GetCurrentUserData",
         "sts:AssumeRole",
     ];
     let mut seen = 0;

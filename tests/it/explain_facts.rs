@@ -6,12 +6,19 @@
 //! example facts file decides with the example configuration. Without the
 //! facts a grant needs, explain exits 2 naming them; a facts file that is
 //! not one exits 2 naming the member (and where a misplaced CLI output goes).
+//! `explain --list`, from a facts file's get-current-user-data output or
+//! with `--live`, lists what the gateway's `GET /contacts/monitorable` lists
+//! for the same directory.
 
 use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
 use serde_json::{json, Map, Value};
 use support::connect_records::{self as records, grant, harness as with_policy, SUPERVISOR};
 use support::{Harness, Options, BODY};
@@ -505,7 +512,7 @@ async fn a_facts_file_that_is_not_one_exits_2_naming_the_file_and_the_member() {
     let cases = [
         (
             Some(r#"{"contacts": {"Id": "contact-1"}}"#),
-            "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames",
+            "\"contacts\": unknown member; expected one of contact, users, security_profiles, usernames, live",
         ),
         (Some(r#"{"users": ["user-1"]}"#), "users: must be an object"),
         (
@@ -833,6 +840,12 @@ fn a_misplaced_cli_output_exits_2_saying_where_it_goes() {
             r#"{"usernames": {"sup": {"User": {"Id": "u1"}}}}"#,
             format!("usernames.\"sup\": {to_users}"),
         ),
+        (
+            r#"{"UserDataList": [], "ApproximateTotalCount": 0}"#,
+            "\"UserDataList\": unknown member; this looks like aws connect get-current-user-data output: \
+             put it under live"
+                .to_string(),
+        ),
     ] {
         assert_eq!(refused_file(text), problem, "{text}");
     }
@@ -851,6 +864,13 @@ fn one_page_of_a_paginated_cli_output_exits_2_asking_for_the_whole() {
     assert_eq!(
         refused_file(r#"{"usernames": {"Users": [{"Id": "u1", "Username": "sup"}], "NextToken": "AAE"}}"#),
         format!("usernames: is one page of aws connect search-users output {whole}")
+    );
+    // The CLI does not page through get-current-user-data itself.
+    assert_eq!(
+        refused_file(r#"{"live": {"UserDataList": [], "NextToken": "AAE"}}"#),
+        "live: is one page of aws connect get-current-user-data output (it has a NextToken), and the CLI prints \
+         one page at a time: run it again with --next-token until a page has none, and give every page, in \
+         order, as a list"
     );
 }
 
@@ -925,4 +945,462 @@ async fn explain_live_looks_the_facts_up_with_the_gateways_credentials() {
     assert_eq!(h.connect.calls("ListSecurityProfilePermissions"), 1);
     assert_eq!(h.connect.calls("MonitorContact"), 0, "explain never monitors");
     h.assert_signatures_verified();
+}
+
+// The listing: `explain --list INSTANCE_ID`.
+
+const INSTANCE: &str = "inst-1";
+
+/// Runs the binary with these arguments (and the gateway's credentials in
+/// the environment, for `--live`), off the async runtime: exit code,
+/// stdout, stderr.
+async fn run(args: Vec<String>) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("CMG_CONFIG")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", support::SESSION_TOKEN);
+    // Off this task: the Connect stand-in answers on this runtime meanwhile.
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `explain --list` on a configuration, with `facts` (`--facts FILE` or `--live`) if any.
+fn list_args(config: &Path, claims: &Value, instance_id: &str, facts: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["explain".into(), "--config".into(), config.display().to_string()];
+    args.extend([
+        "--claims".into(),
+        claims.to_string(),
+        "--list".into(),
+        instance_id.into(),
+    ]);
+    args.extend(facts.iter().map(|f| f.to_string()));
+    args
+}
+
+/// What `explain --list` printed, with exit 0.
+async fn explain_listed(args: Vec<String>) -> Value {
+    let (code, stdout, stderr) = run(args).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}{stderr}"))
+}
+
+/// The gateway's `GET /contacts/monitorable` for `token`: its `data`.
+async fn gateway_listed(h: &Harness, token: &str) -> Value {
+    let request = Request::get(h.url(&format!("/contacts/monitorable?instance_id={INSTANCE}")))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let a = h.send(request).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    a.body["data"].clone()
+}
+
+/// Two listings are the same but for when they were made.
+fn assert_same_listing(explained: &Value, gateway: &Value, case: &str) {
+    let without_as_of = |listing: &Value| {
+        let mut listing = listing.clone();
+        let as_of = listing.as_object_mut().unwrap().remove("as_of").unwrap();
+        assert!(as_of.as_str().is_some_and(|t| t.ends_with('Z')), "{case}: {as_of}");
+        listing
+    };
+    assert_eq!(without_as_of(explained), without_as_of(gateway), "{case}");
+}
+
+/// The listed contact ids, in order.
+fn listed_ids(listing: &Value) -> Vec<&str> {
+    listing["contacts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listing}"))
+        .iter()
+        .map(|c| c["contact_id"].as_str().unwrap())
+        .collect()
+}
+
+/// Whole seconds `ago` before now, in epoch seconds.
+fn seconds_ago(ago: u64) -> f64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    (now - ago) as f64
+}
+
+/// Epoch seconds as CLI version 2 prints a time (ISO 8601 in UTC's offset).
+fn printed_time(epoch_seconds: f64) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs_f64(epoch_seconds);
+    humantime::format_rfc3339_micros(at).to_string().replace('Z', "+00:00")
+}
+
+/// A directory of agents on contacts, primed into the stand-in for the
+/// gateway and written as a facts file for explain (listing.rs's team):
+/// a site with a team (and its sub-team) the supervisor `user-1` leads, and
+/// an unrelated sibling team; every agent on routing profile `rp-all`.
+struct Directory {
+    /// Each group with its parent, parents first.
+    groups: Vec<(&'static str, Option<&'static str>)>,
+    /// Each agent with its group.
+    agents: Vec<(&'static str, &'static str)>,
+    /// Each agent's contacts as GetCurrentUserData gives them (epoch seconds).
+    contacts: Vec<(&'static str, Value)>,
+    permissions: &'static [&'static str],
+}
+
+impl Directory {
+    fn team(permissions: &'static [&'static str]) -> Self {
+        let contact = |id: &str, channel: &str, state: &str, ago: u64, queue: &str| {
+            let at = seconds_ago(ago);
+            json!({"ContactId": id, "Channel": channel, "InitiationMethod": "INBOUND", "AgentContactState": state,
+                   "StateStartTimestamp": at, "ConnectedToAgentTimestamp": at,
+                   "Queue": {"Id": queue, "Arn": format!("arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE}/queue/{queue}")}})
+        };
+        Directory {
+            groups: vec![
+                ("g-site", None),
+                ("g-team", Some("g-site")),
+                ("g-sub", Some("g-team")),
+                ("g-other", Some("g-site")),
+            ],
+            agents: vec![
+                ("agent-other", "g-other"),
+                ("agent-sub", "g-sub"),
+                ("agent-team", "g-team"),
+            ],
+            contacts: vec![
+                ("agent-team", contact("c-team-voice", "VOICE", "CONNECTED", 300, "q-1")),
+                ("agent-team", contact("c-team-chat", "CHAT", "CONNECTED", 200, "q-1")),
+                ("agent-team", contact("c-team-ended", "VOICE", "ENDED", 400, "q-1")),
+                (
+                    "agent-sub",
+                    contact("c-sub-hold", "VOICE", "CONNECTED_ONHOLD", 100, "q-2"),
+                ),
+                ("agent-sub", contact("c-sub-incoming", "VOICE", "INCOMING", 10, "q-2")),
+                ("agent-other", contact("c-other", "VOICE", "CONNECTED", 250, "q-1")),
+            ],
+            permissions,
+        }
+    }
+
+    fn supervisor() -> Value {
+        json!({"Id": SUPERVISOR, "Username": "sup@example.com", "HierarchyGroupId": "g-team",
+               "SecurityProfileIds": ["sp-1"]})
+    }
+
+    fn prime(&self, h: &Harness) {
+        for (group, parent) in &self.groups {
+            h.connect.add_hierarchy_group(group, *parent);
+        }
+        h.connect.add_user(Self::supervisor());
+        h.connect.add_security_profile("sp-1", self.permissions);
+        h.connect.add_routing_profile("rp-all", &["q-1", "q-2"]);
+        for (agent, group) in &self.agents {
+            h.connect
+                .add_user(json!({"Id": agent, "Username": format!("{agent}@example.com"),
+                                      "HierarchyGroupId": group, "RoutingProfileId": "rp-all",
+                                      "SecurityProfileIds": ["sp-agent"]}));
+        }
+        for (agent, contact) in &self.contacts {
+            h.connect.add_agent_contact(agent, contact.clone());
+        }
+    }
+
+    /// A group's path, top first.
+    fn path(&self, group: &str) -> Vec<&'static str> {
+        let (id, parent) = self.groups.iter().find(|(g, _)| *g == group).unwrap();
+        let mut path = parent.map(|p| self.path(p)).unwrap_or_default();
+        path.push(id);
+        path
+    }
+
+    /// `aws connect get-current-user-data` output for every agent, with
+    /// every contact (no contact filter), as CLI version 2 prints it.
+    fn get_current_user_data_output(&self) -> Value {
+        let arn =
+            |kind: &str, id: &str| format!("arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE}/{kind}/{id}");
+        let levels = ["LevelOne", "LevelTwo", "LevelThree", "LevelFour", "LevelFive"];
+        let list: Vec<Value> = self
+            .agents
+            .iter()
+            .map(|(agent, group)| {
+                let path: Map<String, Value> = self
+                    .path(group)
+                    .into_iter()
+                    .zip(levels)
+                    .map(|(g, level)| (level.to_owned(), json!({"Id": g, "Arn": arn("agent-group", g)})))
+                    .collect();
+                let contacts: Vec<Value> = self
+                    .contacts
+                    .iter()
+                    .filter(|(a, _)| a == agent)
+                    .map(|(_, contact)| {
+                        let mut printed = contact.clone();
+                        for name in ["StateStartTimestamp", "ConnectedToAgentTimestamp"] {
+                            printed[name] = json!(printed_time(contact[name].as_f64().unwrap()));
+                        }
+                        printed
+                    })
+                    .collect();
+                json!({"User": {"Id": agent, "Arn": arn("agent", agent)},
+                       "RoutingProfile": {"Id": "rp-all", "Arn": arn("routing-profile", "rp-all")},
+                       "HierarchyPath": path,
+                       "Status": {"StatusStartTimestamp": printed_time(seconds_ago(900)), "StatusName": "Available"},
+                       "Contacts": contacts})
+            })
+            .collect();
+        json!({"UserDataList": list, "ApproximateTotalCount": self.agents.len()})
+    }
+
+    /// The directory as a facts file: the supervisor, their profile, and
+    /// the agents on contacts under `live`.
+    fn facts(&self) -> Value {
+        json!({
+            "users": {SUPERVISOR: Self::supervisor()},
+            "security_profiles": {"sp-1": self.permissions},
+            "live": self.get_current_user_data_output(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_listing_from_given_facts_lists_what_the_gateway_lists_for_the_same_directory() {
+    let leads = "connect_permissions = true\nagents = \"my_hierarchy\"";
+    let cases: [(&str, String, &'static [&'static str], &[&str]); 7] = [
+        (
+            "their subtree, listening",
+            grant(leads),
+            &["ManagerListenIn"],
+            &["c-team-voice", "c-team-chat", "c-sub-hold"],
+        ),
+        (
+            "their subtree, listening and barging",
+            grant(leads),
+            &["ManagerListenIn", "ManagerBargeIn"],
+            &["c-team-voice", "c-team-chat", "c-sub-hold"],
+        ),
+        ("no permission to listen", grant(leads), &["BasicAgentAccess"], &[]),
+        (
+            "named agents",
+            grant("agents = { users = [\"agent-team\"] }"),
+            &[],
+            &["c-team-voice", "c-team-chat"],
+        ),
+        (
+            "named queues",
+            grant("agents = { queues = [\"q-2\"] }"),
+            &[],
+            &["c-sub-hold"],
+        ),
+        (
+            "named groups",
+            grant("agents = { hierarchy_groups = [\"g-sub\", \"g-other\"] }"),
+            &[],
+            &["c-other", "c-sub-hold"],
+        ),
+        (
+            "claims alone: the whole instance",
+            grant(""),
+            &[],
+            &["c-team-voice", "c-other", "c-team-chat", "c-sub-hold"],
+        ),
+    ];
+    for (case, policy, permissions, expected) in cases {
+        let h = with_policy(policy).await;
+        let directory = Directory::team(permissions);
+        directory.prime(&h);
+        let gateway = gateway_listed(&h, &h.supervisor_token()).await;
+        assert_eq!(listed_ids(&gateway), expected, "{case}: {gateway}");
+
+        let file = facts_file(&h, &directory.facts());
+        let config = &h.settings.config_file;
+        let claims = supervisor_claims(&h);
+        let file_arg = file.display().to_string();
+        let given = explain_listed(list_args(config, &claims, INSTANCE, &["--facts", &file_arg])).await;
+        assert_same_listing(&given, &gateway, case);
+        let live = explain_listed(list_args(config, &claims, INSTANCE, &["--live"])).await;
+        assert_same_listing(&live, &gateway, case);
+        assert_eq!(h.connect.calls("MonitorContact"), 0, "explain never monitors");
+        h.assert_signatures_verified();
+    }
+}
+
+#[tokio::test]
+async fn a_caller_no_grant_matches_lists_nothing_and_exits_0() {
+    let h = with_policy(grant("")).await;
+    let directory = Directory::team(&[]);
+    directory.prime(&h);
+    let stranger = h.claims("x-1", "agents", SUPERVISOR);
+    let gateway = gateway_listed(&h, &h.keys.ed.mint(&stranger)).await;
+    let file = facts_file(&h, &directory.facts()).display().to_string();
+    let given = explain_listed(list_args(
+        &h.settings.config_file,
+        &stranger,
+        INSTANCE,
+        &["--facts", &file],
+    ))
+    .await;
+    assert_eq!(listed_ids(&given), Vec::<&str>::new());
+    assert_same_listing(&given, &gateway, "no grant");
+    // Nothing was needed: not even a facts file.
+    let none = explain_listed(list_args(&h.settings.config_file, &stranger, INSTANCE, &[])).await;
+    assert_eq!(listed_ids(&none), Vec::<&str>::new());
+}
+
+#[tokio::test]
+async fn a_listing_without_live_in_the_facts_names_what_is_missing_and_exits_2() {
+    let live = "; give it in --facts (a listing's agents and their contacts as aws connect get-current-user-data \
+                output, under live)";
+    let directory = Directory::team(&["ManagerListenIn"]);
+    let mut without_live = directory.facts();
+    without_live.as_object_mut().unwrap().remove("live");
+    let cases = [
+        (
+            grant("connect_permissions = true\nagents = \"my_hierarchy\""),
+            Some(without_live.clone()),
+            format!("explain: the listing needs the users of hierarchy group \"g-team\" and below{live}"),
+        ),
+        (
+            grant("agents = { users = [\"agent-team\"] }"),
+            Some(without_live),
+            format!("explain: the listing needs the current contacts of agents [\"agent-team\"]{live}"),
+        ),
+        (
+            grant("agents = { queues = [\"q-2\"] }"),
+            None,
+            format!("explain: the listing needs the current contacts of the agents of queues [\"q-2\"]{live}"),
+        ),
+        (
+            grant(""),
+            Some(json!({})),
+            format!("explain: the listing needs every user of the instance{live}"),
+        ),
+        // The supervisor first: what their grants cover depends on them.
+        (
+            grant("connect_permissions = true\nagents = \"my_hierarchy\""),
+            None,
+            "explain: the listing needs user \"user-1\"; give it in --facts".to_string(),
+        ),
+    ];
+    for (policy, facts, message) in cases {
+        let h = with_policy(policy).await;
+        let file = facts.map(|f| facts_file(&h, &f).display().to_string());
+        let facts: Vec<&str> = file.iter().flat_map(|f| ["--facts", f.as_str()]).collect();
+        let args = list_args(&h.settings.config_file, &supervisor_claims(&h), INSTANCE, &facts);
+        let (code, stdout, stderr) = run(args).await;
+        assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+        assert_eq!(stderr.trim(), message);
+    }
+}
+
+#[tokio::test]
+async fn list_with_request_is_a_usage_error_and_one_of_them_is_required() {
+    let h = with_policy(grant("")).await;
+    let config = h.settings.config_file.display().to_string();
+    let claims = supervisor_claims(&h).to_string();
+    let body = asking(&["SILENT_MONITOR"]).to_string();
+    let explain = |more: &[&str]| {
+        let mut args: Vec<String> = ["explain", "--config", &config, "--claims", &claims]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(more.iter().map(|a| a.to_string()));
+        args
+    };
+    let (code, stdout, stderr) = run(explain(&["--request", &body, "--list", INSTANCE])).await;
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(
+        stderr.contains("the argument '--request <REQUEST>' cannot be used with '--list <INSTANCE_ID>'"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(explain(&[])).await;
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(
+        stderr.contains("the following required arguments were not provided") && stderr.contains("--list"),
+        "{stderr}"
+    );
+    // The listing's rules for its instance id.
+    let long = "i".repeat(101);
+    for (instance_id, problem) in [
+        ("", "--list: the instance id must not be empty"),
+        (long.as_str(), "--list: the instance id must be at most 100 characters"),
+        ("inst\n1", "--list: the instance id must not contain control characters"),
+    ] {
+        let (code, stdout, stderr) = run(explain(&["--list", instance_id])).await;
+        assert_eq!((code, stdout.as_str(), stderr.trim()), (2, "", problem));
+    }
+}
+
+/// The example listing facts file's agents' contacts: the team lead's own
+/// agent on a call and a chat, and another team's agent on a call.
+const EXAMPLE_CALL: &str = "8f1c2d3e-4b5a-4c6d-9e8f-0a1b2c3d4e5f";
+const EXAMPLE_CHAT: &str = "a2b3c4d5-6e7f-4a8b-9c0d-1e2f3a4b5c6d";
+const EXAMPLE_OTHER_TEAMS_CALL: &str = "b3c4d5e6-7f8a-4b9c-8d1e-2f3a4b5c6d7e";
+
+#[tokio::test]
+async fn the_example_listing_facts_file_lists_what_the_example_configs_callers_may_monitor() {
+    let facts = repo("config/facts-listing.example.json").display().to_string();
+    let facts = ["--facts", facts.as_str()];
+    // As shipped, contact-centre leads may monitor every contact, both ways.
+    let config = repo("config/gateway.example.toml");
+    let cc_lead = json!({"realm_access": {"roles": ["cc-lead"]}, "connect_user_id": EXAMPLE_LEAD});
+    let listed = explain_listed(list_args(&config, &cc_lead, EXAMPLE_INSTANCE, &facts)).await;
+    assert_eq!(
+        listed_ids(&listed),
+        [EXAMPLE_OTHER_TEAMS_CALL, EXAMPLE_CALL, EXAMPLE_CHAT],
+        "oldest first"
+    );
+    assert_eq!(
+        (&listed["instance_id"], &listed["complete"]),
+        (&json!(EXAMPLE_INSTANCE), &json!(true))
+    );
+    assert_eq!(
+        listed["contacts"][2],
+        json!({"contact_id": EXAMPLE_CHAT, "agent_id": EXAMPLE_AGENT, "queue_id": "5e9f1a4b-5555-4c6d-8e7f-8a9b0c1d2e3f",
+               "channel": "CHAT", "state": "CONNECTED_ONHOLD", "since": "2024-05-14T09:31:40Z",
+               "capabilities": ["SILENT_MONITOR", "BARGE"], "grant": "contact-centre leads"})
+    );
+    // An instance the configuration does not allow is refused, as a decision is.
+    let (code, stdout, stderr) = run(list_args(
+        &config,
+        &cc_lead,
+        "99999999-0000-0000-0000-000000000000",
+        &facts,
+    ))
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        json!({"decision": "deny", "reason": "instance_not_allowed"})
+    );
+
+    // With its Connect-aware grant in force, a team lead lists only their
+    // own agent's contacts: the file's lead is in that agent's team.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["gateway.example.toml", "jwks.example.json"] {
+        std::fs::copy(repo(&format!("config/{file}")), dir.path().join(file)).unwrap();
+    }
+    let policy = with_its_connect_aware_grant(&std::fs::read_to_string(repo("config/policy.example.toml")).unwrap());
+    std::fs::write(dir.path().join("policy.example.toml"), policy).unwrap();
+    let config = dir.path().join("gateway.example.toml");
+    let team_lead = json!({"groups": "team-leads", "connect_user_id": EXAMPLE_LEAD});
+    let listed = explain_listed(list_args(&config, &team_lead, EXAMPLE_INSTANCE, &facts)).await;
+    assert_eq!(listed_ids(&listed), [EXAMPLE_CALL, EXAMPLE_CHAT]);
+    for contact in listed["contacts"].as_array().unwrap() {
+        assert_eq!(contact["grant"], "team leads: their own agents' calls");
+        assert_eq!(contact["capabilities"], json!(["SILENT_MONITOR", "BARGE"]));
+    }
+    // A floor manager listens to every call without Connect, and may barge
+    // as their profiles allow.
+    let manager = json!({"groups": "floor-managers", "connect_user_id": EXAMPLE_LEAD});
+    let listed = explain_listed(list_args(&config, &manager, EXAMPLE_INSTANCE, &facts)).await;
+    assert_eq!(listed_ids(&listed).len(), 3);
+    for contact in listed["contacts"].as_array().unwrap() {
+        assert_eq!(contact["grant"], "floor managers: barge when Connect allows it");
+    }
 }
