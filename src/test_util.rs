@@ -14,6 +14,7 @@ pub use crate::telemetry::metrics::Metrics;
 // The stand-ins for an identity provider and for Amazon Connect.
 pub use crate::demo::connect_standin::{percent_decode, verify_sigv4_for, ConnectStandIn, Received, Reply};
 pub use crate::demo::issuer_standin::{jwks_of, IssuerStandIn, SigningKey};
+pub use crate::demo::RunningDemo;
 
 // The HTTP edge.
 pub use crate::http::client::{build as http_client, Egress, HttpClient};

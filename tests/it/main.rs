@@ -12,6 +12,8 @@ mod support;
 mod browser_cors;
 /// CORS through the real stack.
 mod cors;
+/// The demo's dashboard page in a real browser (headless Chromium).
+mod demo_dashboard;
 /// The dry run, `POST /contact/monitor/check`.
 mod dry_run;
 /// What the HTTP layer answers on its own, before the gateway sees a request.
