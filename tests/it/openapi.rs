@@ -346,7 +346,7 @@ fn the_listing_schema_refuses_what_the_gateway_never_answers() {
     let listing = schema_for(&spec, "#/components/schemas/ListingEnvelope");
     let contact = json!({"contact_id": "c", "agent_id": "a", "queue_id": null, "channel": "VOICE",
                          "state": "CONNECTED", "since": "2026-12-02T09:33:12Z",
-                         "capabilities": ["SILENT_MONITOR"], "grant": "g"});
+                         "capabilities": ["SILENT_MONITOR"], "grant": "g", "reason_required": false});
     let answer = |contact: Value| {
         json!({"success": true, "data": {"instance_id": "i", "as_of": "2026-12-02T09:40:51Z",
                                          "complete": true, "contacts": [contact]}})
