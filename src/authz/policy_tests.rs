@@ -342,7 +342,7 @@ fn a_policy_problem_after_a_line_set_aside_names_the_line_as_written() {
     assert_eq!(
         problems_of(text),
         [
-            "line 3, column 1: grant.bogus: unknown field `bogus`, expected one of `name`, `claims`, `instances`, `capabilities`, `as_user`, `connect_permissions`, `agents`",
+            "line 3, column 1: grant.bogus: unknown field `bogus`, expected one of `name`, `claims`, `instances`, `capabilities`, `as_user`, `connect_permissions`, `agents`, `require_reason`",
             "line 6, column 11: grant[0].as_user: \"me\" is not \"self\", \"any\" or a list of user ids",
         ]
     );
