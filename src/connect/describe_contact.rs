@@ -47,7 +47,7 @@ pub(crate) fn contact_facts(contact: &Value) -> ContactFacts {
 }
 
 /// A non-empty string member; an empty id names nobody.
-fn text(object: &Value, member: &str) -> Option<String> {
+pub(crate) fn text(object: &Value, member: &str) -> Option<String> {
     object
         .get(member)
         .and_then(Value::as_str)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::client::{Call, ConnectFailure, Lookup};
+use super::describe_contact::text;
 use super::endpoint::path_label;
 use super::operation::Operation;
 
@@ -78,15 +79,6 @@ pub(crate) fn body(filter: &LiveFilter, next_token: Option<&str>) -> String {
         input["NextToken"] = json!(token);
     }
     input.to_string()
-}
-
-/// A non-empty string member; an empty id names nothing.
-fn text(object: &Value, member: &str) -> Option<String> {
-    object
-        .get(member)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// A group's id: its `Id`, else the part of its ARN after `agent-group/`.

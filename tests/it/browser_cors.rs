@@ -6,32 +6,13 @@
 
 use crate::support;
 
-use std::path::Path;
-use std::process::Command;
-
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use support::chromium::{chromium, dump_dom as load_in_chromium};
 use support::{Harness, Options, BODY};
 use tokio::net::TcpListener;
-
-fn chromium() -> String {
-    let found = |p: &str| Path::new(p).exists().then(|| p.to_string());
-    if let Some(p) = found("/usr/bin/chromium") {
-        return p;
-    }
-    let script = format!("{}/.ci/install-chromium", env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new("bash")
-        .arg(&script)
-        .status()
-        .expect("run .ci/install-chromium");
-    assert!(
-        status.success(),
-        "chromium is missing and .ci/install-chromium could not install it"
-    );
-    found("/usr/bin/chromium").expect("chromium installed at /usr/bin/chromium")
-}
 
 /// Serves one HTML page whose script calls the gateway and writes the outcome into the DOM.
 async fn page_server(listener: TcpListener, html: String) -> tokio::task::JoinHandle<()> {
@@ -66,30 +47,6 @@ fetch("{gateway}/contact/monitor", {{
 }})).catch(e => {{ document.getElementById("out").textContent = "BLOCKED " + e; }});
 </script></body></html>"#
     )
-}
-
-/// Loads a page headless and returns the DOM once the script has run.
-fn load_in_chromium(browser: &str, url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--timeout=20000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

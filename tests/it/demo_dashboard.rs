@@ -7,60 +7,17 @@
 //! Chromium is installed by `.ci/install-chromium` when missing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use connect_monitor_gateway::test_util::RunningDemo;
+
+use crate::support::chromium::{chromium, dump_dom};
 
 /// Carol's team's live contacts, oldest first: dave's call, grace's chat (in
 /// the sub-group team-north-nights) and heidi's call on hold. Not grace's
 /// ringing chat, not dave's ended one, nothing of team-south.
 const CAROLS_TEAM: [&str; 3] = ["demo-contact-0002", "demo-contact-0004", "demo-contact-0005"];
 const GRANT: &str = "demo team leads: their own agents' calls";
-
-fn chromium() -> String {
-    let found = |p: &str| Path::new(p).exists().then(|| p.to_string());
-    if let Some(p) = found("/usr/bin/chromium") {
-        return p;
-    }
-    let script = format!("{}/.ci/install-chromium", env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new("bash")
-        .arg(&script)
-        .status()
-        .expect("run .ci/install-chromium");
-    assert!(
-        status.success(),
-        "chromium is missing and .ci/install-chromium could not install it"
-    );
-    found("/usr/bin/chromium").expect("chromium installed at /usr/bin/chromium")
-}
-
-/// Loads a page headless and returns its DOM once its scripts have had ten
-/// seconds of virtual time (which does not pass while a fetch is pending);
-/// Chromium gives up after twenty real seconds.
-fn dump_dom(browser: &str, url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--timeout=20000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A start tag as Chromium serializes it: its name and attributes (a bare
 /// attribute such as `hidden` comes out as `hidden=""`).

@@ -3,6 +3,7 @@
 //! ephemeral loopback ports. Tests read "stand-ins → gateway → client".
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod connect_records;
 pub mod redis;
 pub mod security_cases;
