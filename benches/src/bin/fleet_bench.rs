@@ -45,7 +45,9 @@
 //! completeness: of the contacts of the dashboard's team that were live (by
 //! the driver's own record) for longer than `--live-ttl` + 1 s when the
 //! listing was sent, the share the listing named (a listing may be as old as
-//! `live_ttl`, so a younger contact may rightly be missing). With `--mode
+//! `live_ttl`, so a younger contact may rightly be missing), and how many of
+//! those it missed had ended by the time its answer came (a listing that
+//! waited, for a budget say, is answered from younger data). With `--mode
 //! both`, a line comparing the modes' Connect calls per 1,000 decisions.
 //! Figures, not assertions: the exit status is 1 only when the stand-in
 //! refused a SigV4 signature (or the run could not happen), 0 otherwise.
@@ -773,6 +775,10 @@ struct Completeness {
     expected: u64,
     /// Of them, those the listings named.
     named: u64,
+    /// Of those not named, those that had ended by the time the answer
+    /// came: a listing that waited (for a budget, say) may rightly leave
+    /// them out, its answer being younger than the request.
+    missed_ended_by_answer: u64,
     /// Contacts listed, summed over the listings.
     listed: u64,
     /// Of them, those the team no longer had live when the listing was sent
@@ -971,6 +977,7 @@ async fn list_periodically(
         let sent = Instant::now();
         let replica = pace.replica(dashboard.index, fleet.apis.len(), &mut rng);
         let answer = fleet.list(replica, &dashboard.token).await;
+        let live_at_answer = contacts.of_team(dashboard.team);
         record(
             tally,
             Request::Listing,
@@ -989,6 +996,11 @@ async fn list_periodically(
                 .filter(|l| sent.saturating_duration_since(l.since) > pace.listed_after)
                 .collect();
             let named = expected.iter().filter(|l| is_listed(&l.id)).count();
+            let ended_since = expected
+                .iter()
+                .filter(|l| !is_listed(&l.id) && !live_at_answer.iter().any(|a| a.id == l.id))
+                .count();
+            c.missed_ended_by_answer += ended_since as u64;
             c.expected += expected.len() as u64;
             c.named += named as u64;
             c.short += u64::from(named < expected.len());
@@ -1376,6 +1388,11 @@ fn print_run(r: &RunResult) {
             c.short,
             c.listings,
             c.marked_incomplete
+        );
+        println!(
+            "  missed contacts      {}, of which {} had ended by the time the answer came",
+            c.expected - c.named,
+            c.missed_ended_by_answer
         );
         println!(
             "  listed contacts      {} in all; {} no longer live when the listing was sent",
