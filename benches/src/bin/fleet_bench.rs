@@ -1,5 +1,6 @@
 //! Benchmark (not a test): a fleet of gateway replicas sharing one Connect
-//! account's quotas. Two runs, one after the other, the same traffic in each:
+//! account's quotas. Each mode is two runs, one after the other, the same
+//! traffic in each:
 //!
 //!   A  without `[shared]`: every replica keeps its own budget per Connect
 //!      operation (each believes it has the whole quota) and its own caches
@@ -10,30 +11,55 @@
 //! its own config file and ports), one issuer stand-in, and one Connect
 //! stand-in that enforces Connect's default account-wide quotas (429
 //! `ThrottlingException` beyond them). The policy has one Connect-aware grant
-//! (`agents = "my_hierarchy"`), so every check needs the contact
-//! (DescribeContact: its agent and the agent's hierarchy groups) and the
-//! supervisor (DescribeUser: her own group). `--dashboards` supervisors, each
-//! in one of `--teams` hierarchy groups of `--agents` agents, each dry-run
-//! (`POST /contact/monitor/check`) every live contact of their team every
-//! `--period` seconds, each check sent to a random replica (a load balancer's
-//! spread; `--sticky` sends dashboard i to replica i % replicas). Every agent
-//! is always on a contact that lasts 20 to 60 s; then a new contact id takes
-//! its place.
+//! (`agents = "my_hierarchy"`): a contact is allowed when its agent is in the
+//! supervisor's hierarchy group or below it. `--dashboards` supervisors, each
+//! in one of `--teams` hierarchy groups (under one site group) of `--agents`
+//! agents. Every agent is always on a contact (GetCurrentUserData's record of
+//! it, which DescribeContact answers too) that lasts 20 to 60 s; then it is
+//! taken out and the agent's next contact, a new id, takes its place. Each
+//! request goes to a random replica (a load balancer's spread; `--sticky`
+//! sends dashboard i's to replica i % replicas).
 //!
-//! Printed per run and side by side: answers by status, the share that were
-//! decisions (200 or 403; a 429, 502 or 504 is not one), Connect calls per
-//! operation per second and throttled calls (as the stand-in counted them),
-//! Connect calls per 1,000 decisions, why the non-decisions were refused (the
-//! audit lines' `reason`), the replicas' CPU and, for B, Redis's command
-//! count. Figures, not assertions: the exit status is 1 only when the stand-in
+//! `--mode checks` (the default): each dashboard dry-runs
+//! (`POST /contact/monitor/check`) every live contact of its team, as the
+//! driver knows them, every `--period` seconds; every check needs the contact
+//! (DescribeContact: its agent and the agent's groups) and the supervisor
+//! (DescribeUser: her own group).
+//!
+//! `--mode listing`: each dashboard lists the contacts it may monitor
+//! (`GET /contacts/monitorable`) every `--period` seconds, and once a second
+//! dry-runs one contact of its last listing, picked at random, with the
+//! capabilities listed for it. A listing asks Connect for the supervisor's
+//! group, the group's agents (SearchUsers) and their contacts
+//! (GetCurrentUserData, reused for `--live-ttl`), and the contacts it learns
+//! spare the checks that follow their DescribeContact.
+//!
+//! `--mode both`: checks, then listing, in one execution.
+//!
+//! Printed per run and side by side: answers by request and status, the share
+//! that were decisions (a check answered 200 or 403, a listing answered 200; a
+//! 429, 502 or 504 is not one), Connect calls per operation per second and
+//! throttled calls (as the stand-in counted them), Connect calls per 1,000
+//! decisions, why the non-decisions were refused (the audit lines' `reason`),
+//! the replicas' CPU and, for B, Redis's command count. For listings,
+//! completeness: of the contacts of the dashboard's team that were live (by
+//! the driver's own record) for longer than `--live-ttl` + 1 s when the
+//! listing was sent, the share the listing named (a listing may be as old as
+//! `live_ttl`, so a younger contact may rightly be missing), and how many of
+//! those it missed had ended by the time its answer came (a listing that
+//! waited, for a budget say, is answered from younger data). With `--mode
+//! both`, a line comparing the modes' Connect calls per 1,000 decisions.
+//! Figures, not assertions: the exit status is 1 only when the stand-in
 //! refused a SigV4 signature (or the run could not happen), 0 otherwise.
 //!
-//! Options: `--seconds S` (per run, default 40), `--replicas N` (4),
-//! `--dashboards N` (30), `--teams N` (6), `--agents N` (per team, 10),
-//! `--period S` (2), `--ttl DURATION` (the lookup cache's, "5m"), `--share X`
-//! (`[connect.quotas] share`, 0.9: a margin for the milliseconds by which
-//! calls sent on the budget's schedule arrive closer together), `--seed N`
-//! (default from the clock, printed), `--sticky`, `--binary PATH`
+//! Options: `--mode checks|listing|both`, `--seconds S` (per run, default
+//! 40), `--replicas N` (4), `--dashboards N` (30), `--teams N` (6),
+//! `--agents N` (per team, 10), `--period S` (2), `--ttl DURATION` (the
+//! lookup cache's, "5m"), `--live-ttl DURATION` (`[connect.lookups]
+//! live_ttl`, "5s"; in ms, s, m or h), `--share X` (`[connect.quotas]
+//! share`, 0.9: a margin for the milliseconds by which calls sent on the
+//! budget's schedule arrive closer together), `--seed N` (default from the
+//! clock, printed), `--sticky`, `--binary PATH`
 //! (`target/dist/connect-monitor-gateway`), `--redis-server PATH`
 //! (`/usr/bin/redis-server`), `--pid-file PATH` (every child's pid, one a
 //! line, for benches/fleet.sh to stop them on a signal). Linux only (/proc).
@@ -63,25 +89,83 @@ const INSTANCE: &str = "bench-instance";
 const SHARED_KEY: &str = "fleet-bench-shared-key-0123456789abcdef";
 const SITE_GROUP: &str = "g-site";
 /// The Connect operations a replica may call, in the order printed.
-const OPERATIONS: [&str; 5] = [
+const OPERATIONS: [&str; 6] = [
     "DescribeContact",
     "DescribeUser",
     "ListSecurityProfilePermissions",
     "SearchUsers",
+    "GetCurrentUserData",
     "MonitorContact",
 ];
-/// How long the driver waits for one check's answer: longer than the
-/// gateway's own request_timeout (10 s), so the gateway answers first.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the driver waits for one answer: longer than the gateway's own
+/// request_timeout (10 s), so the gateway answers first.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the contacts are looked at for one that ended.
 const CHURN_TICK: Duration = Duration::from_millis(100);
 /// A contact's length, in seconds: uniformly in this range.
 const CONTACT_SECONDS: (f64, f64) = (20.0, 60.0);
+/// In listing mode, how often a dashboard dry-runs one contact it listed.
+const LISTED_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The capabilities a check asks for in checks mode: what the supervisors'
+/// security profile allows.
+const CHECKED_CAPABILITIES: &[&str] = &["SILENT_MONITOR"];
 
 // ---------------------------------------------------------------------------
 // Options
 
+/// What the dashboards do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Dry-run every live contact of the team, as the driver knows them.
+    Checks,
+    /// List, and dry-run one listed contact at a time.
+    Listing,
+    /// Checks, then listing.
+    Both,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Checks => "checks",
+            Mode::Listing => "listing",
+            Mode::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Mode, ()> {
+        match s {
+            "checks" => Ok(Mode::Checks),
+            "listing" => Ok(Mode::Listing),
+            "both" => Ok(Mode::Both),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A duration as the gateway's config writes it, one number and one unit
+/// (`500ms`, `5s`, `2m`, `1h`); `None` for anything else.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
 struct Options {
+    mode: Mode,
     seconds: f64,
     replicas: usize,
     dashboards: usize,
@@ -89,6 +173,7 @@ struct Options {
     agents: usize,
     period: f64,
     ttl: String,
+    live_ttl: String,
     share: f64,
     seed: u64,
     sticky: bool,
@@ -114,6 +199,7 @@ impl Options {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         let o = Options {
+            mode: option(&args, "--mode", Mode::Checks),
             seconds: option(&args, "--seconds", 40.0),
             replicas: option(&args, "--replicas", 4),
             dashboards: option(&args, "--dashboards", 30),
@@ -121,6 +207,7 @@ impl Options {
             agents: option(&args, "--agents", 10),
             period: option(&args, "--period", 2.0),
             ttl: option(&args, "--ttl", "5m".to_owned()),
+            live_ttl: option(&args, "--live-ttl", "5s".to_owned()),
             share: option(&args, "--share", 0.9),
             seed: option(&args, "--seed", clock_seed),
             sticky: args.iter().any(|a| a == "--sticky"),
@@ -138,7 +225,17 @@ impl Options {
         if o.seconds <= 0.0 || o.period <= 0.0 {
             fatal("--seconds and --period must be above 0");
         }
+        if parse_duration(&o.live_ttl).is_none() {
+            fatal(format!("--live-ttl: cannot read {:?} (e.g. 5s, 500ms)", o.live_ttl));
+        }
         o
+    }
+
+    /// How long a contact must have been live for a listing to be expected
+    /// to name it: a listing may use an answer as old as `live_ttl`, and the
+    /// second more covers the answer's own way to the replica.
+    fn listed_after(&self) -> Duration {
+        parse_duration(&self.live_ttl).unwrap_or_default() + Duration::from_secs(1)
     }
 }
 
@@ -281,13 +378,22 @@ fn team_of(dashboard: usize, opts: &Options) -> usize {
     dashboard % opts.teams
 }
 
-fn group_ref(group: &str) -> Value {
-    json!({"Arn": format!("arn:aws:connect:us-east-1:123456789012:instance/{INSTANCE}/agent-group/{group}")})
+fn epoch_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// DescribeUser's records: every supervisor in her team's group, and the
-/// agents in theirs.
+/// The directory's people: the site's hierarchy group with a group per team
+/// under it; every supervisor in her team's group (DescribeUser), and the
+/// agents in theirs (SearchUsers by group finds them, GetCurrentUserData
+/// answers for them, DescribeContact names their groups).
 fn add_people(connect: &ConnectStandIn, opts: &Options) {
+    connect.set_region("us-east-1");
+    connect.add_hierarchy_group(SITE_GROUP, None);
+    for team in 0..opts.teams {
+        connect.add_hierarchy_group(&team_group(team), Some(SITE_GROUP));
+    }
     for d in 0..opts.dashboards {
         let id = supervisor_id(d);
         connect.add_user(json!({"Id": id, "Username": format!("{id}@bench.example"),
@@ -306,26 +412,37 @@ fn add_people(connect: &ConnectStandIn, opts: &Options) {
     connect.add_security_profile("sp-agent", &["BasicAgentAccess"]);
 }
 
-/// DescribeContact's record of a call an agent of `team` has accepted.
-fn contact_record(id: &str, team: usize, agent: usize) -> Value {
+/// GetCurrentUserData's record of an inbound call an agent of `team` took
+/// at `since` (epoch seconds).
+fn agent_contact(id: &str, team: usize, since: f64) -> Value {
+    let queue = format!("q-{team}");
     json!({
-        "Id": id, "Channel": "VOICE", "QueueInfo": {"Id": format!("q-{team}")},
-        "AgentInfo": {"Id": agent_id(team, agent),
-                      "HierarchyGroups": {"Level1": group_ref(SITE_GROUP), "Level2": group_ref(&team_group(team))}},
+        "ContactId": id, "Channel": "VOICE", "InitiationMethod": "INBOUND",
+        "AgentContactState": "CONNECTED", "StateStartTimestamp": since, "ConnectedToAgentTimestamp": since,
+        "Queue": {"Id": queue, "Arn": format!("arn:aws:connect:us-east-1:123456789012:instance/{INSTANCE}/queue/{queue}")},
     })
 }
 
 // ---------------------------------------------------------------------------
 // Contacts: every agent is always on one; when it ends a new one (a new id)
-// takes its place, in Connect first and then on the dashboards.
+// takes its place, in Connect first and then in the driver's record.
+
+/// An agent's contact as the driver records it.
+#[derive(Clone)]
+struct LiveContact {
+    id: String,
+    /// When it was put in the directory: Connect's answers may name it from
+    /// then on.
+    since: Instant,
+}
 
 struct Contacts {
-    /// The live contact id of each agent, by team.
-    live: Mutex<Vec<Vec<String>>>,
+    /// The live contact of each agent, by team.
+    live: Mutex<Vec<Vec<LiveContact>>>,
 }
 
 impl Contacts {
-    fn of_team(&self, team: usize) -> Vec<String> {
+    fn of_team(&self, team: usize) -> Vec<LiveContact> {
         self.live.lock().expect("contacts lock")[team].clone()
     }
 }
@@ -333,23 +450,25 @@ impl Contacts {
 /// Starts every agent on a contact already under way, and returns the live
 /// set and, per agent, when its contact ends.
 fn first_contacts(connect: &ConnectStandIn, opts: &Options, rng: &mut Rng) -> (Arc<Contacts>, Vec<Vec<Instant>>) {
-    let now = Instant::now();
+    let (now, epoch) = (Instant::now(), epoch_seconds());
     let mut live = vec![Vec::new(); opts.teams];
     let mut ends = vec![Vec::new(); opts.teams];
     for team in 0..opts.teams {
         for agent in 0..opts.agents {
             let id = format!("c-{team}-{agent}-0");
-            connect.add_contact(contact_record(&id, team, agent));
-            live[team].push(id);
             // Calls under way at the start are part-way through.
-            ends[team].push(now + rng.seconds_between(CONTACT_SECONDS).mul_f64(rng.unit()));
+            let (length, left) = (rng.seconds_between(CONTACT_SECONDS), rng.unit());
+            let taken = epoch - length.as_secs_f64() * (1.0 - left);
+            connect.add_agent_contact(&agent_id(team, agent), agent_contact(&id, team, taken));
+            live[team].push(LiveContact { id, since: now });
+            ends[team].push(now + length.mul_f64(left));
         }
     }
     (Arc::new(Contacts { live: Mutex::new(live) }), ends)
 }
 
-/// Replaces each contact that ended with a new one, until `stop`; returns how
-/// many new contacts appeared.
+/// Replaces each contact that ended with the agent's next one, until `stop`;
+/// returns how many new contacts appeared.
 async fn churn(
     connect: Arc<ConnectStandIn>,
     contacts: Arc<Contacts>,
@@ -367,9 +486,14 @@ async fn churn(
                     continue;
                 }
                 created += 1;
+                let ended = contacts.live.lock().expect("contacts lock")[team][agent].id.clone();
+                connect.remove_agent_contact(&ended);
                 let id = format!("c-{team}-{agent}-{created}");
-                connect.add_contact(contact_record(&id, team, agent));
-                contacts.live.lock().expect("contacts lock")[team][agent] = id;
+                connect.add_agent_contact(&agent_id(team, agent), agent_contact(&id, team, epoch_seconds()));
+                contacts.live.lock().expect("contacts lock")[team][agent] = LiveContact {
+                    id,
+                    since: Instant::now(),
+                };
                 *end = now + rng.seconds_between(CONTACT_SECONDS);
             }
         }
@@ -496,7 +620,7 @@ agents = \"my_hierarchy\"
 fn gateway_config(
     issuer: &IssuerStandIn,
     connect_url: &str,
-    (ttl, share): (&str, f64),
+    (ttl, live_ttl, share): (&str, &str, f64),
     audit: &Path,
     redis: Option<u16>,
 ) -> String {
@@ -504,7 +628,7 @@ fn gateway_config(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
          [[auth.issuers]]\nissuer = \"{}\"\naudiences = [\"bench\"]\nalgorithms = [\"EdDSA\"]\njwks_url = \"{}\"\n\n\
          [connect]\nregion = \"us-east-1\"\nendpoint = \"{connect_url}\"\n\n\
-         [connect.lookups]\nttl = \"{ttl}\"\n\n\
+         [connect.lookups]\nttl = \"{ttl}\"\nlive_ttl = \"{live_ttl}\"\n\n\
          [connect.quotas]\nshare = {share}\n\n\
          [policy]\nfile = \"policy.toml\"\nuser_id_claim = \"connect_user_id\"\n\n\
          [audit]\nfile = \"{}\"\n",
@@ -573,7 +697,8 @@ fn start_replica(binary: &str, dir: &Path, index: usize, config: &str) -> Replic
     }
 }
 
-/// The `reason` of every audit line whose status was not a decision.
+/// The request and `reason` of every audit line whose status was not a
+/// decision.
 fn refusal_reasons(replicas: &[Replica]) -> BTreeMap<String, u64> {
     let mut reasons = BTreeMap::new();
     for r in replicas {
@@ -583,9 +708,14 @@ fn refusal_reasons(replicas: &[Replica]) -> BTreeMap<String, u64> {
                 continue;
             };
             let status = entry["status"].as_u64().unwrap_or(0);
-            if !is_decision(status) {
+            let request = match entry["listing"] == true {
+                true => Request::Listing,
+                false => Request::Check,
+            };
+            if !request.is_decision(status) {
                 let reason = entry["reason"].as_str().unwrap_or("?");
-                *reasons.entry(format!("{status} {reason}")).or_default() += 1;
+                let key = format!("{} {status} {reason}", request.name());
+                *reasons.entry(key).or_default() += 1;
             }
         }
     }
@@ -595,41 +725,118 @@ fn refusal_reasons(replicas: &[Replica]) -> BTreeMap<String, u64> {
 // ---------------------------------------------------------------------------
 // The dashboards
 
-fn is_decision(status: u64) -> bool {
-    status == 200 || status == 403
+/// What a dashboard asks a replica.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Request {
+    Check,
+    Listing,
+}
+
+impl Request {
+    fn name(self) -> &'static str {
+        match self {
+            Request::Check => "check",
+            Request::Listing => "listing",
+        }
+    }
+
+    /// A check is decided when allowed or refused; a listing when answered.
+    fn is_decision(self, status: u64) -> bool {
+        match self {
+            Request::Check => status == 200 || status == 403,
+            Request::Listing => status == 200,
+        }
+    }
 }
 
 /// The decision share is also given by window of this many seconds of the
-/// run (by when a check was sent): cold caches show in the first ones.
+/// run (by when a request was sent): cold caches show in the first ones.
 const WINDOW_SECONDS: u64 = 10;
 
 #[derive(Clone, Default)]
 struct Answers {
-    /// By status ("none" for no answer within CHECK_TIMEOUT).
-    by_status: BTreeMap<String, u64>,
+    /// By request and status ("none" for no answer within ANSWER_TIMEOUT).
+    by_status: BTreeMap<(Request, String), u64>,
     /// By window: (decisions, answers).
     by_window: BTreeMap<u64, (u64, u64)>,
+    completeness: Completeness,
+}
+
+/// How completely the listings answered 200 named the contacts the driver
+/// knew to be live, and old enough to be in any answer the gateway may use.
+#[derive(Clone, Default)]
+struct Completeness {
+    listings: u64,
+    /// Of them, those the gateway marked `complete: false`.
+    marked_incomplete: u64,
+    /// Of them, those that left out a contact expected.
+    short: u64,
+    /// Contacts expected, summed over the listings.
+    expected: u64,
+    /// Of them, those the listings named.
+    named: u64,
+    /// Of those not named, those that had ended by the time the answer
+    /// came: a listing that waited (for a budget, say) may rightly leave
+    /// them out, its answer being younger than the request.
+    missed_ended_by_answer: u64,
+    /// Contacts listed, summed over the listings.
+    listed: u64,
+    /// Of them, those the team no longer had live when the listing was sent
+    /// (an answer up to `live_ttl` old names contacts ended since).
+    listed_not_live: u64,
+}
+
+impl Completeness {
+    fn share(&self) -> f64 {
+        match self.expected {
+            0 => 1.0,
+            n => self.named as f64 / n as f64,
+        }
+    }
 }
 
 type Tally = Arc<Mutex<Answers>>;
 
-fn record(tally: &Tally, window: u64, status: Option<u16>) {
+fn record(tally: &Tally, request: Request, window: u64, status: Option<u16>) {
     let mut answers = tally.lock().expect("tally lock");
     let key = status.map_or("none".to_owned(), |s| s.to_string());
-    *answers.by_status.entry(key).or_default() += 1;
+    *answers.by_status.entry((request, key)).or_default() += 1;
     let (decisions, all) = answers.by_window.entry(window).or_default();
-    *decisions += u64::from(status.is_some_and(|s| is_decision(s.into())));
+    *decisions += u64::from(status.is_some_and(|s| request.is_decision(s.into())));
     *all += 1;
 }
 
-/// How dashboards poll: every `period`, until `stop`; each check on a random
-/// replica unless `sticky`.
+/// How dashboards poll: every `period`, until `stop`; each request on a
+/// random replica unless `sticky`.
 #[derive(Clone, Copy)]
 struct Pace {
     period: Duration,
     sticky: bool,
     started: Instant,
     stop: Instant,
+    /// How long a contact must have been live for a listing to name it.
+    listed_after: Duration,
+}
+
+impl Pace {
+    fn window(&self) -> u64 {
+        self.started.elapsed().as_secs() / WINDOW_SECONDS
+    }
+
+    fn replica(&self, dashboard: usize, replicas: usize, rng: &mut Rng) -> usize {
+        match self.sticky {
+            true => dashboard % replicas,
+            false => rng.below(replicas),
+        }
+    }
+}
+
+/// Moves `next` past now: a tick whose request is still out is skipped, as
+/// a dashboard that polls would skip it.
+fn next_tick(next: &mut Instant, every: Duration) {
+    while *next <= Instant::now() {
+        *next += every;
+    }
 }
 
 struct Dashboard {
@@ -638,65 +845,224 @@ struct Dashboard {
     token: Arc<String>,
 }
 
-/// One dry run: the status, or `None` when no answer came.
-async fn check(client: &HttpClient, api: &str, token: &str, contact: &str, user: &str) -> Option<u16> {
-    let body = json!({"InstanceId": INSTANCE, "ContactId": contact, "UserId": user,
-                      "AllowedMonitorCapabilities": ["SILENT_MONITOR"]});
-    let request = http::Request::post(format!("http://{api}/contact/monitor/check"))
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("a well-formed request");
-    let response = tokio::time::timeout(CHECK_TIMEOUT, client.request(request))
-        .await
-        .ok()?
-        .ok()?;
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await;
-    Some(status)
+/// What a dashboard needs to reach the fleet.
+#[derive(Clone)]
+struct Fleet {
+    apis: Arc<Vec<String>>,
+    client: HttpClient,
 }
 
-/// Every `period`, dry-runs every live contact of the team at once, each on a
-/// replica of its own choosing; a tick whose checks are still out is skipped,
-/// as a dashboard that polls would. Starts at a random point of its first
-/// period: dashboards do not poll in step.
-async fn run_dashboard(
+impl Fleet {
+    /// One request; the status and body, or `None` when no answer came.
+    async fn send(&self, request: http::Request<Full<Bytes>>) -> Option<(u16, Bytes)> {
+        let response = tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request))
+            .await
+            .ok()?
+            .ok()?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// One dry run: the status, or `None` when no answer came.
+    async fn check(
+        &self,
+        replica: usize,
+        token: &str,
+        contact: &str,
+        user: &str,
+        capabilities: &[&str],
+    ) -> Option<u16> {
+        let body = json!({"InstanceId": INSTANCE, "ContactId": contact, "UserId": user,
+                          "AllowedMonitorCapabilities": capabilities});
+        let request = http::Request::post(format!("http://{}/contact/monitor/check", self.apis[replica]))
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("a well-formed request");
+        self.send(request).await.map(|(status, _)| status)
+    }
+
+    /// One listing: the status and, answered 200, the body's `data`.
+    async fn list(&self, replica: usize, token: &str) -> Option<(u16, Option<Value>)> {
+        let request = http::Request::get(format!(
+            "http://{}/contacts/monitorable?instance_id={INSTANCE}",
+            self.apis[replica]
+        ))
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .expect("a well-formed request");
+        let (status, body) = self.send(request).await?;
+        let data = (status == 200)
+            .then(|| serde_json::from_slice::<Value>(&body).ok())
+            .flatten()
+            .map(|mut answer| answer["data"].take());
+        Some((status, data))
+    }
+}
+
+/// Checks mode: every `period`, dry-runs every live contact of the team at
+/// once, each on a replica of its own choosing. Starts at a random point of
+/// its first period: dashboards do not poll in step.
+async fn run_checking_dashboard(
     dashboard: Dashboard,
-    apis: Arc<Vec<String>>,
+    fleet: Fleet,
     contacts: Arc<Contacts>,
-    client: HttpClient,
     mut rng: Rng,
     pace: Pace,
     tally: Tally,
 ) {
-    let user = supervisor_id(dashboard.index);
+    let user = Arc::new(supervisor_id(dashboard.index));
     let mut next = Instant::now() + pace.period.mul_f64(rng.unit());
     while next < pace.stop {
         tokio::time::sleep_until(next.into()).await;
-        let window = pace.started.elapsed().as_secs() / WINDOW_SECONDS;
+        let window = pace.window();
         let mut checks = tokio::task::JoinSet::new();
         for contact in contacts.of_team(dashboard.team) {
-            let replica = if pace.sticky {
-                dashboard.index % apis.len()
-            } else {
-                rng.below(apis.len())
-            };
-            let (client, apis, token, user, tally) = (
-                client.clone(),
-                apis.clone(),
-                dashboard.token.clone(),
-                user.clone(),
-                tally.clone(),
-            );
+            let replica = pace.replica(dashboard.index, fleet.apis.len(), &mut rng);
+            let (fleet, token, user, tally) = (fleet.clone(), dashboard.token.clone(), user.clone(), tally.clone());
             checks.spawn(async move {
-                let status = check(&client, &apis[replica], &token, &contact, &user).await;
-                record(&tally, window, status);
+                let status = fleet
+                    .check(replica, &token, &contact.id, &user, CHECKED_CAPABILITIES)
+                    .await;
+                record(&tally, Request::Check, window, status);
             });
         }
         while checks.join_next().await.is_some() {}
-        while next <= Instant::now() {
-            next += pace.period;
+        next_tick(&mut next, pace.period);
+    }
+}
+
+/// A contact of a dashboard's last listing, with the capabilities listed.
+type Listed = (String, Vec<String>);
+
+/// Listing mode: lists every `period` and, meanwhile, dry-runs one contact
+/// of the last listing every LISTED_CHECK_EVERY.
+async fn run_listing_dashboard(
+    dashboard: Dashboard,
+    fleet: Fleet,
+    contacts: Arc<Contacts>,
+    mut rng: Rng,
+    pace: Pace,
+    tally: Tally,
+) {
+    let last: Mutex<Vec<Listed>> = Mutex::new(Vec::new());
+    let lists = list_periodically(&dashboard, &fleet, &contacts, Rng(rng.next_u64()), pace, &tally, &last);
+    let checks = check_listed(&dashboard, &fleet, Rng(rng.next_u64()), pace, &tally, &last);
+    tokio::join!(lists, checks);
+}
+
+/// Lists every `period`, from a random point of the first; each listing
+/// answered 200 is held against the driver's record of the team's contacts
+/// as it was when the listing was sent.
+async fn list_periodically(
+    dashboard: &Dashboard,
+    fleet: &Fleet,
+    contacts: &Contacts,
+    mut rng: Rng,
+    pace: Pace,
+    tally: &Tally,
+    last: &Mutex<Vec<Listed>>,
+) {
+    let mut next = Instant::now() + pace.period.mul_f64(rng.unit());
+    while next < pace.stop {
+        tokio::time::sleep_until(next.into()).await;
+        let window = pace.window();
+        let live = contacts.of_team(dashboard.team);
+        let sent = Instant::now();
+        let replica = pace.replica(dashboard.index, fleet.apis.len(), &mut rng);
+        let answer = fleet.list(replica, &dashboard.token).await;
+        let live_at_answer = contacts.of_team(dashboard.team);
+        record(
+            tally,
+            Request::Listing,
+            window,
+            answer.as_ref().map(|(status, _)| *status),
+        );
+        if let Some((200, Some(data))) = answer {
+            let listed = listed_contacts(&data);
+            let mut answers = tally.lock().expect("tally lock");
+            let c = &mut answers.completeness;
+            c.listings += 1;
+            c.marked_incomplete += u64::from(data["complete"] != true);
+            let is_listed = |id: &str| listed.iter().any(|(l, _)| l == id);
+            let expected: Vec<&LiveContact> = live
+                .iter()
+                .filter(|l| sent.saturating_duration_since(l.since) > pace.listed_after)
+                .collect();
+            let named = expected.iter().filter(|l| is_listed(&l.id)).count();
+            let ended_since = expected
+                .iter()
+                .filter(|l| !is_listed(&l.id) && !live_at_answer.iter().any(|a| a.id == l.id))
+                .count();
+            c.missed_ended_by_answer += ended_since as u64;
+            c.expected += expected.len() as u64;
+            c.named += named as u64;
+            c.short += u64::from(named < expected.len());
+            c.listed += listed.len() as u64;
+            c.listed_not_live += listed
+                .iter()
+                .filter(|(id, _)| !live.iter().any(|l| &l.id == id))
+                .count() as u64;
+            drop(answers);
+            *last.lock().expect("listed lock") = listed;
         }
+        next_tick(&mut next, pace.period);
+    }
+}
+
+/// A listing's contacts and their capabilities, as listed.
+fn listed_contacts(data: &Value) -> Vec<Listed> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    data["contacts"]
+        .as_array()
+        .map(|contacts| {
+            contacts
+                .iter()
+                .filter_map(|c| Some((c["contact_id"].as_str()?.to_owned(), strings(&c["capabilities"]))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every LISTED_CHECK_EVERY, from a random point of the first, dry-runs a
+/// contact of the last listing picked at random, with the capabilities
+/// listed for it; nothing while there is no listing yet.
+async fn check_listed(
+    dashboard: &Dashboard,
+    fleet: &Fleet,
+    mut rng: Rng,
+    pace: Pace,
+    tally: &Tally,
+    last: &Mutex<Vec<Listed>>,
+) {
+    let user = supervisor_id(dashboard.index);
+    let mut next = Instant::now() + LISTED_CHECK_EVERY.mul_f64(rng.unit());
+    while next < pace.stop {
+        tokio::time::sleep_until(next.into()).await;
+        let picked = {
+            let last = last.lock().expect("listed lock");
+            (!last.is_empty()).then(|| last[rng.below(last.len())].clone())
+        };
+        if let Some((contact, capabilities)) = picked {
+            let window = pace.window();
+            let replica = pace.replica(dashboard.index, fleet.apis.len(), &mut rng);
+            let capabilities: Vec<&str> = capabilities.iter().map(String::as_str).collect();
+            let status = fleet
+                .check(replica, &dashboard.token, &contact, &user, &capabilities)
+                .await;
+            record(tally, Request::Check, window, status);
+        }
+        next_tick(&mut next, LISTED_CHECK_EVERY);
     }
 }
 
@@ -720,7 +1086,11 @@ fn mint_tokens(key: &SigningKey, issuer: &IssuerStandIn, opts: &Options) -> Vec<
 
 struct RunResult {
     label: &'static str,
+    mode: Mode,
     seconds: f64,
+    /// How long a contact had to be live for a listing to be expected to
+    /// name it.
+    listed_after: Duration,
     answers: Answers,
     /// Per operation: calls Connect got, and how many of them it throttled.
     calls: Vec<(&'static str, usize, usize)>,
@@ -743,9 +1113,19 @@ impl RunResult {
         self.answers
             .by_status
             .iter()
-            .filter(|(status, _)| status.parse().is_ok_and(is_decision))
+            .filter(|((request, status), _)| status.parse().is_ok_and(|s| request.is_decision(s)))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Answers to one kind of request, by status.
+    fn answers_to(&self, request: Request) -> BTreeMap<&str, u64> {
+        self.answers
+            .by_status
+            .iter()
+            .filter(|((r, _), _)| *r == request)
+            .map(|((_, status), n)| (status.as_str(), *n))
+            .collect()
     }
 
     fn decision_share(&self) -> f64 {
@@ -761,7 +1141,7 @@ impl RunResult {
     }
 }
 
-/// What both runs share: the issuer, the tokens, the client, the options.
+/// What every run shares: the issuer, the tokens, the client, the options.
 struct Bench {
     opts: Options,
     issuer: IssuerStandIn,
@@ -780,9 +1160,10 @@ async fn start_connect() -> Arc<ConnectStandIn> {
     Arc::new(connect)
 }
 
-/// Drives the dashboards until `stop`; returns their answers.
+/// Drives the dashboards as `mode` says until `stop`; returns their answers.
 async fn drive(
     bench: &Bench,
+    mode: Mode,
     apis: Arc<Vec<String>>,
     contacts: &Arc<Contacts>,
     rng: &mut Rng,
@@ -795,6 +1176,11 @@ async fn drive(
         sticky: opts.sticky,
         started,
         stop,
+        listed_after: opts.listed_after(),
+    };
+    let fleet = Fleet {
+        apis,
+        client: bench.client.clone(),
     };
     let mut dashboards = tokio::task::JoinSet::new();
     for (index, token) in bench.tokens.iter().enumerate() {
@@ -803,15 +1189,11 @@ async fn drive(
             team: team_of(index, opts),
             token: token.clone(),
         };
-        dashboards.spawn(run_dashboard(
-            dashboard,
-            apis.clone(),
-            contacts.clone(),
-            bench.client.clone(),
-            Rng(rng.next_u64()),
-            pace,
-            tally.clone(),
-        ));
+        let (fleet, contacts, rng, tally) = (fleet.clone(), contacts.clone(), Rng(rng.next_u64()), tally.clone());
+        match mode {
+            Mode::Listing => dashboards.spawn(run_listing_dashboard(dashboard, fleet, contacts, rng, pace, tally)),
+            _ => dashboards.spawn(run_checking_dashboard(dashboard, fleet, contacts, rng, pace, tally)),
+        };
     }
     while dashboards.join_next().await.is_some() {}
     let answers = tally.lock().expect("tally lock").clone();
@@ -819,12 +1201,15 @@ async fn drive(
 }
 
 /// One run: a fresh Connect stand-in (fresh quotas and counts), Redis when
-/// `shared`, the replicas, then the contacts' churn and the dashboards for
-/// `--seconds`; the figures once every check has its answer.
-async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> RunResult {
+/// `shared`, the replicas, then the contacts' churn and the dashboards (as
+/// `mode` says, checks or listing) for `--seconds`; the figures once every
+/// request has its answer.
+async fn run(bench: &Bench, mode: Mode, label: &'static str, shared: bool, seed: u64) -> RunResult {
     let opts = &bench.opts;
     let mut rng = Rng(seed);
-    let dir = bench.dir.join(if shared { "shared" } else { "local" });
+    let dir = bench
+        .dir
+        .join(format!("{}-{}", mode.name(), if shared { "shared" } else { "local" }));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| fatal(format!("{}: {e}", dir.display())));
     std::fs::write(dir.join("policy.toml"), POLICY).unwrap_or_else(|e| fatal(e));
 
@@ -840,7 +1225,7 @@ async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> Run
             let config = gateway_config(
                 &bench.issuer,
                 &connect.url(),
-                (&opts.ttl, opts.share),
+                (&opts.ttl, &opts.live_ttl, opts.share),
                 &audit,
                 redis.as_ref().map(|r| r.port),
             );
@@ -864,7 +1249,7 @@ async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> Run
         Rng(rng.next_u64()),
         stop,
     ));
-    let answers = drive(bench, apis, &contacts, &mut rng, (started, stop)).await;
+    let answers = drive(bench, mode, apis, &contacts, &mut rng, (started, stop)).await;
     let contacts_created = churning.await.unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
 
@@ -880,7 +1265,9 @@ async fn run(bench: &Bench, label: &'static str, shared: bool, seed: u64) -> Run
         .collect();
     RunResult {
         label,
+        mode,
         seconds,
+        listed_after: opts.listed_after(),
         answers,
         calls,
         throttled_total: connect.throttled_total(),
@@ -910,13 +1297,16 @@ fn percent(share: f64) -> String {
     format!("{:.2}%", share * 100.0)
 }
 
-fn answers_text(r: &RunResult) -> String {
-    let parts: Vec<String> = r
-        .answers
-        .by_status
-        .iter()
-        .map(|(status, n)| format!("{status}: {n}"))
-        .collect();
+/// The requests a mode sends, in the order printed.
+fn requests_of(mode: Mode) -> &'static [Request] {
+    match mode {
+        Mode::Listing => &[Request::Listing, Request::Check],
+        _ => &[Request::Check],
+    }
+}
+
+fn answers_text(answers: &BTreeMap<&str, u64>) -> String {
+    let parts: Vec<String> = answers.iter().map(|(status, n)| format!("{status}: {n}")).collect();
     if parts.is_empty() {
         "none".to_owned()
     } else {
@@ -924,11 +1314,28 @@ fn answers_text(r: &RunResult) -> String {
     }
 }
 
+/// What counts as a decision in a mode, for the headings.
+fn decided_as(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Listing => "listings 200, checks 200/403",
+        _ => "200/403",
+    }
+}
+
 fn print_run(r: &RunResult) {
-    println!("run {} ({:.1} s)", r.label, r.seconds);
-    println!("  checks answered      {}  ({})", r.answered(), answers_text(r));
+    println!("run {}, {} ({:.1} s)", r.mode.name(), r.label, r.seconds);
+    for &request in requests_of(r.mode) {
+        let answers = r.answers_to(request);
+        let heading = format!("{}s answered", request.name());
+        println!(
+            "  {heading:<20} {}  ({})",
+            answers.values().sum::<u64>(),
+            answers_text(&answers)
+        );
+    }
     println!(
-        "  decisions (200/403)  {} of {} = {}",
+        "  decisions ({})  {} of {} = {}",
+        decided_as(r.mode),
         r.decisions(),
         r.answered(),
         percent(r.decision_share())
@@ -970,6 +1377,28 @@ fn print_run(r: &RunResult) {
         let parts: Vec<String> = r.refusals.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         println!("  non-decisions by audit status and reason: {}", parts.join(", "));
     }
+    if r.mode == Mode::Listing {
+        let c = &r.answers.completeness;
+        println!(
+            "  listing completeness {} of {} contacts live over {} s = {} ({} of {} listings short; {} marked incomplete)",
+            c.named,
+            c.expected,
+            r.listed_after.as_secs_f64(),
+            percent(c.share()),
+            c.short,
+            c.listings,
+            c.marked_incomplete
+        );
+        println!(
+            "  missed contacts      {}, of which {} had ended by the time the answer came",
+            c.expected - c.named,
+            c.missed_ended_by_answer
+        );
+        println!(
+            "  listed contacts      {} in all; {} no longer live when the listing was sent",
+            c.listed, c.listed_not_live
+        );
+    }
     println!(
         "  new contacts {}; replicas' CPU {:.2} s; bad signatures {}",
         r.contacts_created,
@@ -989,16 +1418,23 @@ fn print_run(r: &RunResult) {
 
 fn print_side_by_side(a: &RunResult, b: &RunResult) {
     let row = |name: &str, x: String, y: String| println!("{name:<38} {x:>18} {y:>18}");
-    row("", a.label.to_owned(), b.label.to_owned());
-    row("checks answered", a.answered().to_string(), b.answered().to_string());
-    let statuses: std::collections::BTreeSet<&String> =
-        a.answers.by_status.keys().chain(b.answers.by_status.keys()).collect();
-    for status in statuses {
-        let n = |r: &RunResult| r.answers.by_status.get(status).copied().unwrap_or(0).to_string();
-        row(&format!("  answered {status}"), n(a), n(b));
+    row(
+        &format!("mode {}", a.mode.name()),
+        a.label.to_owned(),
+        b.label.to_owned(),
+    );
+    for &request in requests_of(a.mode) {
+        let (x, y) = (a.answers_to(request), b.answers_to(request));
+        let total = |answers: &BTreeMap<&str, u64>| answers.values().sum::<u64>().to_string();
+        row(&format!("{}s answered", request.name()), total(&x), total(&y));
+        let statuses: std::collections::BTreeSet<&&str> = x.keys().chain(y.keys()).collect();
+        for status in statuses {
+            let n = |answers: &BTreeMap<&str, u64>| answers.get(*status).copied().unwrap_or(0).to_string();
+            row(&format!("  answered {status}"), n(&x), n(&y));
+        }
     }
     row(
-        "decisions (200 or 403)",
+        &format!("decisions ({})", decided_as(a.mode)),
         percent(a.decision_share()),
         percent(b.decision_share()),
     );
@@ -1010,7 +1446,7 @@ fn print_side_by_side(a: &RunResult, b: &RunResult) {
             percent(decisions as f64 / all.max(1) as f64)
         };
         row(
-            &format!("  of checks sent at {}", window_name(*window)),
+            &format!("  of those sent at {}", window_name(*window)),
             share(a),
             share(b),
         );
@@ -1029,6 +1465,13 @@ fn print_side_by_side(a: &RunResult, b: &RunResult) {
         format!("{:.1}", a.calls_per_1000_decisions()),
         format!("{:.1}", b.calls_per_1000_decisions()),
     );
+    if a.mode == Mode::Listing {
+        row(
+            "listing completeness",
+            percent(a.answers.completeness.share()),
+            percent(b.answers.completeness.share()),
+        );
+    }
     row(
         "replicas' CPU s",
         format!("{:.2}", a.replica_cpu),
@@ -1082,36 +1525,78 @@ async fn main() {
         opts,
     };
     let o = &bench.opts;
+    let traffic = match o.mode {
+        Mode::Checks => format!("each checking every live contact of its team every {} s", o.period),
+        Mode::Listing => format!(
+            "each listing every {} s and checking one listed contact every {} s",
+            o.period,
+            LISTED_CHECK_EVERY.as_secs_f64()
+        ),
+        Mode::Both => format!(
+            "each checking every live contact of its team every {} s (checks), then listing every {} s \
+             and checking one listed contact every {} s (listing)",
+            o.period,
+            o.period,
+            LISTED_CHECK_EVERY.as_secs_f64()
+        ),
+    };
     println!(
-        "fleet bench: {} replicas; {} dashboards in {} teams of {} agents, each checking every live contact \
-         of its team every {} s on {}; contacts last 20-60 s; lookups cached {}; {} s per run; seed {}",
+        "fleet bench: {} replicas; {} dashboards in {} teams of {} agents, {traffic}, on {}; contacts last \
+         20-60 s; lookups cached {}, live contacts {}; {} s per run; seed {}",
         o.replicas,
         o.dashboards,
         o.teams,
         o.agents,
-        o.period,
         if o.sticky {
             "one replica each"
         } else {
             "a random replica"
         },
         o.ttl,
+        o.live_ttl,
         o.seconds,
         o.seed
     );
-    println!("Connect stand-in: default quotas, account-wide (DescribeContact 10/s burst 15, the others 2/s burst 5)");
+    println!(
+        "Connect stand-in: default quotas, account-wide (DescribeContact 10/s burst 15, the others, \
+         GetCurrentUserData too, 2/s burst 5)"
+    );
     println!("the gateways' budgets: [connect.quotas] share = {} of those", o.share);
     println!();
 
-    // The same seed for both runs: the same contacts, the same traffic.
-    let local = run(&bench, "without [shared]", false, o.seed).await;
-    print_run(&local);
-    let shared = run(&bench, "with [shared]", true, o.seed).await;
-    print_run(&shared);
-    print_side_by_side(&local, &shared);
+    let modes: &[Mode] = match o.mode {
+        Mode::Both => &[Mode::Checks, Mode::Listing],
+        Mode::Checks => &[Mode::Checks],
+        Mode::Listing => &[Mode::Listing],
+    };
+    let mut results = Vec::new();
+    for &mode in modes {
+        // The same seed for every run: the same contacts, the same traffic.
+        let local = run(&bench, mode, "without [shared]", false, o.seed).await;
+        print_run(&local);
+        let shared = run(&bench, mode, "with [shared]", true, o.seed).await;
+        print_run(&shared);
+        print_side_by_side(&local, &shared);
+        println!();
+        results.push((local, shared));
+    }
     let _ = std::fs::remove_dir_all(&bench.dir);
+    if let [(checks_a, checks_b), (listing_a, listing_b)] = results.as_slice() {
+        let compared = |listing: &RunResult, checks: &RunResult| {
+            let (l, c) = (listing.calls_per_1000_decisions(), checks.calls_per_1000_decisions());
+            format!("{l:.1} against {c:.1} ({:.2}x)", l / c.max(f64::MIN_POSITIVE))
+        };
+        println!(
+            "Connect calls per 1,000 decisions, listing against checks: without [shared] {}; with [shared] {}",
+            compared(listing_a, checks_a),
+            compared(listing_b, checks_b)
+        );
+    }
 
-    let bad: Vec<&String> = local.bad_signatures.iter().chain(&shared.bad_signatures).collect();
+    let bad: Vec<&String> = results
+        .iter()
+        .flat_map(|(a, b)| a.bad_signatures.iter().chain(&b.bad_signatures))
+        .collect();
     if !bad.is_empty() {
         println!();
         println!(
