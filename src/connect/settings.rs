@@ -335,10 +335,7 @@ impl ConnectSection {
                 _ => {}
             }
             match (&inst.role_arn, &inst.source_identity_claim) {
-                (None, Some(_)) => c.bad(
-                    at("source_identity_claim"),
-                    "only applies with role_arn: the supervisor's session is one of that role",
-                ),
+                (None, Some(_)) => c.bad(at("source_identity_claim"), "only applies with role_arn"),
                 (_, Some(claim)) if claim.is_empty() => c.bad(at("source_identity_claim"), "must not be empty"),
                 _ => {}
             }
