@@ -12,7 +12,7 @@ use http::HeaderMap;
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::budget::Budgets;
-use super::credentials::{CredentialsUnavailable, Signers};
+use super::credentials::{CredentialsUnavailable, Signers, SourceIdentity};
 use super::endpoint::Route;
 use super::error::{ConnectError, ConnectErrorKind};
 use super::operation::Operation;
@@ -34,6 +34,9 @@ pub(crate) struct Call {
     pub(crate) path_and_query: String,
     /// A JSON body; `None` for GETs, which carry neither body nor content type.
     pub(crate) body: Option<Bytes>,
+    /// The supervisor whose session signs it; `None`: the route's role (or
+    /// the gateway's own identity).
+    pub(crate) signed_as: Option<SourceIdentity>,
 }
 
 impl Call {
@@ -43,6 +46,7 @@ impl Call {
             operation,
             path_and_query,
             body: None,
+            signed_as: None,
         }
     }
 
@@ -52,7 +56,13 @@ impl Call {
             operation,
             path_and_query,
             body: Some(body.into()),
+            signed_as: None,
         }
+    }
+
+    /// The same call, signed in `who`'s session when given.
+    pub(crate) fn signed_as(self, who: Option<SourceIdentity>) -> Call {
+        Call { signed_as: who, ..self }
     }
 }
 
@@ -137,9 +147,13 @@ pub(crate) enum FailureKind {
 
 impl FailureKind {
     /// Whether the gateway itself is at fault (its credentials, its
-    /// signing), not Connect.
+    /// signing), not Connect or STS.
     pub(crate) fn is_the_gateways(&self) -> bool {
-        matches!(self, FailureKind::Credentials(_) | FailureKind::Signing(_))
+        match self {
+            FailureKind::Credentials(c) => !c.is_sts(),
+            FailureKind::Signing(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -221,7 +235,13 @@ impl ConnectClient {
 
     async fn attempt(&self, route: &Route, call: &Call, deadline: Instant) -> Attempt {
         let role = route.role_arn.as_deref();
-        let credentials = match tokio::time::timeout_at(deadline.into(), self.signers.get(role)).await {
+        let credentials = async {
+            match &call.signed_as {
+                Some(who) => self.signers.get_as(who).await,
+                None => self.signers.get(role).await,
+            }
+        };
+        let credentials = match tokio::time::timeout_at(deadline.into(), credentials).await {
             Err(_) => return Attempt::Failed(FailureKind::Timeout),
             Ok(Err(e)) => return Attempt::Failed(e.into()),
             Ok(Ok(c)) => c,

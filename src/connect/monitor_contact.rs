@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::client::{Call, ConnectClient, ConnectFailure, Spent};
+use super::credentials::SourceIdentity;
 use super::endpoint::Route;
 use super::monitor_request::MonitorRequest;
 use super::operation::Operation;
@@ -33,16 +34,19 @@ pub(crate) fn client_token(request: &MonitorRequest) -> String {
     request.client_token.clone().unwrap_or_else(crate::ids::random_uuid)
 }
 
-/// Calls MonitorContact for a validated, authorized request.
+/// Calls MonitorContact for a validated, authorized request, signed in the
+/// supervisor's session when the instance names one (`signed_as`).
 pub(crate) async fn monitor_contact(
     client: &ConnectClient,
     route: &Route,
     request: &MonitorRequest,
     client_token: &str,
+    signed_as: Option<&SourceIdentity>,
     deadline: Instant,
     spent: &Spent,
 ) -> Result<Monitored, ConnectFailure> {
-    let call = Call::post(OPERATION, PATH.to_owned(), request.to_connect_body(client_token));
+    let call =
+        Call::post(OPERATION, PATH.to_owned(), request.to_connect_body(client_token)).signed_as(signed_as.cloned());
     let reply = client.send(route, &call, deadline, spent).await?;
     #[derive(Deserialize)]
     struct Output {

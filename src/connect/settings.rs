@@ -186,6 +186,8 @@ struct InstanceSection {
     role_arn: Option<String>,
     #[serde(default)]
     external_id: Option<String>,
+    #[serde(default)]
+    source_identity_claim: Option<String>,
 }
 
 fn default_attempt_timeout() -> HumanDuration {
@@ -217,6 +219,18 @@ pub struct AssumedRole {
     pub arn: String,
     /// The `sts:ExternalId` the role's trust policy asks for.
     pub external_id: Option<String>,
+    /// The token claim whose value MonitorContact is signed with as the
+    /// session's `SourceIdentity` (docs/security.md, "CloudTrail names the
+    /// supervisor"); `None`: MonitorContact is signed as the role itself.
+    pub source_identity_claim: Option<String>,
+}
+
+impl AssumedRole {
+    /// Whether `other` is assumed the same way (the same STS call), whatever
+    /// it signs MonitorContact with.
+    fn same_session(&self, other: &AssumedRole) -> bool {
+        self.arn == other.arn && self.external_id == other.external_id
+    }
 }
 
 /// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
@@ -320,6 +334,11 @@ impl ConnectSection {
                 ),
                 _ => {}
             }
+            match (&inst.role_arn, &inst.source_identity_claim) {
+                (None, Some(_)) => c.bad(at("source_identity_claim"), "only applies with role_arn"),
+                (_, Some(claim)) if claim.is_empty() => c.bad(at("source_identity_claim"), "must not be empty"),
+                _ => {}
+            }
         }
         if self.lookups.ttl.0.is_zero() {
             c.bad("connect.lookups.ttl", "must be longer than 0s");
@@ -354,6 +373,7 @@ impl ConnectSection {
                     role: i.role_arn.map(|arn| AssumedRole {
                         arn,
                         external_id: i.external_id,
+                        source_identity_claim: i.source_identity_claim,
                     }),
                 })
                 .collect(),
@@ -555,10 +575,24 @@ impl ConnectSettings {
         for i in &self.instances {
             let Some(role) = &i.role else { continue };
             let region = i.region.clone().or_else(|| self.default_region.clone());
-            if let (false, Some(region)) = (roles.iter().any(|(r, _)| r == role), region) {
+            if let (false, Some(region)) = (roles.iter().any(|(r, _)| r.same_session(role)), region) {
                 roles.push((role.clone(), region));
             }
         }
         roles
+    }
+
+    /// The instances whose MonitorContact is signed as the supervisor
+    /// (`source_identity_claim`): each with its role and the region its STS
+    /// calls go to.
+    pub fn source_identity_instances(&self) -> Vec<(String, AssumedRole, String)> {
+        self.instances
+            .iter()
+            .filter_map(|i| {
+                let role = i.role.as_ref().filter(|r| r.source_identity_claim.is_some())?;
+                let region = i.region.clone().or_else(|| self.default_region.clone())?;
+                Some((i.id.clone(), role.clone(), region))
+            })
+            .collect()
     }
 }

@@ -21,10 +21,12 @@ use crate::authz::Authorizer;
 use crate::config::Settings;
 use crate::connect::budget::Budgets;
 use crate::connect::client::ConnectClient;
-use crate::connect::credentials::{assume_role_provider, CredentialsCache, Signers, DEFAULT_REFRESH_MARGIN};
+use crate::connect::credentials::{
+    assume_role_provider, CredentialsCache, Signers, StsEndpoint, SupervisorSessions, DEFAULT_REFRESH_MARGIN,
+};
 use crate::connect::retry::RetrySettings;
 use crate::http::admin;
-use crate::http::client::{self as http_client, Egress};
+use crate::http::client::{self as http_client, Egress, HttpClient};
 use crate::http::server::{serve, Listening};
 use crate::http::tls::ReloadableTls;
 use crate::shared::SharedStore;
@@ -171,13 +173,16 @@ pub(crate) async fn default_credentials(region: Option<String>) -> SharedCredent
     SharedCredentialsProvider::new(chain.build().await)
 }
 
-/// The credentials calls are signed with: the gateway's own (`base`), and for
-/// each instance's `role_arn` that role, assumed with `base`.
+/// The credentials calls are signed with: the gateway's own (`base`), for
+/// each instance's `role_arn` that role, assumed with `base`, and for an
+/// instance with `source_identity_claim` its supervisors' sessions of that
+/// role, asked of STS over `http`.
 pub(crate) async fn signers(
     settings: &Settings,
     base: SharedCredentialsProvider,
     margin: Duration,
     sts_endpoint: Option<&str>,
+    http: &HttpClient,
 ) -> Signers {
     let own = Arc::new(CredentialsCache::new(base.clone(), margin));
     let mut roles = HashMap::new();
@@ -185,7 +190,20 @@ pub(crate) async fn signers(
         let provider = assume_role_provider(&role, &region, base.clone(), sts_endpoint).await;
         roles.insert(Arc::from(role.arn), Arc::new(CredentialsCache::new(provider, margin)));
     }
-    Signers::with_roles(own, roles)
+    let signers = Signers::with_roles(own.clone(), roles);
+    let supervised = settings.connect.source_identity_instances();
+    if supervised.is_empty() {
+        return signers;
+    }
+    // Where the SDK's own STS calls would go: the same override variables.
+    let endpoint = sts_endpoint
+        .or_else(|| settings.env.get("AWS_ENDPOINT_URL_STS"))
+        .or_else(|| settings.env.get("AWS_ENDPOINT_URL"));
+    let endpoint = StsEndpoint::from_override(endpoint);
+    if let StsEndpoint::Invalid(problem) = &endpoint {
+        tracing::error!(%problem, "the STS endpoint override is not an http(s) URL; supervisors' sessions will fail");
+    }
+    signers.with_supervisors(SupervisorSessions::new(supervised, own, http.clone(), endpoint, margin))
 }
 
 /// A Connect client on the gateway's own credentials (the standard chain, and
@@ -195,9 +213,10 @@ pub(crate) async fn lookup_client(settings: &Settings) -> ConnectClient {
     let egress = Egress::from_env(|k| settings.env.get(k).map(str::to_owned));
     let provider = default_credentials(settings.connect.default_region.clone()).await;
     let metrics = Arc::new(Metrics::new());
+    let http = http_client::build_with(&egress);
     ConnectClient::new(
-        http_client::build_with(&egress),
-        signers(settings, provider, DEFAULT_REFRESH_MARGIN, None).await,
+        http.clone(),
+        signers(settings, provider, DEFAULT_REFRESH_MARGIN, None, &http).await,
         RetrySettings::new(settings.connect.max_attempts, settings.connect.attempt_timeout),
         Budgets::new(settings.connect.quotas.clone(), None, metrics.clone()),
         metrics,
@@ -251,6 +270,7 @@ pub async fn start_on(
         provider,
         deps.credentials_margin,
         deps.sts_endpoint.as_deref(),
+        &client,
     )
     .await;
     let credentials: Vec<Arc<CredentialsCache>> = signers.caches().cloned().collect();

@@ -15,6 +15,7 @@ use crate::auth::token::{AuthError, KeysUnavailable};
 use crate::authz::policy::DenyReason;
 use crate::authz::Refusal;
 use crate::connect::client::{ConnectFailure, FailureKind, AWS_REQUEST_ID};
+use crate::connect::credentials::{CredentialsUnavailable, SourceIdentityRefused};
 use crate::connect::endpoint::NoRegion;
 use crate::connect::error::ConnectErrorKind;
 use crate::connect::monitor_request::InvalidRequest;
@@ -45,6 +46,10 @@ pub(crate) enum GatewayError {
     Unauthenticated(#[from] AuthError),
     #[error("denied by policy: {0}")]
     Forbidden(DenyReason),
+    /// The instance signs MonitorContact as the supervisor, and the token's
+    /// claim cannot name them: not a grant's deny, the same 403.
+    #[error(transparent)]
+    SourceIdentity(#[from] SourceIdentityRefused),
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),
     #[error("not exactly one Host header")]
@@ -112,6 +117,7 @@ impl Answer {
 pub(crate) const OK_CODE: &str = "OK";
 
 const VALIDATION: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+const FORBIDDEN: (StatusCode, &str) = (StatusCode::FORBIDDEN, "FORBIDDEN");
 const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "NOT_FOUND");
 const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
 const INTERNAL: (StatusCode, &str) = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR");
@@ -128,6 +134,7 @@ impl GatewayError {
             | E::MethodNotAllowed(_)
             | E::Unauthenticated(_)
             | E::Forbidden(_)
+            | E::SourceIdentity(_)
             | E::Invalid(_)
             | E::NotOneHost
             | E::BodyUnreadable(_)
@@ -173,10 +180,8 @@ impl GatewayError {
                 format!("Only {allowed} is allowed here"),
             ),
             E::Unauthenticated(why) => Answer::new((StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"), capitalize(why)),
-            E::Forbidden(reason) => Answer::new(
-                (StatusCode::FORBIDDEN, "FORBIDDEN"),
-                format!("Denied by policy: {reason}"),
-            ),
+            E::Forbidden(reason) => Answer::new(FORBIDDEN, format!("Denied by policy: {reason}")),
+            E::SourceIdentity(why) => Answer::new(FORBIDDEN, capitalize(why)),
             E::Invalid(why) => Answer::new(VALIDATION, why.0.clone()),
             E::NotOneHost => Answer::new(VALIDATION, "exactly one Host header is required"),
             E::BodyUnreadable(_) => Answer::new(VALIDATION, "the request body could not be read"),
@@ -229,6 +234,7 @@ impl GatewayError {
         }
         match self {
             GatewayError::Forbidden(reason) => reason.as_str().to_owned(),
+            GatewayError::SourceIdentity(refused) => refused.reason().to_owned(),
             GatewayError::Internal(_) => "internal".to_owned(),
             other => other.answer().code.to_ascii_lowercase(),
         }
@@ -321,6 +327,7 @@ fn upstream_answer(failure: &ConnectFailure) -> Answer {
         ),
         FailureKind::BudgetExhausted(_) => budget_exhausted(failure.operation),
         FailureKind::Timeout => Answer::new(UPSTREAM_TIMEOUT, "Connect did not answer within the request timeout"),
+        FailureKind::Credentials(sts) if sts.is_sts() => sts_answer(sts),
         FailureKind::Credentials(_) | FailureKind::Signing(_) => unreachable!("the gateway's side"),
     };
     if answer.status == StatusCode::TOO_MANY_REQUESTS {
@@ -360,12 +367,23 @@ fn lookup_answer(failure: &ConnectFailure) -> Answer {
         FailureKind::Unreachable(_) | FailureKind::BadResponse(_) => {
             Answer::new(UPSTREAM, format!("connect:{operation} could not be read from Connect"))
         }
+        FailureKind::Credentials(sts) if sts.is_sts() => sts_answer(sts),
         FailureKind::Credentials(_) | FailureKind::Signing(_) => unreachable!("the gateway's side"),
     };
     if answer.status == StatusCode::TOO_MANY_REQUESTS {
         answer.retry_after = failure.retry_after;
     }
     answer
+}
+
+/// STS gave no supervisor's session: 502 naming the action, with STS's
+/// status and error code when it answered (its message stays in the log).
+fn sts_answer(failed: &CredentialsUnavailable) -> Answer {
+    let answered = failed.sts_refusal().map(|r| format!(" ({r})")).unwrap_or_default();
+    Answer::new(
+        UPSTREAM,
+        format!("sts:AssumeRole for the supervisor's session failed{answered}; check that the role's trust policy lets the gateway call sts:AssumeRole and sts:SetSourceIdentity"),
+    )
 }
 
 /// No token of the operation's budget before the deadline: Connect was not
@@ -463,7 +481,6 @@ mod tests {
 
     #[test]
     fn the_status_follows_from_the_side() {
-        use crate::connect::credentials::CredentialsUnavailable;
         let io = || Box::new(std::io::Error::other("cause")) as Box<dyn Error + Send + Sync>;
         let connect_kinds = || {
             vec![
@@ -484,6 +501,7 @@ mod tests {
             GatewayError::MethodNotAllowed("POST"),
             GatewayError::Unauthenticated(AuthError::Missing),
             GatewayError::Forbidden(DenyReason::UserNotAllowed),
+            GatewayError::SourceIdentity(SourceIdentityRefused::Invalid("email".into())),
             GatewayError::Invalid(InvalidRequest("UserId is required".into())),
             GatewayError::NotOneHost,
             GatewayError::BodyUnreadable(io()),
@@ -499,6 +517,12 @@ mod tests {
                 FailureKind::Credentials(CredentialsUnavailable::Expired),
             )),
         ];
+        errors.push(GatewayError::Upstream(failure(
+            Operation::MonitorContact,
+            FailureKind::Credentials(CredentialsUnavailable::AssumeRole(std::sync::Arc::new(
+                CredentialsUnavailable::TimedOut,
+            ))),
+        )));
         for kind in connect_kinds() {
             errors.push(GatewayError::Upstream(failure(Operation::MonitorContact, kind)));
         }
@@ -546,5 +570,44 @@ mod tests {
             GatewayError::Forbidden(DenyReason::AgentOutOfScope).audit_reason(),
             "agent_out_of_scope"
         );
+    }
+
+    #[test]
+    fn a_claim_that_cannot_name_the_supervisor_is_403_with_its_own_reason() {
+        for (refused, reason) in [
+            (
+                SourceIdentityRefused::Missing("email".into()),
+                "source_identity_missing",
+            ),
+            (
+                SourceIdentityRefused::Invalid("email".into()),
+                "source_identity_invalid",
+            ),
+        ] {
+            let e = GatewayError::from(refused);
+            let answer = e.answer();
+            assert_eq!((answer.status.as_u16(), answer.code), (403, "FORBIDDEN"));
+            assert!(answer.message.contains("email"), "{}", answer.message);
+            assert_eq!(e.audit_reason(), reason);
+        }
+    }
+
+    #[test]
+    fn sts_failing_a_supervisors_session_is_502_naming_sts_assume_role() {
+        let e = GatewayError::Upstream(failure(
+            Operation::MonitorContact,
+            FailureKind::Credentials(CredentialsUnavailable::AssumeRole(std::sync::Arc::new(
+                CredentialsUnavailable::TimedOut,
+            ))),
+        ));
+        let answer = e.answer();
+        assert_eq!((answer.status.as_u16(), answer.code), (502, "UPSTREAM_ERROR"));
+        assert!(answer.message.starts_with("sts:AssumeRole"), "{}", answer.message);
+        // The gateway's own credentials missing stays the gateway's 503.
+        let own = GatewayError::Upstream(failure(
+            Operation::MonitorContact,
+            FailureKind::Credentials(CredentialsUnavailable::Expired),
+        ));
+        assert_eq!(own.answer().status.as_u16(), 503);
     }
 }

@@ -23,8 +23,10 @@ use crate::auth::token::{bearer_token, AuthFailure, Identity};
 use crate::authz::facts::Recorded;
 use crate::authz::listing::{check_instance_id, Listing};
 use crate::authz::live_facts::LiveFacts;
+use crate::authz::policy::find_claim;
 use crate::authz::Permit;
 use crate::connect::client::{Spent, AWS_REQUEST_ID};
+use crate::connect::credentials::SourceIdentity;
 use crate::connect::monitor_contact::{self, Monitored};
 use crate::connect::monitor_request::{InvalidRequest, MonitorRequest};
 use crate::http::{json_response, Body, REQUEST_ID};
@@ -69,6 +71,9 @@ struct Exchange {
     spent: Spent,
     /// Why the caller monitors, from a valid `Monitor-Reason` header.
     monitor_reason: Option<String>,
+    /// The supervisor whose session signs MonitorContact, for an instance
+    /// with `source_identity_claim`.
+    source_identity: Option<SourceIdentity>,
 }
 
 /// A caller-supplied request id is kept when it is short and plain; anything
@@ -244,6 +249,15 @@ impl Gateway {
             hook(request);
         }
 
+        // Name the supervisor: an instance with `source_identity_claim` has
+        // MonitorContact signed in their session, named by their claim as it
+        // is (docs/security.md, "CloudTrail names the supervisor"). A claim
+        // that cannot be is refused here, before any lookup, dry run or not.
+        exchange.source_identity = self
+            .connect
+            .signers()
+            .source_identity(&request.instance_id, |claim| find_claim(&identity.claims, claim))?;
+
         // Decide: the one authorization seam, asking Connect what a grant needs.
         let facts = Recorded::new(LiveFacts::new(&self.connect, &self.caches, deadline, &exchange.spent));
         // A dry run decides as if a reason were given, and says when one is needed.
@@ -264,6 +278,7 @@ impl Gateway {
             &permit.route,
             request,
             client_token,
+            exchange.source_identity.as_ref(),
             deadline,
             &exchange.spent,
         ))
@@ -340,6 +355,7 @@ impl Gateway {
             reason: exchange.permit.as_ref().map(|p| p.grant.clone()),
             issuer: exchange.identity.as_ref().map(|i| i.issuer.clone()),
             subject: exchange.identity.as_ref().map(|i| i.subject.clone()),
+            source_identity: exchange.source_identity.as_ref().map(|s| s.value().to_owned()),
             instance_id: request
                 .map(|r| r.instance_id.clone())
                 .or_else(|| exchange.listed_instance.clone()),

@@ -74,6 +74,10 @@ pub(crate) struct AuditRecord {
     pub(crate) reason: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) subject: Option<String>,
+    /// The `SourceIdentity` of the supervisor's session MonitorContact is
+    /// (or, on a dry run or a deny, would be) signed in; null when the
+    /// instance has no `source_identity_claim` or the claim was refused.
+    pub(crate) source_identity: Option<String>,
     pub(crate) instance_id: Option<String>,
     pub(crate) contact_id: Option<String>,
     pub(crate) user_id: Option<String>,

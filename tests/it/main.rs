@@ -70,6 +70,8 @@ mod credentials;
 mod panic_safety;
 /// Faults and load: retries, their quota, load shedding, hang-ups.
 mod resilience;
+/// MonitorContact signed in the supervisor's session (STS `SourceIdentity`).
+mod source_identity;
 /// TLS on the API listener, and outbound calls through proxies and CAs.
 mod tls_and_proxy;
 

@@ -1,6 +1,8 @@
 //! An in-process AWS STS that answers AssumeRole (query protocol, XML) after
 //! verifying the call's SigV4 signature, handing out predictable credentials:
-//! the n-th AssumeRole gets [`StsStandIn::issued`]`(n)`.
+//! the n-th AssumeRole gets [`StsStandIn::issued`]`(n)`. It records every
+//! call's parameters (`RoleArn`, `RoleSessionName`, `ExternalId`,
+//! `SourceIdentity`, …) and can hold its answers until a test lets them go.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,11 @@ impl AssumeRoleCall {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    /// The session's `SourceIdentity`, if the call set one.
+    pub fn source_identity(&self) -> Option<&str> {
+        self.param("SourceIdentity")
+    }
 }
 
 struct State {
@@ -44,6 +51,8 @@ struct State {
     calls: Mutex<Vec<AssumeRoleCall>>,
     /// The expiry of each set handed out, in order.
     expiries: Mutex<Vec<SystemTime>>,
+    /// While `true`, answers wait (the calls are recorded at once).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 /// The running STS; stops when dropped.
@@ -70,6 +79,7 @@ impl StsStandIn {
             refuse: Mutex::new(None),
             calls: Mutex::new(Vec::new()),
             expiries: Mutex::new(Vec::new()),
+            held: tokio::sync::watch::Sender::new(false),
         });
         let s = state.clone();
         let task = tokio::spawn(serve(
@@ -109,6 +119,19 @@ impl StsStandIn {
     pub fn set_refusing(&self, refusing: bool) {
         *self.state.refuse.lock().unwrap() = refusing.then_some("AccessDenied");
     }
+
+    /// Holds every answer (calls are still recorded as they arrive) while `true`.
+    pub fn set_holding(&self, holding: bool) {
+        self.state.held.send_replace(holding);
+    }
+
+    /// The calls that set a `SourceIdentity`: the supervisors' sessions.
+    pub fn source_identity_calls(&self) -> Vec<AssumeRoleCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.source_identity().is_some())
+            .collect()
+    }
 }
 
 /// One `application/x-www-form-urlencoded` name or value: `+` is a space.
@@ -145,16 +168,23 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
             (form_decode(k), form_decode(v))
         })
         .collect();
+    let call = AssumeRoleCall {
+        at: SystemTime::now(),
+        params,
+        signature_problem: signature_problem.clone(),
+        signed_region,
+    };
+    let session_name = call.param("RoleSessionName").unwrap_or_default().to_owned();
+    let source_identity = call
+        .source_identity()
+        .map(|v| format!("\n    <SourceIdentity>{v}</SourceIdentity>"))
+        .unwrap_or_default();
     let n = {
         let mut calls = state.calls.lock().unwrap();
-        calls.push(AssumeRoleCall {
-            at: SystemTime::now(),
-            params,
-            signature_problem: signature_problem.clone(),
-            signed_region,
-        });
+        calls.push(call);
         calls.len()
     };
+    let _ = state.held.subscribe().wait_for(|held| !held).await;
     let refused = *state.refuse.lock().unwrap();
     if let Some(code) = signature_problem.as_ref().map(|_| "SignatureDoesNotMatch").or(refused) {
         let xml = format!(
@@ -173,9 +203,9 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleResult>
     <AssumedRoleUser>
-      <AssumedRoleId>AROASTANDIN:connect-monitor-gateway</AssumedRoleId>
-      <Arn>arn:aws:sts::222233334444:assumed-role/connect-monitor/connect-monitor-gateway</Arn>
-    </AssumedRoleUser>
+      <AssumedRoleId>AROASTANDIN:{session_name}</AssumedRoleId>
+      <Arn>arn:aws:sts::222233334444:assumed-role/connect-monitor/{session_name}</Arn>
+    </AssumedRoleUser>{source_identity}
     <Credentials>
       <AccessKeyId>{}</AccessKeyId>
       <SecretAccessKey>{}</SecretAccessKey>
