@@ -106,6 +106,8 @@ const VARIABLES: &[&str] = &[
     "AWS_SHARED_CREDENTIALS_FILE",
     "HOME",
     "AWS_ENDPOINT_URL_CONNECT",
+    // Where supervisors' sessions are assumed (source_identity_claim).
+    "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL",
     "HTTPS_PROXY",
     "https_proxy",

@@ -847,6 +847,7 @@ fn iam_documents_are_policies_naming_only_what_the_gateway_calls() {
         "connect:SearchUsers",
         "connect:GetCurrentUserData",
         "sts:AssumeRole",
+        "sts:SetSourceIdentity",
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")).unwrap() {
