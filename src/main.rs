@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             facts,
             live,
         } => cli::on_runtime(cli::explain(config, &claims, &question, facts.as_deref(), live)),
+        Command::VerifyAudit { file } => cli::verify_audit(&file),
         #[cfg(feature = "demo")]
         Command::Demo { once } => cli::on_runtime(cli::demo(once)),
     }

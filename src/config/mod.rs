@@ -47,6 +47,8 @@ pub struct Settings {
     pub(crate) authz: AuthzSettings,
     /// `-` (stdout) or the audit file's path.
     pub audit_file: String,
+    /// Every audit line names the hash of the one before it (`[audit] chain`).
+    pub audit_chain: bool,
     pub(crate) cors: Cors,
     /// `[shared]`: the server the fleet shares budgets and facts on.
     pub(crate) shared: Option<SharedSettings>,
@@ -110,7 +112,7 @@ impl Settings {
                 let auth = file.auth.check(&mut c);
                 let connect = file.connect.check(&mut c).await;
                 let cors = file.cors.check(&mut c);
-                let audit_file = file.audit.check(&mut c);
+                let (audit_file, audit_chain) = file.audit.check(&mut c);
                 let shared = file.shared.map(|s| s.check(&mut c));
                 file.policy.check(&mut c).map(|authz| Settings {
                     config_file: path.to_path_buf(),
@@ -119,6 +121,7 @@ impl Settings {
                     connect,
                     authz,
                     audit_file,
+                    audit_chain,
                     cors,
                     shared,
                     env: env.clone(),

@@ -280,7 +280,7 @@ pub async fn start_on(
     let audit = match deps.audit {
         Some(a) => a,
         None => Arc::new(
-            AuditSink::open(&settings.audit_file).map_err(|source| StartError::Audit {
+            AuditSink::open_with(&settings.audit_file, settings.audit_chain).map_err(|source| StartError::Audit {
                 path: settings.audit_file.clone(),
                 source,
             })?,

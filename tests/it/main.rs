@@ -98,6 +98,8 @@ mod shared_server_harness;
 // Operating it.
 /// The shape of src/: no import cycles, main.rs only wires.
 mod architecture;
+/// The tamper-evident audit: `[audit] chain` and `verify-audit`.
+mod audit_chain;
 /// The real binary: `check`, `explain`, `--version`, `demo --once`, `serve`.
 mod binary;
 /// The deployment examples under deploy/ agree with each other and the gateway.
