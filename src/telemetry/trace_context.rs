@@ -20,11 +20,6 @@ pub(crate) struct TraceParent {
     pub(crate) flags: u8,
 }
 
-/// The trace id of the request's `traceparent` (see [`traceparent`]).
-pub(crate) fn trace_id(headers: &HeaderMap) -> Option<String> {
-    traceparent(headers).map(|t| t.trace_id)
-}
-
 /// The request's `traceparent`, when there is exactly one and it is valid:
 /// `version-traceid-parentid-flags`, lowercase hex, version not `ff`, ids not
 /// all zeros. Version `00` has exactly those four fields; a later version may
@@ -69,7 +64,7 @@ mod tests {
         for v in values {
             headers.append(TRACEPARENT, v.parse().unwrap());
         }
-        trace_id(&headers)
+        traceparent(&headers).map(|t| t.trace_id)
     }
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
