@@ -26,6 +26,7 @@ use crate::connect::operation::Operation;
 use crate::connect::settings::LookupSettings;
 use crate::shared::{sealed, Claim, SharedStore};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::traces::{InSpan as _, Span};
 
 /// While another replica fetches a fact, how often the server is asked for
 /// it: from the first interval, doubling up to the last.
@@ -223,6 +224,7 @@ impl FactCaches {
         F: Future<Output = Result<V, FactError>>,
     {
         let source = AtomicU8::new(FROM_CACHE);
+        let traced = Span::connect(kind.operation().name());
         let result = cache
             .try_get_with(key.clone(), async {
                 match &self.shared {
@@ -236,6 +238,7 @@ impl FactCaches {
                     }
                 }
             })
+            .in_span(traced.as_ref())
             .await
             .map(|kept| kept.value);
         let outcome = match (&result, source.load(Ordering::Relaxed)) {
@@ -255,6 +258,17 @@ impl FactCaches {
             (Err(error), _) => outcome_of(error),
         };
         self.metrics.connect_lookup(kind.operation().name(), outcome);
+        if let Some(span) = traced {
+            let cache = match source.load(Ordering::Relaxed) {
+                FROM_CACHE => "hit",
+                FROM_SHARED => "shared_hit",
+                _ => "miss",
+            };
+            span.set("cmg.cache", cache);
+            if result.is_err() {
+                span.fail(outcome);
+            }
+        }
         result.map_err(|error| (*error).clone())
     }
 

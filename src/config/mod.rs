@@ -15,6 +15,7 @@ use crate::http::cors::{Cors, CorsSection};
 use crate::http::{ServerSection, ServerSettings};
 use crate::shared::settings::{SharedSection, SharedSettings};
 use crate::telemetry::audit::AuditSection;
+use crate::telemetry::traces::{TelemetrySection, TraceSettings};
 
 /// The configuration file as written: one section per owner.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -34,6 +35,8 @@ struct FileConfig {
     cors: CorsSection,
     #[serde(default)]
     shared: Option<SharedSection>,
+    #[serde(default)]
+    telemetry: TelemetrySection,
 }
 
 /// The whole configuration, checked and resolved: paths, durations,
@@ -52,6 +55,8 @@ pub struct Settings {
     pub(crate) cors: Cors,
     /// `[shared]`: the server the fleet shares budgets and facts on.
     pub(crate) shared: Option<SharedSettings>,
+    /// `[telemetry]`: where traces go, when anywhere.
+    pub(crate) traces: Option<TraceSettings>,
     /// The environment as it was at load.
     pub(crate) env: Environment,
 }
@@ -114,6 +119,7 @@ impl Settings {
                 let cors = file.cors.check(&mut c);
                 let (audit_file, audit_chain) = file.audit.check(&mut c);
                 let shared = file.shared.map(|s| s.check(&mut c));
+                let traces = file.telemetry.check(&mut c);
                 file.policy.check(&mut c).map(|authz| Settings {
                     config_file: path.to_path_buf(),
                     server,
@@ -124,6 +130,7 @@ impl Settings {
                     audit_chain,
                     cors,
                     shared,
+                    traces,
                     env: env.clone(),
                 })
             }

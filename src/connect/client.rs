@@ -20,6 +20,7 @@ use super::retry::{retry_after, RetryKind, RetryQuota, RetrySettings};
 use super::signing::{self, SigningFailed};
 use crate::http::client::HttpClient;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::traces;
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -300,7 +301,10 @@ impl ConnectClient {
         let mut previous: Option<ConnectFailure> = None;
         loop {
             match self.budgets.take(route, operation, deadline).await {
-                Ok(waited) => spent.waited(waited),
+                Ok(waited) => {
+                    spent.waited(waited);
+                    traces::budget_waited(operation.name(), waited);
+                }
                 Err(exhausted) => {
                     // No token before the deadline: say when to come back, or
                     // answer with what the last attempt got.

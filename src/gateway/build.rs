@@ -32,6 +32,7 @@ use crate::http::tls::ReloadableTls;
 use crate::shared::SharedStore;
 use crate::telemetry::audit::AuditSink;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::traces::Traces;
 
 /// How long start-up waits for first keys and credentials before serving
 /// anyway (not ready) and letting the background tasks keep trying.
@@ -118,6 +119,11 @@ impl RunningGateway {
         // wait for them too (all admission permits back), within the same grace.
         let all = u32::try_from(self.gateway.max_in_flight).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout_at(deadline, self.gateway.in_flight.acquire_many(all)).await;
+        // Their spans, within what is left of the grace (a second at least).
+        if let Some(traces) = &self.gateway.traces {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            traces.shutdown(left.max(Duration::from_secs(1))).await;
+        }
         for task in self.background {
             task.abort();
         }
@@ -304,6 +310,13 @@ pub async fn start_on(
         }
     }
     let budgets = Budgets::new(settings.connect.quotas.clone(), shared.clone(), metrics.clone());
+    // Exported from this runtime through the same outbound client.
+    let traces = match &settings.traces {
+        Some(t) => {
+            Some(Traces::start(t, client.clone(), metrics.clone()).map_err(|e| StartError::Config(e.to_string()))?)
+        }
+        None => None,
+    };
 
     let gateway = Arc::new(Gateway {
         authenticator: Authenticator::new(issuers.clone(), settings.auth.leeway),
@@ -314,6 +327,7 @@ pub async fn start_on(
         shared: shared.clone(),
         audit,
         metrics,
+        traces,
         in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
         max_in_flight: settings.server.max_in_flight,
         draining: AtomicBool::new(false),

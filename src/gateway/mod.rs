@@ -24,6 +24,7 @@ use crate::http::cors::Cors;
 use crate::shared::SharedStore;
 use crate::telemetry::audit::AuditSink;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::traces::Traces;
 
 /// Everything the request path needs, shared by all connections.
 pub(crate) struct Gateway {
@@ -38,6 +39,8 @@ pub(crate) struct Gateway {
     pub(crate) shared: Option<Arc<SharedStore>>,
     pub(crate) audit: Arc<AuditSink>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Spans exported over OTLP (`[telemetry] otlp_endpoint`), when configured.
+    pub(crate) traces: Option<Traces>,
     /// Admission: one permit per request being handled.
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) max_in_flight: usize,

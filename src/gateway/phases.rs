@@ -29,8 +29,10 @@ use crate::connect::client::{Spent, AWS_REQUEST_ID};
 use crate::connect::credentials::SourceIdentity;
 use crate::connect::monitor_contact::{self, Monitored};
 use crate::connect::monitor_request::{InvalidRequest, MonitorRequest};
+use crate::connect::operation::Operation;
 use crate::http::{json_response, Body, REQUEST_ID};
 use crate::telemetry::audit::{AuditRecord, Verdict};
+use crate::telemetry::traces::{InSpan as _, Span};
 use crate::telemetry::{error_chain, trace_context};
 
 /// The dry run's path: every phase but the call to Connect (docs/api.md, "The dry run").
@@ -92,6 +94,13 @@ fn request_id(req: &Request<Incoming>) -> String {
         .unwrap_or_else(crate::ids::random_uuid)
 }
 
+/// The API route `path` is, if any (a span is named after it).
+fn route(path: &str) -> Option<&'static str> {
+    [monitor_contact::PATH, CHECK_PATH, LISTING_PATH]
+        .into_iter()
+        .find(|route| *route == path)
+}
+
 fn is_json(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(CONTENT_TYPE)
@@ -132,12 +141,19 @@ impl Gateway {
             return preflight;
         }
         let request_id = request_id(&req);
-        let trace_id = trace_context::trace_id(req.headers());
+        let caller = trace_context::traceparent(req.headers());
+        let traced = self
+            .traces
+            .as_ref()
+            .map(|t| t.request(req.method(), route(req.uri().path()), &request_id, caller.as_ref()));
+        let trace_id = caller.map(|c| c.trace_id);
         // With debug logging, every log line of this request names it and the
         // caller's trace; the lines logged by default name both themselves
         // (an info span would cost every request its formatting).
         let span = tracing::debug_span!("request", request_id = %request_id, trace_id = trace_id.as_deref());
-        self.answer_request(req, request_id, trace_id).instrument(span).await
+        self.answer_request(req, request_id, trace_id, traced)
+            .instrument(span)
+            .await
     }
 
     async fn answer_request(
@@ -145,6 +161,7 @@ impl Gateway {
         req: Request<Incoming>,
         request_id: String,
         trace_id: Option<String>,
+        traced: Option<Span>,
     ) -> Response<Body> {
         let cors_origin = self.cors.allowed_origin(req.headers());
         let started = Instant::now();
@@ -156,7 +173,7 @@ impl Gateway {
         let outcome = match admitted {
             // A panic in a phase is this request's failure: answered 500 with
             // its id, audited, and the gauges and permit put back below.
-            Some(_) => match AssertUnwindSafe(self.process(req, started, &mut exchange))
+            Some(_) => match AssertUnwindSafe(self.process(req, started, &mut exchange).in_span(traced.as_ref()))
                 .catch_unwind()
                 .await
             {
@@ -206,6 +223,14 @@ impl Gateway {
         };
         // Written before the answer leaves: a caller never sees a result the audit lacks.
         self.audit.write(&record);
+        if let Some(span) = traced {
+            let decision = match record.decision {
+                Verdict::Allow => "allow",
+                Verdict::Deny => "deny",
+            };
+            let grant = exchange.permit.as_ref().map(|p| p.grant.as_str());
+            span.answered(record.status, decision, record.reason.as_deref(), grant);
+        }
         self.metrics.request_done(record.code, elapsed);
         self.metrics.in_flight().dec();
         drop(admitted);
@@ -271,17 +296,21 @@ impl Gateway {
 
         // Call Connect: the body rebuilt from what was validated.
         let client_token = exchange.client_token.insert(monitor_contact::client_token(request));
+        let traced = Span::connect(Operation::MonitorContact.name());
         // Boxed: the call's future is large, and kept inline it would make every
         // request's task (moved at spawn) large too.
-        let monitored = Box::pin(monitor_contact::monitor_contact(
-            &self.connect,
-            &permit.route,
-            request,
-            client_token,
-            exchange.source_identity.as_ref(),
-            deadline,
-            &exchange.spent,
-        ))
+        let monitored = Box::pin(
+            monitor_contact::monitor_contact(
+                &self.connect,
+                &permit.route,
+                request,
+                client_token,
+                exchange.source_identity.as_ref(),
+                deadline,
+                &exchange.spent,
+            )
+            .in_span(traced.as_ref()),
+        )
         .await?;
         Ok(Done::Monitored(monitored))
     }
@@ -315,6 +344,7 @@ impl Gateway {
     }
 
     async fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Identity>, GatewayError> {
+        let _traced = Span::child("authenticate");
         let token = bearer_token(req.headers())?;
         match self.authenticator.authenticate(token).await {
             Ok(identity) => Ok(identity),

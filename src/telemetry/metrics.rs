@@ -35,6 +35,7 @@ pub struct Metrics {
     budget_exhausted: Family<Fixed<1>, Counter>,
     shared_errors: Counter,
     shared_degraded: Gauge,
+    otlp_dropped_spans: Counter,
 }
 
 fn budget_wait_histogram() -> Histogram {
@@ -70,6 +71,7 @@ impl Metrics {
         let budget_exhausted = Family::default();
         let shared_errors = Counter::default();
         let shared_degraded = Gauge::default();
+        let otlp_dropped_spans = Counter::default();
         registry.register(
             "cmg_connect_budget_wait_seconds",
             "Time calls to Connect waited for a token of their operation's budget",
@@ -89,6 +91,11 @@ impl Metrics {
             "cmg_shared_degraded",
             "1 while this replica cannot use the shared server and runs on its own cache and fallback budgets",
             shared_degraded.clone(),
+        );
+        registry.register(
+            "cmg_otlp_dropped_spans",
+            "Spans never delivered to the OTLP collector: the export queue was full, or the collector did not take their batch",
+            otlp_dropped_spans.clone(),
         );
         registry.register(
             "cmg_requests",
@@ -159,7 +166,13 @@ impl Metrics {
             budget_exhausted,
             shared_errors,
             shared_degraded,
+            otlp_dropped_spans,
         }
+    }
+
+    /// Spans that will never reach the collector.
+    pub fn otlp_spans_dropped(&self, spans: u64) {
+        self.otlp_dropped_spans.inc_by(spans);
     }
 
     /// A call to Connect got its budget's token after `waited`.

@@ -1,9 +1,11 @@
 //! What the gateway tells its operators: the audit trail (one line per API
-//! request) and the Prometheus metrics. Used by every layer; uses none.
+//! request), the Prometheus metrics and, when a collector is configured,
+//! traces. Used by every layer; uses none.
 
 pub(crate) mod audit;
 pub(crate) mod metrics;
 pub(crate) mod trace_context;
+pub(crate) mod traces;
 
 /// An error with its causes, for logs: `connect:DescribeUser failed: Connect
 /// could not be reached: client error (Connect): tcp connect error: …`.

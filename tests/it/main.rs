@@ -112,3 +112,5 @@ mod metrics;
 mod openapi;
 /// The README's quick start, run as written.
 mod quick_start;
+/// Traces exported over OTLP, and a collector that is down or hung.
+mod traces;
