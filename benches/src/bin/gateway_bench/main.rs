@@ -1431,6 +1431,36 @@ fn write_gateway_files(dir: &Path, upstream: SocketAddr, shared: Option<&str>) -
     files
 }
 
+/// A baseline built with Connect budgets would hold MonitorContact to
+/// Connect's 2 calls a second: when its `check` takes the gateway's config
+/// (budgets far above the benchmark's pace), it runs on that config too.
+/// An older build, which knows no budgets, keeps the config without them.
+fn give_the_baseline_budgets_it_knows(baseline: &Path, files: &GatewayFiles) {
+    let accepted = Command::new(baseline)
+        .args(["check", "--config"])
+        .arg(&files.config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if accepted {
+        for (from, to) in [
+            (&files.config, &files.baseline_config),
+            (&files.ready_config, &files.baseline_ready_config),
+        ] {
+            fs::copy(from, to).unwrap_or_else(|e| fatal(e));
+        }
+    }
+    println!(
+        "  baseline config: {}",
+        if accepted {
+            "the gateway's, budgets included"
+        } else {
+            "without budgets (the baseline knows none)"
+        }
+    );
+}
+
 /// The gateway's command: its static credentials in the environment, the
 /// metadata service off, `RUST_LOG=info` (its default), stderr to `log`.
 fn gateway_command(binary: &Path, config: &Path, log: &Path, wrapper: &[String]) -> Command {
@@ -2097,6 +2127,9 @@ fn main() {
     let upstream = start_nginx(&opts.nginx, &dir);
     let passthrough = start_passthrough(&opts.passthrough, upstream.1);
     let files = write_gateway_files(&dir, upstream.1, opts.shared.as_deref());
+    if let Some(baseline) = &opts.baseline {
+        give_the_baseline_budgets_it_knows(baseline, &files);
+    }
     let servers = Servers {
         upstream,
         passthrough: Some(passthrough),
