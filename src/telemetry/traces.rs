@@ -526,6 +526,32 @@ mod tests {
         }
     }
 
+    fn checked(text: &str) -> (Option<TraceSettings>, Vec<String>) {
+        let env = crate::check::Environment::default();
+        let mut c = Check::new(std::path::Path::new("gateway.toml"), &env);
+        let section: TelemetrySection = toml::from_str(text).unwrap();
+        let settings = section.check(&mut c);
+        (settings, c.problems.into_iter().map(|p| p.key).collect())
+    }
+
+    #[test]
+    fn the_section_is_off_without_an_endpoint_and_names_what_is_wrong() {
+        assert_eq!(checked(""), (None, vec![]));
+        assert_eq!(
+            checked("otlp_endpoint = \"http://127.0.0.1:4318/\""),
+            (
+                Some(TraceSettings {
+                    traces_url: "http://127.0.0.1:4318/v1/traces".into(),
+                    max_queue: DEFAULT_MAX_QUEUE,
+                }),
+                vec![]
+            )
+        );
+        let (settings, problems) = checked("otlp_endpoint = \"127.0.0.1:4318\"\nmax_queue = 0");
+        assert_eq!(settings, None);
+        assert_eq!(problems, ["telemetry.max_queue", "telemetry.otlp_endpoint"]);
+    }
+
     #[test]
     fn an_extension_method_is_not_named() {
         assert_eq!(method_name(&Method::POST), "POST");

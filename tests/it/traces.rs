@@ -400,6 +400,29 @@ async fn every_request_is_named_after_its_route_and_an_unsampled_caller_gets_no_
     collector.assert_never_sent(&[&token, "/nowhere"]);
 }
 
+#[tokio::test]
+async fn shutdown_sends_the_spans_still_queued() {
+    let collector = Collector::start().await;
+    let config = format!("[telemetry]\notlp_endpoint = \"{}\"\n", collector.endpoint());
+    let mut h = Harness::with(Options {
+        config: &config,
+        ..Options::default()
+    })
+    .await;
+    let a = post(&h, "/contact/monitor", &h.supervisor_token(), Some(FIRST.0), None).await;
+    assert_eq!(a.status, 200);
+    // At once, before the export's batch would have left on its own.
+    let gateway = h.gateway.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), gateway.shutdown(Duration::from_secs(5)))
+        .await
+        .expect("shutdown within its grace");
+    let spans = collector.received.lock().unwrap().spans.clone();
+    assert!(
+        has_request(&spans, FIRST.1, "POST /contact/monitor"),
+        "sent before shutdown returned: {spans:#?}"
+    );
+}
+
 /// Sends `n` requests one after the other, each answered 200 within the
 /// request timeout, then returns `cmg_otlp_dropped_spans_total` once it
 /// counts (polled, bounded).
