@@ -34,7 +34,11 @@
 #   it must accept the same config as the one built here. Keep it outside
 #   target/dist (e.g. build the old commit in a worktree of its own, or copy
 #   its binary to /tmp): this script rebuilds target/dist/connect-monitor-gateway
-#   before it runs.
+#   before it runs. A baseline that knows Connect budgets runs on the gateway's
+#   config (budgets far above the pace); an older one on a config without them.
+#   --otlp-endpoint URL: the gateway under test (not the baseline) exports a
+#   span per request there; with the baseline the same binary and a port
+#   nobody listens on, it measures what a collector that is down costs.
 #   CONFIG: upstream|passthrough|one-token|fresh-token|forged|deny|
 #   connect-aware (or a|b|c|d|e1|e2|f). --profile builds the gateway with the
 #   dist profile, symbols kept and line tables, into target/bench-profile (the

@@ -53,7 +53,9 @@
 //! `--nginx PATH` `--wrk PATH` `--pid-file PATH` (every child's pid, for the
 //! script's trap) `--keep` (the work dir stays) `--shared URL` (the gateway
 //! under test, not the baseline, keeps its budgets and facts on that Redis:
-//! `[shared] url`).
+//! `[shared] url`) `--otlp-endpoint URL` (the gateway under test, not the
+//! baseline, exports a span per request there: `[telemetry] otlp_endpoint`;
+//! a port nobody listens on measures a collector that is down).
 //! Exit status: 0 whatever the figures; 1 when a request got an unexpected
 //! status (named in the output); 2 when the benchmark could not run.
 
@@ -307,6 +309,8 @@ struct Options {
     baseline: Option<PathBuf>,
     /// `--shared URL`: the gateway under test uses this Redis (`[shared]`).
     shared: Option<String>,
+    /// `--otlp-endpoint URL`: the gateway under test exports traces there.
+    otlp_endpoint: Option<String>,
     passthrough: PathBuf,
     nginx: String,
     wrk: String,
@@ -321,6 +325,7 @@ fn usage() -> ! {
          \x20                    [--profile CONFIG] [--profile-seconds S] [--profiler perf|callgrind]\n\
          \x20                    [--binary PATH] [--passthrough PATH] [--nginx PATH] [--wrk PATH]\n\
          \x20                    [--pid-file PATH] [--keep] [--shared redis://HOST:PORT/DB]\n\
+         \x20                    [--otlp-endpoint http://HOST:PORT]\n\
          CONFIG: {}",
         CONFIGS[..WITHOUT_BASELINE]
             .iter()
@@ -351,6 +356,7 @@ fn parse_options() -> Options {
         binary: PathBuf::from("target/dist/connect-monitor-gateway"),
         baseline: None,
         shared: None,
+        otlp_endpoint: None,
         passthrough: PathBuf::from("target/dist/bench_passthrough"),
         nginx: "nginx".into(),
         wrk: "wrk".into(),
@@ -403,6 +409,7 @@ fn parse_options() -> Options {
             "--binary" => o.binary = PathBuf::from(value()),
             "--baseline" => o.baseline = Some(PathBuf::from(value())),
             "--shared" => o.shared = Some(value()),
+            "--otlp-endpoint" => o.otlp_endpoint = Some(value()),
             "--passthrough" => o.passthrough = PathBuf::from(value()),
             "--nginx" => o.nginx = value(),
             "--wrk" => o.wrk = value(),
@@ -2129,6 +2136,15 @@ fn main() {
     let files = write_gateway_files(&dir, upstream.1, opts.shared.as_deref());
     if let Some(baseline) = &opts.baseline {
         give_the_baseline_budgets_it_knows(baseline, &files);
+    }
+    if let Some(endpoint) = &opts.otlp_endpoint {
+        // The gateway under test only: the baseline runs without traces.
+        for config in [&files.config, &files.ready_config] {
+            let mut text = fs::read_to_string(config).unwrap_or_else(|e| fatal(e));
+            text.push_str(&format!("\n[telemetry]\notlp_endpoint = {endpoint:?}\n"));
+            fs::write(config, text).unwrap_or_else(|e| fatal(e));
+        }
+        println!("  the gateway under test exports a span per request to {endpoint}; the baseline does not");
     }
     let servers = Servers {
         upstream,
