@@ -184,17 +184,9 @@ impl FactCaches {
         }
     }
 
-    /// Keeps a contact learned from another answer (a listing's), here and,
-    /// with `[shared]`, on the server, as if DescribeContact had given it.
-    pub(crate) async fn learn_contact(&self, key: Key, contact: ContactFacts, shared_too: bool) {
-        if let (true, Some(shared)) = (shared_too, &self.shared) {
-            if shared.in_use() {
-                let fact_key = shared.key(&["fact", Kind::Contact.name(), &key.0, &key.1]);
-                if let Some(stored) = sealed::seal(shared.integrity_key(), &fact_key, &contact) {
-                    let _ = shared.put(&fact_key, &stored, self.ttl).await;
-                }
-            }
-        }
+    /// Keeps a contact learned from another answer (a listing's) in
+    /// process, as if DescribeContact had given it.
+    pub(crate) async fn keep_contact(&self, key: Key, contact: ContactFacts) {
         self.contacts
             .insert(
                 key,
@@ -204,6 +196,18 @@ impl FactCaches {
                 },
             )
             .await;
+    }
+
+    /// Puts a contact learned from another answer on the shared server (when
+    /// in use), for the fleet's other replicas.
+    pub(crate) async fn share_contact(&self, key: &Key, contact: &ContactFacts) {
+        let Some(shared) = self.shared.as_ref().filter(|s| s.in_use()) else {
+            return;
+        };
+        let fact_key = shared.key(&["fact", Kind::Contact.name(), &key.0, &key.1]);
+        if let Some(stored) = sealed::seal(shared.integrity_key(), &fact_key, contact) {
+            let _ = shared.put(&fact_key, &stored, self.ttl).await;
+        }
     }
 
     /// The fact for `key`: from the cache, or from `fetch`, shared with every

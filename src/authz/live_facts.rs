@@ -166,7 +166,9 @@ impl FactSource for LiveFacts<'_> {
             .await?;
         // Kept in process whoever fetched it (this request, another, or
         // another replica): a contact evicted since is known again.
-        self.learn_contacts(instance_id, &answer.value, false).await;
+        for (key, contact) in contacts_of(instance_id, &answer.value) {
+            self.caches.keep_contact(key, contact).await;
+        }
         Ok(answer)
     }
 
@@ -217,7 +219,7 @@ impl LiveFacts<'_> {
 
     /// The agents `filter` names and their live contacts, every page while
     /// the listing allows; each contact is then kept as DescribeContact
-    /// would have told it, here and on the shared server.
+    /// would have told it, on the shared server (`live` keeps them here).
     pub(crate) async fn fetch_live(
         &self,
         route: &Route,
@@ -238,24 +240,28 @@ impl LiveFacts<'_> {
                 None => break true,
             }
         };
-        self.learn_contacts(instance_id, &agents, true).await;
+        // Fetched from Connect here: the fleet's other replicas learn its contacts too.
+        for (key, contact) in contacts_of(instance_id, &agents) {
+            self.caches.share_contact(&key, &contact).await;
+        }
         Ok(Paged::now(agents, complete))
     }
+}
 
-    /// Keeps the contacts of a live answer as contact facts: the click that
-    /// follows a listing needs no DescribeContact.
-    async fn learn_contacts(&self, instance_id: &str, agents: &[LiveAgent], shared_too: bool) {
-        for agent in agents {
-            for contact in &agent.contacts {
-                let facts = Contact {
-                    agent_id: Some(agent.agent_id.clone()),
-                    agent_groups: agent.groups.clone(),
-                    queue_id: contact.queue_id.clone(),
-                };
-                self.caches
-                    .learn_contact(key(instance_id, &contact.contact_id), facts, shared_too)
-                    .await;
-            }
-        }
-    }
+/// The contacts of a live answer as DescribeContact would tell them: the
+/// click that follows a listing needs no DescribeContact.
+fn contacts_of<'a>(
+    instance_id: &'a str,
+    agents: &'a [LiveAgent],
+) -> impl Iterator<Item = ((String, String), Contact)> + 'a {
+    agents.iter().flat_map(move |agent| {
+        agent.contacts.iter().map(move |contact| {
+            let facts = Contact {
+                agent_id: Some(agent.agent_id.clone()),
+                agent_groups: agent.groups.clone(),
+                queue_id: contact.queue_id.clone(),
+            };
+            (key(instance_id, &contact.contact_id), facts)
+        })
+    })
 }

@@ -244,18 +244,28 @@ impl Gateway {
         exchange: &mut Exchange,
     ) -> Result<Done, GatewayError> {
         // Route: the call, its dry run or the listing; one method, one Host.
-        exchange.dry_run = match req.uri().path() {
-            monitor_contact::PATH => false,
-            CHECK_PATH => true,
-            LISTING_PATH => return Box::pin(self.list(req, started, exchange)).await,
+        let method = match req.uri().path() {
+            monitor_contact::PATH => Method::POST,
+            CHECK_PATH => {
+                exchange.dry_run = true;
+                Method::POST
+            }
+            LISTING_PATH => {
+                (exchange.dry_run, exchange.listing) = (true, true);
+                Method::GET
+            }
             _ => return Err(GatewayError::NotFound),
         };
-        if req.method() != Method::POST {
-            return Err(GatewayError::MethodNotAllowed("POST"));
+        if req.method() != method {
+            let allowed = if method == Method::GET { "GET" } else { "POST" };
+            return Err(GatewayError::MethodNotAllowed(allowed));
         }
         // HTTP/1.1 requires exactly one Host; two give proxies room to disagree.
         if req.headers().get_all(http::header::HOST).iter().count() != 1 {
             return Err(GatewayError::NotOneHost);
+        }
+        if exchange.listing {
+            return Box::pin(self.list(req, started, exchange)).await;
         }
         let deadline = started + self.request_timeout;
 
@@ -315,7 +325,7 @@ impl Gateway {
         Ok(Done::Monitored(monitored))
     }
 
-    /// The listing: authenticate, read the instance from the query, and let
+    /// The listing, routed: authenticate, read the instance from the query, and let
     /// the authorizer list what the caller may monitor, asking Connect
     /// within the request's deadline and the listing's allowance of calls.
     async fn list(
@@ -324,14 +334,6 @@ impl Gateway {
         started: Instant,
         exchange: &mut Exchange,
     ) -> Result<Done, GatewayError> {
-        exchange.dry_run = true;
-        exchange.listing = true;
-        if req.method() != Method::GET {
-            return Err(GatewayError::MethodNotAllowed("GET"));
-        }
-        if req.headers().get_all(http::header::HOST).iter().count() != 1 {
-            return Err(GatewayError::NotOneHost);
-        }
         let deadline = started + self.request_timeout;
         let identity = exchange.identity.insert(self.authenticate(&req).await?);
         let instance_id = exchange.listed_instance.insert(listed_instance(req.uri().query())?);
